@@ -43,9 +43,7 @@ fn workspace_root() -> PathBuf {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// A loopback TCP listener on a free port, as a `.socket` unit would bind it.
@@ -91,7 +89,10 @@ impl NotifySocket {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("no notify message with {needle:?} within {timeout:?}; got {:?}", self.messages));
+                return Err(format!(
+                    "no notify message with {needle:?} within {timeout:?}; got {:?}",
+                    self.messages
+                ));
             }
             self.socket.set_read_timeout(Some(left)).unwrap();
             match self.socket.recv(&mut buf) {
@@ -102,10 +103,34 @@ impl NotifySocket {
                         return Ok(message);
                     }
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
                 Err(e) => panic!("notify socket recv: {e}"),
             }
         }
+    }
+
+    /// Waits until `n` received messages contain `needle`.
+    pub fn wait_count(&mut self, needle: &str, n: usize, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 4096];
+        while self.count(needle) < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "{} of {n} messages with {needle:?} within {timeout:?}",
+                    self.count(needle)
+                ));
+            }
+            self.socket.set_read_timeout(Some(left)).unwrap();
+            match self.socket.recv(&mut buf) {
+                Ok(len) => self.messages.push(String::from_utf8_lossy(&buf[..len]).into_owned()),
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => panic!("notify socket recv: {e}"),
+            }
+        }
+        Ok(())
     }
 
     /// Counts messages containing `needle` seen so far.
@@ -129,6 +154,7 @@ pub struct Launch {
     notify: Option<PathBuf>,
     stdin: Option<Stdio>,
     stdout: Option<Stdio>,
+    journal_stream: bool,
 }
 
 impl Launch {
@@ -142,7 +168,15 @@ impl Launch {
             notify: None,
             stdin: None,
             stdout: None,
+            journal_stream: false,
         }
+    }
+
+    /// Sets `JOURNAL_STREAM` to the server's stderr, as systemd does when
+    /// stderr goes to the journal, so the server believes it may log there.
+    pub fn journal_stream(mut self) -> Launch {
+        self.journal_stream = true;
+        self
     }
 
     /// Adds command-line arguments.
@@ -197,6 +231,10 @@ impl Launch {
         }
         if let Some(path) = &self.notify {
             cmd.env("NOTIFY_SOCKET", path);
+        }
+        if self.journal_stream {
+            let stat = rustix::fs::stat(log.path()).unwrap();
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", stat.st_dev, stat.st_ino));
         }
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -273,19 +311,18 @@ impl Running {
 
     /// The command, status and stderr, for assertion messages.
     pub fn report(&self) -> String {
-        format!(
-            "command: {}\nstatus: {:?}\nstderr:\n{}",
-            self.description,
-            self.status,
-            self.stderr()
-        )
+        format!("command: {}\nstatus: {:?}\nstderr:\n{}", self.description, self.status, self.stderr())
     }
 
     /// Waits until stderr contains `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.stderr().contains(needle) {
-            assert!(Instant::now() < deadline, "no log line with {needle:?} within {timeout:?}\n{}", self.report());
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} within {timeout:?}\n{}",
+                self.report()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -316,4 +353,3 @@ pub fn write_file(root: &Path, relative: &str, contents: impl AsRef<[u8]>) -> Pa
     std::fs::write(&path, contents).unwrap();
     path
 }
-

@@ -108,9 +108,8 @@ fn take_passed() -> Result<Vec<InheritedSocket>, Error> {
     let had_listen_pid = std::env::var_os("LISTEN_PID").is_some();
     // SAFETY: `take` documents that it must run before any other thread
     // exists, which is what `remove_var` requires.
-    let fds: Vec<(RawFd, String)> = unsafe { sd_notify::listen_fds_with_names_and_unset_env() }
-        .map_err(Error::Environment)?
-        .collect();
+    let fds: Vec<(RawFd, String)> =
+        unsafe { sd_notify::listen_fds_with_names_and_unset_env() }.map_err(Error::Environment)?.collect();
     let fds = if fds.is_empty() && !had_listen_pid {
         // `systemfd --no-pid` style: LISTEN_FDS alone. listenfd reads and
         // clears it (and LISTEN_FDS_FIRST_FD, which systemfd may set).
@@ -122,9 +121,7 @@ fn take_passed() -> Result<Vec<InheritedSocket>, Error> {
     } else {
         fds
     };
-    fds.into_iter()
-        .map(|(fd, name)| classify(fd, name))
-        .collect()
+    fds.into_iter().map(|(fd, name)| classify(fd, name)).collect()
 }
 
 /// Takes ownership of `fd` and decides what it is.
@@ -170,10 +167,7 @@ fn bind(spec: &str) -> Result<InheritedSocket, Error> {
     };
     let fail = |source| Error::Bind { addr: spec.to_owned(), source };
     let addr: SocketAddr = addr.parse().map_err(|err| {
-        fail(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("not an IP:PORT address ({err})"),
-        ))
+        fail(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("not an IP:PORT address ({err})")))
     })?;
     let kind = if udp {
         InheritedKind::Udp(UdpSocket::bind(addr).map_err(fail)?)

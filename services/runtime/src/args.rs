@@ -62,8 +62,6 @@ impl RuntimeArgs {
         if self.threads > 0 {
             return self.threads;
         }
-        std::thread::available_parallelism()
-            .map(|n| n.get().min(4))
-            .unwrap_or(1)
+        std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1)
     }
 }

@@ -310,7 +310,10 @@ async fn exit_when_idle(ctx: Context, idle: Duration) {
         let changed = ctx.inner.activity.notified();
         let deadline = *ctx.inner.last_activity.lock().unwrap_or_else(|e| e.into_inner()) + idle;
         if ctx.open_connections() == 0 && Instant::now() >= deadline {
-            tracing::info!(idle_secs = idle.as_secs(), "no connections, exiting until systemd starts us again");
+            tracing::info!(
+                idle_secs = idle.as_secs(),
+                "no connections, exiting until systemd starts us again"
+            );
             ctx.request_stop(StopReason::Idle);
             return;
         }

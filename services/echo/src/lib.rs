@@ -1,0 +1,133 @@
+//! RFC 862 echo: whatever arrives is sent back.
+//!
+//! The smallest useful socket-activated server, and so the one the workshop
+//! starts with. Every socket kind systemd can hand over is served:
+//!
+//! - TCP listeners (`ListenStream=`, `Accept=no`): one task per connection;
+//! - UDP sockets (`ListenDatagram=`): each datagram goes back to its sender;
+//! - one connected stream (`Accept=yes`): systemd accepted it and started an
+//!   instance just for it; we echo it and exit;
+//! - stdin/stdout (`--inetd`, for `StandardInput=socket`).
+//!
+//! A connection whose client sends nothing for `--read-timeout` is closed, so
+//! an idle peer cannot hold a connection slot forever. On stop, connections
+//! are closed after the data already read has been echoed: echo has no
+//! request boundary to wait for.
+#![deny(missing_docs)]
+
+use std::time::Duration;
+
+use sandkasten_runtime::{accept, Context, ServeError, Socket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UdpSocket;
+
+/// Read buffer per connection: large enough for line rate on loopback,
+/// small enough that 256 connections stay near 4 MiB.
+const BUFFER: usize = 16 * 1024;
+
+/// The largest UDP payload (IPv4, 65535 − 8 − 20).
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Serves every socket until a stop is requested (or, for an `Accept=yes`
+/// stream, until its connection ends).
+pub async fn serve(ctx: Context, sockets: Vec<Socket>) -> Result<(), ServeError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for socket in sockets {
+        let ctx = ctx.clone();
+        match socket {
+            Socket::TcpListener { listener, .. } => {
+                tasks.spawn(async move {
+                    let timeout = ctx.read_timeout();
+                    let stop = ctx.clone();
+                    accept::serve_listener(&ctx, listener, move |mut stream, peer| {
+                        let stop = stop.clone();
+                        async move {
+                            let (mut reader, mut writer) = stream.split();
+                            if let Err(err) = echo(&stop, &mut reader, &mut writer, timeout).await {
+                                tracing::debug!(%peer, %err, "connection ended");
+                            }
+                        }
+                    })
+                    .await
+                    .map_err(ServeError::from)
+                });
+            }
+            Socket::Udp { socket, .. } => {
+                tasks.spawn(async move { serve_udp(&ctx, socket).await.map_err(ServeError::from) });
+            }
+            Socket::Stream { mut stream, .. } => {
+                tasks.spawn(async move {
+                    let Some(slot) = ctx.slot().await else { return Ok(()) };
+                    let _admission = slot.admit();
+                    let (mut reader, mut writer) = stream.split();
+                    echo(&ctx, &mut reader, &mut writer, ctx.read_timeout()).await.map_err(ServeError::from)
+                });
+            }
+        }
+    }
+    // The first failure ends the server; otherwise wait for all to stop.
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    Ok(())
+}
+
+/// Echoes stdin to stdout (`--inetd`).
+pub async fn serve_stdio(ctx: &Context) -> Result<(), ServeError> {
+    let Some(slot) = ctx.slot().await else { return Ok(()) };
+    let _admission = slot.admit();
+    let (mut stdin, mut stdout) = (tokio::io::stdin(), tokio::io::stdout());
+    echo(ctx, &mut stdin, &mut stdout, ctx.read_timeout()).await?;
+    Ok(())
+}
+
+/// Copies `reader` to `writer` until end of input, a stop, or `timeout`
+/// without input.
+async fn echo<R, W>(ctx: &Context, reader: &mut R, writer: &mut W, timeout: Duration) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = tokio::select! {
+            _ = ctx.stopped() => break,
+            read = tokio::time::timeout(timeout, reader.read(&mut buf)) => match read {
+                Ok(read) => read?,
+                Err(_) => {
+                    tracing::debug!(timeout_secs = timeout.as_secs(), "client silent, closing");
+                    break;
+                }
+            },
+        };
+        if n == 0 {
+            break;
+        }
+        writer.write_all(&buf[..n]).await?;
+    }
+    writer.flush().await?;
+    writer.shutdown().await
+}
+
+/// Sends every datagram back to its sender until a stop is requested.
+async fn serve_udp(ctx: &Context, socket: UdpSocket) -> std::io::Result<()> {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (n, peer) = tokio::select! {
+            _ = ctx.stopped() => return Ok(()),
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(received) => received,
+                // ICMP errors from an earlier send (ECONNREFUSED) and the
+                // like belong to one peer, not to the socket: keep serving.
+                Err(err) => {
+                    tracing::debug!(%err, "udp receive failed");
+                    continue;
+                }
+            },
+        };
+        ctx.touch();
+        if let Err(err) = socket.send_to(&buf[..n], peer).await {
+            tracing::debug!(%peer, %err, "udp send failed");
+        }
+    }
+}
