@@ -1,0 +1,33 @@
+# Shared helpers for scripts/*: sourced, not run.
+
+# Prints a progress line on stderr.
+say() { printf '==> %s\n' "$*" >&2; }
+
+# Prints an error and exits non-zero.
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# need_packages CMD:PACKAGE...: installs the Debian packages whose commands are
+# missing (as root, after one apt-get update), or says exactly what to install.
+need_packages() {
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        die "missing packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
+    fi
+    say "installing ${missing[*]}"
+    if [ -z "${SANDKASTEN_APT_UPDATED:-}" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || die "apt-get update failed"
+        export SANDKASTEN_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+# need_rust: cargo with rustfmt and clippy, or a clear message.
+need_rust() {
+    command -v cargo >/dev/null 2>&1 \
+        || die "cargo not found: install a current stable Rust (https://rustup.rs; tested with 1.95)"
+}
