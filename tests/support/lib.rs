@@ -8,12 +8,13 @@
 //! that collects `READY=1`, `WATCHDOG=1`, `STOPPING=1`, … A failing test
 //! prints the command, exit status and the server's stderr.
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
@@ -21,18 +22,21 @@ use command_fds::{CommandFdExt, FdMapping};
 /// Path of a workspace binary, built (once per test process) if needed.
 ///
 /// Cargo only provides `CARGO_BIN_EXE_*` for a package's own binaries, and
-/// these live in other workspace members, so we ask cargo to build them.
+/// these live in other workspace members, so we ask cargo to build each one
+/// (a no-op when it is fresh).
 pub fn binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.contains(name) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bins", "--workspace"])
+            .args(["build", "--quiet", "--bin", name])
             .current_dir(workspace_root())
             .status()
             .expect("failed to run cargo build");
-        assert!(status.success(), "cargo build --bins failed");
-    });
+        assert!(status.success(), "cargo build --bin {name} failed");
+        built.insert(name.to_owned());
+    }
     let path = target_dir().join("debug").join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path

@@ -31,51 +31,36 @@ const MAX_DATAGRAM: usize = 65_507;
 /// Serves every socket until a stop is requested (or, for an `Accept=yes`
 /// stream, until its connection ends).
 pub async fn serve(ctx: Context, sockets: Vec<Socket>) -> Result<(), ServeError> {
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut udp = tokio::task::JoinSet::new();
+    let mut streams = Vec::new();
     for socket in sockets {
-        let ctx = ctx.clone();
         match socket {
-            Socket::TcpListener { listener, .. } => {
-                tasks.spawn(async move {
-                    let timeout = ctx.read_timeout();
-                    let stop = ctx.clone();
-                    accept::serve_listener(&ctx, listener, move |mut stream, peer| {
-                        let stop = stop.clone();
-                        async move {
-                            let (mut reader, mut writer) = stream.split();
-                            if let Err(err) = echo(&stop, &mut reader, &mut writer, timeout).await {
-                                tracing::debug!(%peer, %err, "connection ended");
-                            }
-                        }
-                    })
-                    .await
-                    .map_err(ServeError::from)
-                });
-            }
             Socket::Udp { socket, .. } => {
-                tasks.spawn(async move { serve_udp(&ctx, socket).await.map_err(ServeError::from) });
+                let ctx = ctx.clone();
+                udp.spawn(async move { serve_udp(&ctx, socket).await });
             }
-            Socket::Stream { mut stream, .. } => {
-                tasks.spawn(async move {
-                    let Some(slot) = ctx.slot().await else { return Ok(()) };
-                    let _admission = slot.admit();
-                    let (mut reader, mut writer) = stream.split();
-                    echo(&ctx, &mut reader, &mut writer, ctx.read_timeout()).await.map_err(ServeError::from)
-                });
-            }
+            other => streams.push(other),
         }
     }
-    // The first failure ends the server; otherwise wait for all to stop.
-    while let Some(joined) = tasks.join_next().await {
-        joined??;
-    }
-    Ok(())
+    let stop = ctx.clone();
+    let timeout = ctx.read_timeout();
+    let result = accept::serve_connections(&ctx, streams, move |mut stream, peer| {
+        let stop = stop.clone();
+        async move {
+            let (mut reader, mut writer) = stream.split();
+            if let Err(err) = echo(&stop, &mut reader, &mut writer, timeout).await {
+                tracing::debug!(%peer, %err, "connection ended");
+            }
+        }
+    })
+    .await;
+    udp.join_all().await;
+    result
 }
 
 /// Echoes stdin to stdout (`--inetd`).
 pub async fn serve_stdio(ctx: &Context) -> Result<(), ServeError> {
-    let Some(slot) = ctx.slot().await else { return Ok(()) };
-    let _admission = slot.admit();
+    let Some(_admission) = ctx.admit().await else { return Ok(()) };
     let (mut stdin, mut stdout) = (tokio::io::stdin(), tokio::io::stdout());
     echo(ctx, &mut stdin, &mut stdout, ctx.read_timeout()).await?;
     Ok(())
@@ -110,15 +95,16 @@ where
 }
 
 /// Sends every datagram back to its sender until a stop is requested.
-async fn serve_udp(ctx: &Context, socket: UdpSocket) -> std::io::Result<()> {
+///
+/// Errors belong to one peer (an ICMP error from an earlier send surfaces as
+/// `ECONNREFUSED` on the next receive), never to the socket: log and go on.
+async fn serve_udp(ctx: &Context, socket: UdpSocket) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, peer) = tokio::select! {
-            _ = ctx.stopped() => return Ok(()),
+            _ = ctx.stopped() => return,
             received = socket.recv_from(&mut buf) => match received {
                 Ok(received) => received,
-                // ICMP errors from an earlier send (ECONNREFUSED) and the
-                // like belong to one peer, not to the socket: keep serving.
                 Err(err) => {
                     tracing::debug!(%err, "udp receive failed");
                     continue;

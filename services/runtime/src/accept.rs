@@ -1,9 +1,14 @@
-//! The accept loop that every stream server shares.
+//! Serving stream sockets: the accept loop, `Accept=yes` connections, and
+//! the supervision of both, shared by every server.
 //!
-//! It takes a connection slot before it accepts (so a full server leaves new
-//! connections in the kernel's backlog), stops accepting the moment a stop is
-//! requested, and survives transient accept errors such as `EMFILE` by
-//! backing off instead of spinning or exiting.
+//! [`serve_listener`] takes a connection slot before it accepts (so a full
+//! server leaves new connections in the kernel's backlog), stops accepting
+//! the moment a stop is requested, and survives transient accept errors such
+//! as `EMFILE` by backing off instead of spinning or exiting.
+//! [`serve_connections`] runs one such loop per listener, serves a connected
+//! stream (`Accept=yes`) as a single connection, and stops everything when
+//! one listener dies, so that systemd restarts the unit with fresh sockets
+//! rather than leaving it half-serving.
 
 use std::future::Future;
 use std::io;
@@ -11,8 +16,93 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 
-use crate::lifecycle::Context;
+use crate::lifecycle::{Context, StopReason};
+use crate::{Error, ServeError, Socket};
+
+/// Serves every stream socket with `handler`, one call per connection, until
+/// a stop is requested or (for an `Accept=yes` stream) its one connection is
+/// done.
+///
+/// UDP sockets are refused with [`Error::Datagram`]. The first listener that
+/// fails for good requests a stop; its error is returned once the others
+/// have stopped accepting.
+pub async fn serve_connections<H, Fut>(
+    ctx: &Context,
+    sockets: Vec<Socket>,
+    handler: H,
+) -> Result<(), ServeError>
+where
+    H: Fn(TcpStream, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if let Some(udp) = sockets.iter().find(|s| matches!(s, Socket::Udp { .. })) {
+        return Err(Error::Datagram { name: udp.name().to_owned() }.into());
+    }
+    let mut tasks = JoinSet::new();
+    for socket in sockets {
+        let (ctx, handler) = (ctx.clone(), handler.clone());
+        match socket {
+            Socket::TcpListener { name, listener } => {
+                tasks.spawn(async move {
+                    serve_listener(&ctx, listener, handler)
+                        .await
+                        .map_err(|source| Error::Listener { name, source })
+                });
+            }
+            Socket::Stream { stream, .. } => {
+                tasks.spawn(async move {
+                    serve_stream(&ctx, stream, handler).await;
+                    Ok(())
+                });
+            }
+            Socket::Udp { .. } => unreachable!("UDP sockets were refused above"),
+        }
+    }
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let err: ServeError = match joined {
+            Ok(Ok(())) => continue,
+            Ok(Err(err)) => err.into(),
+            Err(panicked) => panicked.into(),
+        };
+        tracing::error!(%err, "stopping: a listener failed");
+        ctx.request_stop(StopReason::Failed);
+        failure.get_or_insert(err);
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Serves the one connection of an `Accept=yes` instance as a tracked task,
+/// returning when it is done or a stop is requested (the runtime's drain
+/// then waits for it, up to `--grace`).
+async fn serve_stream<H, Fut>(ctx: &Context, stream: TcpStream, handler: H)
+where
+    H: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let peer = match stream.peer_addr() {
+        Ok(peer) => peer,
+        Err(err) => {
+            // The client is already gone (ENOTCONN): nothing to serve.
+            tracing::info!(%err, "connected socket has no peer, closing");
+            return;
+        }
+    };
+    let Some(admission) = ctx.admit().await else { return };
+    let task = handler(stream, peer);
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    ctx.spawn(async move {
+        task.await;
+        drop(admission);
+        drop(done);
+    });
+    tokio::select! {
+        _ = finished => {}
+        _ = ctx.stopped() => {}
+    }
+}
 
 /// Accepts connections on `listener` until a stop is requested, running
 /// `handler` for each in a tracked task.
@@ -55,11 +145,11 @@ where
 
 /// Errors after which the listener will never accept again.
 fn is_fatal(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc_errno::EBADF | libc_errno::EINVAL | libc_errno::ENOTSOCK))
+    matches!(err.raw_os_error(), Some(errno::EBADF | errno::EINVAL | errno::ENOTSOCK))
 }
 
 /// The few errno values we need, without a libc dependency.
-mod libc_errno {
+mod errno {
     pub const EBADF: i32 = 9;
     pub const EINVAL: i32 = 22;
     pub const ENOTSOCK: i32 = 88;

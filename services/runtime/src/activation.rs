@@ -102,6 +102,17 @@ pub fn take(listen: &[String]) -> Result<Vec<InheritedSocket>, Error> {
     listen.iter().map(|spec| bind(spec)).collect()
 }
 
+/// Refuses UDP sockets, for servers that speak a stream protocol only.
+///
+/// Call it before [`crate::run`], so that a wrong `.socket` unit fails at
+/// start with a message naming the socket.
+pub fn require_streams(sockets: &[InheritedSocket]) -> Result<(), Error> {
+    match sockets.iter().find(|s| matches!(s.kind, InheritedKind::Udp(_))) {
+        Some(udp) => Err(Error::Datagram { name: udp.name.clone() }),
+        None => Ok(()),
+    }
+}
+
 /// The fds from `LISTEN_FDS`, paired with their names, with the environment
 /// cleared.
 fn take_passed() -> Result<Vec<InheritedSocket>, Error> {

@@ -35,6 +35,12 @@ pub struct RuntimeArgs {
           value_parser = clap::value_parser!(u64).range(1..), env = "SANDKASTEN_READ_TIMEOUT")]
     pub read_timeout: u64,
 
+    /// Threads for blocking file operations (tokio's blocking pool). They
+    /// count against the unit's TasksMax=, so the default is small.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..), env = "SANDKASTEN_BLOCKING_THREADS")]
+    pub blocking_threads: u32,
+
     /// Worker threads (0: one per CPU, at most 4).
     #[arg(long, value_name = "N", default_value_t = 0, env = "SANDKASTEN_THREADS")]
     pub threads: usize,

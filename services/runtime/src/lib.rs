@@ -74,6 +74,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A stream-only server was handed a UDP socket: the `.socket` unit is
+    /// wrong, and failing loudly beats serving half of it.
+    #[error("socket {name:?} is a UDP socket; this server needs ListenStream= sockets")]
+    Datagram {
+        /// Its `FileDescriptorName=`.
+        name: String,
+    },
+    /// A listener failed in a way that retrying cannot fix.
+    #[error("listener {name:?} failed: {source}")]
+    Listener {
+        /// Its `FileDescriptorName=`.
+        name: String,
+        /// The accept error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The tokio runtime could not be built.
     #[error("failed to start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -105,6 +121,7 @@ where
 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.worker_threads())
+        .max_blocking_threads(args.blocking_threads as usize)
         .enable_all()
         .build()
     {
@@ -114,5 +131,9 @@ where
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(lifecycle::drive(name, args, sockets, serve))
+    let code = runtime.block_on(lifecycle::drive(name, args, sockets, serve));
+    // Connections still running after the grace period are cut here; a
+    // blocking file read must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }

@@ -37,6 +37,8 @@ pub enum StopReason {
     Idle,
     /// The serve function returned by itself (its one connection is done).
     Finished,
+    /// The serve function failed (a listener became unusable).
+    Failed,
 }
 
 impl std::fmt::Display for StopReason {
@@ -45,6 +47,7 @@ impl std::fmt::Display for StopReason {
             StopReason::Signal(name) => write!(f, "{name} received"),
             StopReason::Idle => f.write_str("idle"),
             StopReason::Finished => f.write_str("done"),
+            StopReason::Failed => f.write_str("failed"),
         }
     }
 }
@@ -142,6 +145,12 @@ impl Context {
         }
     }
 
+    /// Waits for a slot and admits one connection that is already open (an
+    /// `Accept=yes` stream, stdin/stdout); `None` once stopping.
+    pub async fn admit(&self) -> Option<Admission> {
+        self.slot().await.map(Slot::admit)
+    }
+
     /// Runs a connection's task; [`drive`] waits for it on stop, up to the
     /// grace period.
     pub fn spawn<F>(&self, task: F)
@@ -219,6 +228,16 @@ where
     F: FnOnce(Context, Vec<Socket>) -> Fut,
     Fut: Future<Output = Result<(), ServeError>>,
 {
+    let ctx = Context::new(args);
+    // First of all: a SIGTERM that arrives while we start must still mean
+    // "stop cleanly", not the default action (death by signal).
+    let signals = match watch_signals(ctx.clone()) {
+        Ok(signals) => signals,
+        Err(err) => {
+            tracing::error!(%err, "failed to install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     for socket in &sockets {
         tracing::info!(socket = %socket.describe(), "serving");
     }
@@ -229,14 +248,6 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let ctx = Context::new(args);
-    let signals = match watch_signals(ctx.clone()) {
-        Ok(signals) => signals,
-        Err(err) => {
-            tracing::error!(%err, "failed to install signal handlers");
-            return ExitCode::FAILURE;
-        }
-    };
     if let Some(idle) = args.idle_exit() {
         tokio::spawn(exit_when_idle(ctx.clone(), idle));
     }
@@ -244,7 +255,7 @@ where
     notify::ready(&format!("{name} ready, {}", ctx.status_line()));
 
     let result = serve(ctx.clone(), sockets).await;
-    ctx.request_stop(StopReason::Finished);
+    ctx.request_stop(if result.is_ok() { StopReason::Finished } else { StopReason::Failed });
     let reason = ctx.stop_reason().unwrap_or(StopReason::Finished);
     let open = ctx.open_connections();
     tracing::info!(%reason, open, served = ctx.served(), "stopping");

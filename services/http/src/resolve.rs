@@ -1,0 +1,277 @@
+//! SECURITY: from a request path to a file inside the root, or a refusal.
+//!
+//! Two steps, both required:
+//!
+//! 1. [`decode`] splits the raw path on `/` *before* percent-decoding each
+//!    segment, so `%2f` cannot smuggle a separator in, and refuses any segment
+//!    that decodes to `..`, contains `/` or a NUL byte. `.` and empty segments
+//!    are dropped. Nothing that could climb out of the root survives.
+//! 2. [`locate`] joins the segments to the root and canonicalizes the result
+//!    (resolving every symlink), then requires the canonical path to lie under
+//!    the canonical root. A symlink inside the tree pointing at `/etc` fails
+//!    here. Only regular files and directories are served: opening a FIFO
+//!    would block a worker forever.
+//!
+//! The precompressed siblings (`.gz`, `.br`) that tower-http may open instead
+//! of the file pass the same check; a bad sibling refuses the request.
+//!
+//! Trade-off: the check and tower-http's `open` are two system calls, so an
+//! attacker who can *write* into the root could swap a symlink in between.
+//! The root is meant to be read-only content (`/usr/share/sandkasten`, and the
+//! unit mounts it read-only), which closes that window. `openat2` with
+//! `RESOLVE_BENEATH` would close it in the kernel, but tower-http opens by
+//! path.
+
+use std::ffi::OsString;
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use percent_encoding::percent_decode_str;
+
+/// Why a request path was not served. [`Refusal::status`] maps each to a
+/// status code, [`Refusal::is_suspicious`] says whether it deserves a warning.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// A segment decoded to `..`.
+    #[error("path climbs with ..")]
+    DotDot,
+    /// A segment decoded to something containing `/` (`%2f`).
+    #[error("encoded / in a path segment")]
+    EncodedSlash,
+    /// A segment contained a NUL byte (`%00`).
+    #[error("NUL byte in path")]
+    Nul,
+    /// The path resolves (through a symlink) to somewhere outside the root.
+    #[error("resolves outside the root to {}", .0.display())]
+    Outside(PathBuf),
+    /// The path is a FIFO, socket or device.
+    #[error("not a regular file or directory: {}", .0.display())]
+    NotRegular(PathBuf),
+    /// Nothing there (or a path component is not a directory).
+    #[error("not found")]
+    NotFound,
+    /// The file system said no.
+    #[error("permission denied")]
+    Forbidden,
+    /// Any other I/O error.
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+impl Refusal {
+    /// The status code to answer with.
+    pub(crate) fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            Refusal::DotDot | Refusal::EncodedSlash | Refusal::Nul => StatusCode::BAD_REQUEST,
+            Refusal::Outside(_) | Refusal::NotRegular(_) | Refusal::Forbidden => StatusCode::FORBIDDEN,
+            Refusal::NotFound => StatusCode::NOT_FOUND,
+            Refusal::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whether this looks like an attempt to leave the root (or a tree that
+    /// allows one), worth a warning rather than a debug line.
+    pub(crate) fn is_suspicious(&self) -> bool {
+        matches!(
+            self,
+            Refusal::DotDot
+                | Refusal::EncodedSlash
+                | Refusal::Nul
+                | Refusal::Outside(_)
+                | Refusal::NotRegular(_)
+        )
+    }
+
+    fn from_io(err: io::Error) -> Refusal {
+        // ENOTDIR: `/file.txt/x`; ELOOP: a symlink cycle. Neither names a file.
+        const ENOTDIR: i32 = 20;
+        const ELOOP: i32 = 40;
+        match err.kind() {
+            io::ErrorKind::NotFound => Refusal::NotFound,
+            io::ErrorKind::PermissionDenied => Refusal::Forbidden,
+            _ if matches!(err.raw_os_error(), Some(ENOTDIR | ELOOP)) => Refusal::NotFound,
+            _ => Refusal::Io(err),
+        }
+    }
+}
+
+/// Splits and percent-decodes a request path into safe segments.
+///
+/// Segments are bytes, not UTF-8: file names on Linux are bytes, and a
+/// listing links to every name it shows.
+pub(crate) fn decode(raw: &str) -> Result<Vec<OsString>, Refusal> {
+    let mut segments = Vec::new();
+    for segment in raw.split('/') {
+        let bytes: Vec<u8> = percent_decode_str(segment).collect();
+        match bytes.as_slice() {
+            b"" | b"." => continue,
+            b".." => return Err(Refusal::DotDot),
+            _ if bytes.contains(&0) => return Err(Refusal::Nul),
+            _ if bytes.contains(&b'/') => return Err(Refusal::EncodedSlash),
+            _ => segments.push(OsString::from_vec(bytes)),
+        }
+    }
+    Ok(segments)
+}
+
+/// A regular file inside the root, ready to be served.
+#[derive(Debug)]
+pub(crate) struct File {
+    /// Canonical path: tower-http opens exactly this.
+    pub(crate) path: PathBuf,
+    /// Its metadata, for the `ETag`.
+    pub(crate) meta: Metadata,
+    /// Metadata of `path.gz`, if it exists (and was looked for).
+    pub(crate) gzip: Option<Metadata>,
+    /// Metadata of `path.br`, if it exists (and was looked for).
+    pub(crate) br: Option<Metadata>,
+}
+
+/// What a request path names.
+#[derive(Debug)]
+pub(crate) enum Located {
+    /// A file (possibly a directory's `index.html`).
+    File(Box<File>),
+    /// A directory whose request path lacks the trailing `/`: redirect, so
+    /// relative links in its page resolve against the directory.
+    DirWithoutSlash,
+    /// A directory without `index.html`: its entries, for a listing.
+    Listing(Vec<crate::listing::Entry>),
+}
+
+/// What [`locate`] should look at besides the path itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted {
+    /// The request path ends with `/`, so a directory is served (index or
+    /// listing) rather than redirected.
+    pub(crate) trailing_slash: bool,
+    /// The client may accept gzip: check `file.gz`.
+    pub(crate) gzip: bool,
+    /// The client may accept brotli: check `file.br`.
+    pub(crate) br: bool,
+}
+
+/// Finds what `segments` name under `root` (canonical), enforcing
+/// containment. Blocking: call it from `spawn_blocking`.
+pub(crate) fn locate(root: &Path, segments: &[OsString], wanted: Wanted) -> Result<Located, Refusal> {
+    let mut path = root.to_path_buf();
+    path.extend(segments);
+    let (path, meta) = contained(root, &path)?;
+    if meta.is_file() {
+        return file(root, path, meta, wanted).map(|f| Located::File(Box::new(f)));
+    }
+    if !meta.is_dir() {
+        return Err(Refusal::NotRegular(path));
+    }
+    if !wanted.trailing_slash {
+        return Ok(Located::DirWithoutSlash);
+    }
+    match contained(root, &path.join("index.html")) {
+        Ok((index, meta)) if meta.is_file() => {
+            return file(root, index, meta, wanted).map(|f| Located::File(Box::new(f)))
+        }
+        // A directory named index.html, or none at all: list instead.
+        Ok(_) | Err(Refusal::NotFound) => {}
+        Err(refusal) => return Err(refusal),
+    }
+    crate::listing::read(&path).map(Located::Listing).map_err(Refusal::from_io)
+}
+
+/// Canonicalizes `path` and checks that it stays under `root`.
+fn contained(root: &Path, path: &Path) -> Result<(PathBuf, Metadata), Refusal> {
+    let canonical = std::fs::canonicalize(path).map_err(Refusal::from_io)?;
+    if !canonical.starts_with(root) {
+        return Err(Refusal::Outside(canonical));
+    }
+    let meta = std::fs::metadata(&canonical).map_err(Refusal::from_io)?;
+    Ok((canonical, meta))
+}
+
+fn file(root: &Path, path: PathBuf, meta: Metadata, wanted: Wanted) -> Result<File, Refusal> {
+    let gzip = if wanted.gzip { sibling(root, &path, ".gz")? } else { None };
+    let br = if wanted.br { sibling(root, &path, ".br")? } else { None };
+    Ok(File { path, meta, gzip, br })
+}
+
+/// Checks the precompressed sibling `path` + `ext` that tower-http would
+/// open: absent is fine, present must be a regular file inside the root.
+fn sibling(root: &Path, path: &Path, ext: &str) -> Result<Option<Metadata>, Refusal> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(ext);
+    let sibling = PathBuf::from(name);
+    match std::fs::symlink_metadata(&sibling) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Refusal::from_io(err)),
+        Ok(_) => {}
+    }
+    let (canonical, meta) = contained(root, &sibling)?;
+    if !meta.is_file() {
+        return Err(Refusal::NotRegular(canonical));
+    }
+    Ok(Some(meta))
+}
+
+/// The normalized path of `segments`, percent-encoded, for `Location:`
+/// headers. Rebuilt from the decoded segments, never copied from the
+/// request, so `//evil.example` cannot become a protocol-relative redirect.
+pub(crate) fn encode(segments: &[OsString]) -> String {
+    let mut out = String::from("/");
+    for segment in segments {
+        out.extend(percent_encoding::percent_encode(segment.as_bytes(), crate::listing::SEGMENT));
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(raw: &str) -> Vec<String> {
+        decode(raw).unwrap().iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn decode_keeps_normal_segments_and_drops_dots() {
+        assert_eq!(names("/a/./b//c%20d"), ["a", "b", "c d"]);
+        assert!(names("/").is_empty());
+    }
+
+    #[test]
+    fn decode_refuses_every_way_up() {
+        for raw in ["/..", "/a/../b", "/%2e%2e/x", "/%2E%2e", "/.%2e/"] {
+            assert!(matches!(decode(raw), Err(Refusal::DotDot)), "{raw}");
+        }
+        assert!(matches!(decode("/..%2fetc"), Err(Refusal::EncodedSlash)));
+        assert!(matches!(decode("/a%2fb"), Err(Refusal::EncodedSlash)));
+        assert!(matches!(decode("/a%00b"), Err(Refusal::Nul)));
+    }
+
+    #[test]
+    fn locate_refuses_symlinks_out_of_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("link")).unwrap();
+        std::fs::write(root.path().join("ok"), "y").unwrap();
+        let root = std::fs::canonicalize(root.path()).unwrap();
+        let wanted = Wanted { trailing_slash: false, gzip: true, br: true };
+        let got = locate(&root, &["link".into()], wanted);
+        assert!(matches!(got, Err(Refusal::Outside(_))), "{got:?}");
+        // A sibling .gz that escapes refuses the file too.
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("ok.gz")).unwrap();
+        let got = locate(&root, &["ok".into()], wanted);
+        assert!(matches!(got, Err(Refusal::Outside(_))), "{got:?}");
+        let wanted = Wanted { gzip: false, ..wanted };
+        assert!(matches!(locate(&root, &["ok".into()], wanted), Ok(Located::File(_))));
+    }
+
+    #[test]
+    fn encode_rebuilds_a_safe_location() {
+        assert_eq!(encode(&["a b".into(), "evil.example".into()]), "/a%20b/evil.example/");
+        assert_eq!(encode(&[]), "/");
+    }
+}
