@@ -1,0 +1,191 @@
+//! The reference units and the lab steps, checked with systemd's own tools:
+//! exposure scores (`systemd-analyze security --offline=true`), correctness
+//! with the binaries in place (`systemd-analyze verify`), and the directives
+//! and comments that make them the reference.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sandkasten_tests::binary;
+
+/// The reference services and the most `systemd-analyze security` may say.
+const REFERENCE_SERVICES: [&str; 4] = [
+    "sandkasten-http.service",
+    "sandkasten-gopher.service",
+    "sandkasten-echo.service",
+    "sandkasten-echo-inetd@.service",
+];
+const MAX_EXPOSURE: f64 = 0.2;
+
+/// Calls that `@system-service` allows on systemd 252 and no server needs.
+const MUST_DENY: [&str; 3] = ["io_uring_setup", "userfaultfd", "keyctl"];
+
+fn units_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("units")
+}
+
+fn analyze(args: &[&str]) -> (bool, String) {
+    let output = Command::new("systemd-analyze")
+        .args(args)
+        .output()
+        .expect("systemd-analyze not found: install Debian's systemd package");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// The overall exposure `systemd-analyze security --offline=true` gives.
+fn exposure(unit: &Path) -> f64 {
+    let (_, text) = analyze(&["security", "--offline=true", unit.to_str().unwrap()]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure for {}:\n{text}", unit.display()));
+    let value = line.rsplit(": ").next().unwrap().split_whitespace().next().unwrap();
+    value.parse().unwrap_or_else(|_| panic!("unparsable exposure line {line:?}"))
+}
+
+/// The `[Service]` section of a unit, as its lines.
+fn service_section(unit: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(unit).unwrap_or_else(|e| panic!("{unit}: {e}"));
+    text.lines()
+        .skip_while(|l| *l != "[Service]")
+        .take_while(|l| !l.starts_with("[Install]"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// All values of `key=` in a unit's `[Service]` section.
+fn values(unit: &str, key: &str) -> Vec<String> {
+    let prefix = format!("{key}=");
+    service_section(unit).iter().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect()
+}
+
+fn reference(name: &str) -> String {
+    units_dir().join(name).to_str().unwrap().to_owned()
+}
+
+#[test]
+fn every_reference_service_scores_at_most_0_2() {
+    let scores: Vec<(&str, f64)> =
+        REFERENCE_SERVICES.iter().map(|unit| (*unit, exposure(&units_dir().join(unit)))).collect();
+    for (unit, score) in &scores {
+        assert!(*score <= MAX_EXPOSURE, "{unit} scores {score}, more than {MAX_EXPOSURE}: {scores:?}");
+    }
+}
+
+#[test]
+fn every_lab_step_scores_what_its_readme_table_says() {
+    let readme = std::fs::read_to_string(units_dir().join("lab/README.md")).unwrap();
+    // | step | `unit` ... | exposure | what it adds |
+    let rows: Vec<(String, f64)> = readme
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("`sandkasten-lab"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let unit = cells[2].split('`').nth(1).unwrap().replace(".socket", ".service");
+            let unit = if unit.ends_with(".service") { unit } else { format!("{unit}.service") };
+            (unit, cells[3].parse().unwrap_or_else(|_| panic!("bad exposure cell in {l:?}")))
+        })
+        .collect();
+    assert_eq!(rows.len(), 5, "the table should list steps 0 to 4: {rows:?}");
+    for (unit, expected) in rows {
+        let measured = exposure(&units_dir().join("lab").join(&unit));
+        assert_eq!(measured, expected, "{unit}: the table says {expected}, systemd-analyze says {measured}");
+    }
+}
+
+#[test]
+fn every_unit_passes_verify_with_the_binaries_in_place() {
+    // A root with systemd's own units, ours, and the binaries where ExecStart
+    // expects them, so verify also checks that each program exists.
+    let root = tempfile::tempdir().unwrap();
+    let system = root.path().join("etc/systemd/system");
+    let libexec = root.path().join("usr/libexec/sandkasten");
+    std::fs::create_dir_all(&system).unwrap();
+    std::fs::create_dir_all(&libexec).unwrap();
+    std::fs::create_dir_all(root.path().join("usr/lib/systemd")).unwrap();
+    let status = Command::new("cp")
+        .args(["-r", "/usr/lib/systemd/system"])
+        .arg(root.path().join("usr/lib/systemd/"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "copying /usr/lib/systemd/system failed (is systemd installed?)");
+    for name in ["sandkasten-http", "sandkasten-gopher", "sandkasten-echo"] {
+        std::fs::copy(binary(name), libexec.join(name)).unwrap();
+    }
+    let mut units = Vec::new();
+    for dir in [units_dir(), units_dir().join("lab")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.ends_with(".service") || name.ends_with(".socket") {
+                std::fs::copy(&path, system.join(&name)).unwrap();
+                units.push(name.replace("@.service", "@instance.service"));
+            }
+        }
+    }
+    assert_eq!(units.len(), 15, "8 reference units and 7 lab units, found {units:?}");
+    let mut args = vec!["verify".to_owned(), format!("--root={}", root.path().display())];
+    args.extend(units.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, text) = analyze(&args);
+    assert!(ok && text.trim().is_empty(), "systemd-analyze verify complained:\n{text}");
+
+    // And it does notice a missing program.
+    std::fs::remove_file(libexec.join("sandkasten-echo")).unwrap();
+    let (ok, text) =
+        analyze(&["verify", &format!("--root={}", root.path().display()), "sandkasten-echo.service"]);
+    assert!(!ok && text.contains("sandkasten-echo"), "verify missed a missing binary:\n{text}");
+}
+
+#[test]
+fn every_reference_service_has_the_core_of_the_sandbox() {
+    for unit in REFERENCE_SERVICES {
+        let unit = reference(unit);
+        let one = |key: &str| values(&unit, key).join(" ");
+        assert_eq!(one("DynamicUser"), "yes", "{unit}");
+        assert_eq!(one("PrivateNetwork"), "yes", "{unit}");
+        assert_eq!(one("ProtectSystem"), "strict", "{unit}");
+        assert_eq!(one("CapabilityBoundingSet"), "", "{unit}: no capabilities");
+        assert_eq!(one("RestrictAddressFamilies"), "AF_UNIX", "{unit}");
+        assert_eq!(one("Type"), "notify", "{unit}");
+        assert!(!one("WatchdogSec").is_empty(), "{unit}: no watchdog");
+        let filters = values(&unit, "SystemCallFilter");
+        let allow =
+            filters.iter().find(|f| !f.starts_with('~')).unwrap_or_else(|| panic!("{unit}: no allow-list"));
+        assert!(!allow.contains('@'), "{unit}: the allow-list should name calls, not groups: {allow}");
+        let deny: Vec<&str> =
+            filters.iter().filter_map(|f| f.strip_prefix('~')).flat_map(str::split_whitespace).collect();
+        for call in MUST_DENY {
+            assert!(!allow.split_whitespace().any(|c| c == call), "{unit} allows {call}");
+            assert!(deny.contains(&call), "{unit} does not deny {call} by name");
+        }
+    }
+}
+
+#[test]
+fn every_sandbox_directive_has_a_comment() {
+    for unit in REFERENCE_SERVICES {
+        let lines = service_section(&reference(unit));
+        // From the first "# --- group" marker on, every run of directives
+        // starts right below a comment.
+        let start =
+            lines.iter().position(|l| l.starts_with("# ---")).unwrap_or_else(|| panic!("{unit}: no groups"));
+        let mut previous = "";
+        for line in &lines[start..] {
+            let directive = !line.is_empty() && !line.starts_with('#');
+            if directive && previous.is_empty() {
+                panic!("{unit}: {line:?} has no comment above it");
+            }
+            previous = line;
+        }
+    }
+}
+
+#[test]
+fn lab_step_4_is_the_reference_unit() {
+    let reference = service_section(&reference("sandkasten-http.service"));
+    let step4 = service_section(units_dir().join("lab/sandkasten-lab4.service").to_str().unwrap());
+    assert_eq!(step4, reference, "units/lab/sandkasten-lab4.service drifted from the reference");
+}
