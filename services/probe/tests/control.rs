@@ -1,0 +1,141 @@
+//! The unsandboxed control: as root with nothing in the way, every attempt
+//! this machine allows must report `escaped`, and the rest `unsupported`.
+//!
+//! The expected set is exact. The few attempts that depend on the machine
+//! are decided by an oracle written here, independent of the probe's own
+//! detection, so a probe that stops detecting an escape fails this test.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use sandkasten_probe::catalogue::ATTEMPTS;
+use sandkasten_probe::verdict::VerdictKind::{Escaped, Unsupported};
+
+use crate::util::{self, Bus, Canary, Expect, TempDir};
+
+/// Attempts whose escape the canary sees (a token, a signal, a tracer).
+const SEEN_BY_CANARY: &[&str] = &[
+    "net.tcp-loopback",
+    "net.tcp-lan",
+    "net.udp-send",
+    "net.listen-new",
+    "net.abstract-unix",
+    "priv.ptrace",
+    "priv.signal",
+    "ipc.sysv",
+    "ipc.mqueue",
+];
+
+/// Attempts that leave a marker file in a host directory.
+const MARKERS: &[&str] =
+    &["fs.write-etc", "fs.write-usr", "fs.write-var", "fs.write-content", "fs.tmp-shared"];
+
+/// Machine-dependent attempts: escaped where the machine has the feature,
+/// unsupported where it does not. Each oracle looks at the host directly.
+fn machine_oracle() -> BTreeMap<&'static str, bool> {
+    let non_empty = |d: &str| std::fs::read_dir(d).map(|mut r| r.next().is_some()).unwrap_or(false);
+    let first_disk = std::fs::read_dir("/sys/block")
+        .map(|r| {
+            let mut names: Vec<String> =
+                r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            names.sort();
+            names
+                .into_iter()
+                .find(|n| ["sd", "vd", "xvd", "nvme", "hd", "mmcblk"].iter().any(|p| n.starts_with(p)))
+        })
+        .ok()
+        .flatten();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    BTreeMap::from([
+        // No modules directory on a kernel without loadable modules.
+        ("fs.modules-dir", non_empty("/usr/lib/modules")),
+        // Some machines forbid even root to open the disk (an LSM here).
+        ("dev.disk", first_disk.is_some_and(|d| std::fs::File::open(format!("/dev/{d}")).is_ok())),
+        // CONFIG_DEVMEM / CONFIG_DEVPORT.
+        ("dev.mem", Path::new("/sys/class/mem/mem").exists() || Path::new("/sys/class/mem/port").exists()),
+        // CONFIG_MODULES.
+        ("sys.module", Path::new("/proc/modules").exists()),
+        // CONFIG_KEXEC.
+        ("sys.kexec", Path::new("/proc/sys/kernel/kexec_load_disabled").exists()),
+        // Root without CAP_SYS_RESOURCE in its bounding set (a container).
+        ("res.rlimit", cap_bnd & (1 << 24) != 0),
+    ])
+}
+
+#[test]
+fn control_escapes_everything_this_machine_allows() {
+    util::require_root();
+    let dir = TempDir::new("control");
+    let bus = Bus::start(&dir);
+    let run = util::run_id("control");
+    let oracle = machine_oracle();
+    util::in_netns(|| {
+        let canary = Canary::start(&dir);
+        let mut args = util::probe_args(&dir, &run);
+        args.extend(["--keep-markers".into(), "--dbus-socket".into(), bus.socket.display().to_string()]);
+        let got = util::verdicts(Command::new(&args[0]).args(&args[1..]));
+
+        assert_eq!(got.len(), ATTEMPTS.len(), "one verdict per catalogue row");
+        let want: BTreeMap<&str, Expect> = ATTEMPTS
+            .iter()
+            .map(|a| {
+                let escapes = oracle.get(a.id).copied().unwrap_or(true);
+                (a.id, (if escapes { Escaped } else { Unsupported }, None))
+            })
+            .collect();
+        util::assert_expected(&got, &want);
+
+        // Confirmed from outside: the canary saw each of these escapes, and
+        // the host's directories hold the markers.
+        let report = canary.report(&run);
+        for id in SEEN_BY_CANARY {
+            let runs = report.seen.get(*id).cloned().unwrap_or_default();
+            assert!(runs.contains(&run), "the canary did not see {id} from run {run}: {report:#?}");
+        }
+        for id in MARKERS {
+            let found = report.markers.iter().find(|m| m.run_id == run && m.attempt == *id);
+            let m = found.unwrap_or_else(|| panic!("no marker for {id} of run {run}: {:#?}", report.markers));
+            assert!(m.removed && !m.path.exists(), "canary-report --clean-markers left {}", m.path.display());
+        }
+    });
+}
+
+#[test]
+fn list_prints_the_whole_catalogue() {
+    let out = util::run_ok(Command::new(util::PROBE).args(["list", "--json"]));
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON")["id"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    let want: Vec<String> = ATTEMPTS.iter().map(|a| a.id.to_owned()).collect();
+    assert_eq!(ids, want);
+    assert_eq!(ids.len(), 61, "the catalogue has 61 rows");
+}
+
+#[test]
+fn without_a_canary_outside_attempts_are_unsupported_not_passed() {
+    util::require_root();
+    let got = util::verdicts(Command::new(util::PROBE).env_remove("SANDKASTEN_CANARY").args([
+        "--json",
+        "--only",
+        "net.tcp-loopback",
+        "fs.tmp-shared",
+        "ipc.sysv",
+        "priv.signal",
+    ]));
+    for v in got.values() {
+        assert_eq!(v.verdict, Unsupported, "{}: {}", v.id, v.detail);
+    }
+    assert_eq!(got.len(), 4);
+}

@@ -1,0 +1,364 @@
+//! Restrictions that need no systemd: namespaces and read-only mounts (as
+//! `unshare` makes them), a non-root uid without capabilities (`setpriv`,
+//! `prlimit`), and a seccomp filter this test installs. Each test lists the
+//! attempts its restriction covers and the exact accepted outcome of each;
+//! the other attempts may do anything but break the probe.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use sandkasten_probe::verdict::VerdictKind::{Blocked, Killed};
+
+use crate::util::{self, Canary, Expect, TempDir};
+
+/// The network attempts in a fresh network namespace with lo up (what
+/// PrivateNetwork=yes builds).
+fn network_blocked() -> BTreeMap<&'static str, Expect> {
+    BTreeMap::from([
+        ("net.tcp-loopback", (Blocked, Some("ECONNREFUSED"))),
+        ("net.tcp-lan", (Blocked, Some("ENETUNREACH"))),
+        ("net.udp-send", (Blocked, Some("ECONNREFUSED"))),
+        ("net.listen-new", (Blocked, Some("unreachable"))),
+        ("net.abstract-unix", (Blocked, Some("ECONNREFUSED"))),
+    ])
+}
+
+#[test]
+fn fresh_network_namespace_is_blocked_and_the_canary_sees_nothing() {
+    util::require_root();
+    let dir = TempDir::new("netns");
+    util::in_netns(|| {
+        let canary = Canary::start(&dir);
+
+        // Unsandboxed: the canary sees the loopback connection.
+        let control = util::run_id("loop-control");
+        let mut args = util::probe_args(&dir, &control);
+        args.extend(["--only".into(), "net.tcp-loopback".into()]);
+        let got = util::verdicts(Command::new(&args[0]).args(&args[1..]));
+        assert_eq!(got["net.tcp-loopback"].verdict, sandkasten_probe::verdict::VerdictKind::Escaped);
+        let report = canary.report(&control);
+        assert!(
+            report
+                .events
+                .iter()
+                .any(|e| e.target == "tcp-loopback" && e.run_id.as_deref() == Some(control.as_str())),
+            "the canary did not see the unsandboxed loopback connection: {report:#?}"
+        );
+
+        // In a fresh network namespace: blocked, and the canary sees nothing.
+        let sandboxed = util::run_id("loop-netns");
+        let mut args = util::probe_args(&dir, &sandboxed);
+        args.extend(["--only".into(), "net".into()]);
+        let script = "ip link set lo up && exec \"$@\"";
+        let got =
+            util::verdicts(Command::new("unshare").args(["--net", "sh", "-c", script, "sh"]).args(&args));
+        util::assert_expected(&got, &network_blocked());
+        util::assert_no_probe_failures(&got);
+        let report = canary.report(&sandboxed);
+        let from_sandbox: Vec<_> =
+            report.events.iter().filter(|e| e.run_id.as_deref() == Some(sandboxed.as_str())).collect();
+        assert!(from_sandbox.is_empty(), "the canary saw the sandboxed probe: {from_sandbox:#?}");
+        assert!(report.seen.is_empty(), "{report:#?}");
+    });
+}
+
+#[test]
+fn private_namespaces_and_read_only_mounts_block_what_they_cover() {
+    util::require_root();
+    let dir = TempDir::new("mounts");
+    let run = util::run_id("mounts");
+    util::in_netns(|| {
+        let canary = Canary::start(&dir);
+        // What PrivateNetwork=, PrivateIPC=, ProtectHostname=, a private pid
+        // namespace, PrivateTmp=, ProtectSystem=strict, ProtectHome=,
+        // ProtectKernelTunables=, ProtectControlGroups= and NoExecPaths= (a
+        // noexec /tmp, the probe's scratch directory) build, by hand.
+        let script = r#"
+            set -e
+            ip link set lo up
+            mount -t tmpfs -o noexec tmpfs /tmp
+            for d in /etc /usr /var/lib "$CONTENT" /proc/sys; do
+                mount --bind "$d" "$d"; mount -o remount,bind,ro "$d"
+            done
+            mount -t tmpfs -o ro tmpfs /home
+            mount -t tmpfs -o ro tmpfs /root
+            for m in $(findmnt -rn -o TARGET -t cgroup,cgroup2); do mount -o remount,bind,ro "$m"; done
+            exec "$@"
+        "#;
+        let args = util::probe_args(&dir, &run);
+        let got = util::verdicts(
+            Command::new("unshare")
+                .args([
+                    "--net",
+                    "--ipc",
+                    "--uts",
+                    "--pid",
+                    "--fork",
+                    "--mount",
+                    "--mount-proc",
+                    "sh",
+                    "-c",
+                    script,
+                    "sh",
+                ])
+                .args(&args)
+                .env("CONTENT", dir.content()),
+        );
+        let mut want = network_blocked();
+        want.extend([
+            ("fs.write-etc", (Blocked, Some("EROFS"))),
+            ("fs.write-usr", (Blocked, Some("EROFS"))),
+            ("fs.write-var", (Blocked, Some("EROFS"))),
+            ("fs.write-content", (Blocked, Some("EROFS"))),
+            ("fs.read-home", (Blocked, Some("empty"))),
+            ("fs.tmp-shared", (Blocked, Some("not-visible-outside"))),
+            ("fs.exec-written", (Blocked, Some("EACCES"))),
+            ("fs.proc-pid1", (Blocked, Some("other-pid-namespace"))),
+            ("fs.proc-sys", (Blocked, Some("EROFS"))),
+            ("fs.core-pattern", (Blocked, Some("EROFS"))),
+            ("fs.cgroup", (Blocked, Some("EROFS"))),
+            ("priv.ptrace", (Blocked, Some("ESRCH"))),
+            ("priv.signal", (Blocked, Some("ESRCH"))),
+            ("sys.hostname", (Blocked, Some("private-uts-namespace"))),
+            ("ipc.sysv", (Blocked, Some("ENOENT"))),
+            ("ipc.mqueue", (Blocked, Some("ENOENT"))),
+        ]);
+        util::assert_expected(&got, &want);
+        util::assert_no_probe_failures(&got);
+        let report = canary.report(&run);
+        assert!(report.seen.is_empty(), "the canary saw the confined probe: {report:#?}");
+    });
+}
+
+#[test]
+fn non_root_without_capabilities_is_blocked() {
+    util::require_root();
+    let dir = TempDir::new("nonroot");
+    let run = util::run_id("nonroot");
+    util::in_netns(|| {
+        let _canary = Canary::start(&dir);
+        let mut cmd = Command::new("prlimit");
+        // RLIMIT_NPROC stands in for TasksMax=, RLIMIT_AS for MemoryMax=.
+        cmd.args(["--nproc=64", "--as=268435456", "--", "setpriv", "--reuid=65534", "--regid=65534"])
+            .args(["--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--"])
+            .args(util::probe_args(&dir, &run));
+        let got = util::verdicts(&mut cmd);
+        let mut want: BTreeMap<&str, Expect> = BTreeMap::from([
+            ("fs.read-shadow", (Blocked, Some("EACCES"))),
+            ("priv.setuid-root", (Blocked, Some("EPERM"))),
+            ("priv.suid-binary", (Blocked, Some("non-root-euid"))),
+            ("priv.capabilities", (Blocked, Some("all-zero"))),
+            ("priv.chown", (Blocked, Some("EPERM"))),
+            ("priv.ptrace", (Blocked, Some("EPERM"))),
+            ("priv.signal", (Blocked, Some("EPERM"))),
+            ("dev.mknod", (Blocked, Some("EPERM"))),
+            ("net.packet", (Blocked, Some("EPERM"))),
+            ("net.netlink-route", (Blocked, Some("EPERM"))),
+            ("ns.net", (Blocked, Some("EPERM"))),
+            ("ns.mount", (Blocked, Some("EPERM"))),
+            ("sys.mount", (Blocked, Some("EPERM"))),
+            ("sys.swapon", (Blocked, Some("EPERM"))),
+            ("sys.reboot", (Blocked, Some("EPERM"))),
+            ("sys.open-by-handle", (Blocked, Some("EPERM"))),
+            ("sys.clock", (Blocked, Some("EPERM"))),
+            ("sys.hostname", (Blocked, Some("EPERM"))),
+            ("res.realtime", (Blocked, Some("EPERM"))),
+            ("res.nice", (Blocked, Some("EACCES"))),
+            ("res.fork-bomb", (Blocked, Some("EAGAIN"))),
+            ("res.memory", (Blocked, Some("ENOMEM"))),
+        ]);
+        // Covered only where the machine's sysctls deny unprivileged use.
+        if util::sysctl("/proc/sys/kernel/dmesg_restrict") == Some(1) {
+            want.insert("dev.kmsg", (Blocked, Some("EPERM")));
+            want.insert("sys.syslog", (Blocked, Some("EPERM")));
+        }
+        if util::sysctl("/proc/sys/kernel/unprivileged_bpf_disabled").is_some_and(|v| v != 0) {
+            want.insert("sys.bpf", (Blocked, Some("EPERM")));
+        }
+        if util::sysctl("/proc/sys/vm/unprivileged_userfaultfd") == Some(0) {
+            want.insert("sys.userfaultfd", (Blocked, Some("EPERM")));
+        }
+        util::assert_expected(&got, &want);
+        util::assert_no_probe_failures(&got);
+    });
+}
+
+/// A classic BPF seccomp program, built by hand (no libseccomp).
+#[cfg(target_arch = "x86_64")]
+mod filter {
+    use libc::sock_filter;
+
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const OFF_NR: u32 = 0;
+    const OFF_ARCH: u32 = 4;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const ALLOW: u32 = 0x7fff_0000;
+    const KILL_PROCESS: u32 = 0x8000_0000;
+
+    fn ins(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
+        sock_filter { code, jt, jf, k }
+    }
+
+    fn errno(e: i32) -> u32 {
+        0x0005_0000 | e as u32
+    }
+
+    fn arg_off(i: u32) -> u32 {
+        16 + 8 * i // low 32 bits of args[i] on little-endian
+    }
+
+    /// The filter of `seccomp_filter_blocks_filtered_calls`: what
+    /// SystemCallArchitectures=native, RestrictAddressFamilies=,
+    /// MemoryDenyWriteExecute=, RestrictSUIDSGID=, LockPersonality=,
+    /// RestrictRealtime=, RestrictNamespaces= and SystemCallFilter= do,
+    /// reduced to the calls the probe makes.
+    pub fn program() -> Vec<sock_filter> {
+        let mut p = vec![
+            // Foreign architecture (int 0x80): kill, as systemd does.
+            ins(LD_W_ABS, 0, 0, OFF_ARCH),
+            ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            ins(RET_K, 0, 0, KILL_PROCESS),
+            // x32 system call numbers: ENOSYS.
+            ins(LD_W_ABS, 0, 0, OFF_NR),
+            ins(JGE_K, 0, 1, 0x4000_0000),
+            ins(RET_K, 0, 0, errno(libc::ENOSYS)),
+        ];
+        let deny = |p: &mut Vec<sock_filter>, nr: libc::c_long, action: u32| {
+            p.extend([ins(LD_W_ABS, 0, 0, OFF_NR), ins(JEQ_K, 0, 1, nr as u32), ins(RET_K, 0, 0, action)]);
+        };
+        // Deny `nr` when (args[arg] & mask) == value.
+        let deny_arg =
+            |p: &mut Vec<sock_filter>, nr: libc::c_long, arg: u32, mask: u32, value: u32, action: u32| {
+                p.extend([
+                    ins(LD_W_ABS, 0, 0, OFF_NR),
+                    ins(JEQ_K, 0, 4, nr as u32),
+                    ins(LD_W_ABS, 0, 0, arg_off(arg)),
+                    ins(AND_K, 0, 0, mask),
+                    ins(JEQ_K, 0, 1, value),
+                    ins(RET_K, 0, 0, action),
+                ]);
+            };
+        // Deny `nr` when any bit of mask is set in args[arg].
+        let deny_any = |p: &mut Vec<sock_filter>, nr: libc::c_long, arg: u32, mask: u32| {
+            p.extend([
+                ins(LD_W_ABS, 0, 0, OFF_NR),
+                ins(JEQ_K, 0, 3, nr as u32),
+                ins(LD_W_ABS, 0, 0, arg_off(arg)),
+                ins(JSET_K, 0, 1, mask),
+                ins(RET_K, 0, 0, errno(libc::EPERM)),
+            ]);
+        };
+        let eperm = errno(libc::EPERM);
+        deny(&mut p, libc::SYS_mount, KILL_PROCESS);
+        for nr in [
+            libc::SYS_umount2,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+            libc::SYS_swapon,
+            libc::SYS_reboot,
+            libc::SYS_kexec_load,
+            libc::SYS_bpf,
+            libc::SYS_perf_event_open,
+            libc::SYS_open_by_handle_at,
+            libc::SYS_userfaultfd,
+            libc::SYS_io_uring_setup,
+            libc::SYS_add_key,
+            libc::SYS_keyctl,
+            libc::SYS_syslog,
+            libc::SYS_adjtimex,
+            libc::SYS_clock_adjtime,
+            libc::SYS_clock_settime,
+            libc::SYS_settimeofday,
+            libc::SYS_sethostname,
+            libc::SYS_personality,
+            libc::SYS_ptrace,
+            libc::SYS_finit_module,
+            libc::SYS_init_module,
+        ] {
+            deny(&mut p, nr, eperm);
+        }
+        let afnosupport = errno(libc::EAFNOSUPPORT);
+        for family in [libc::AF_PACKET, libc::AF_NETLINK, libc::AF_VSOCK] {
+            deny_arg(&mut p, libc::SYS_socket, 0, u32::MAX, family as u32, afnosupport);
+        }
+        let wx = (libc::PROT_WRITE | libc::PROT_EXEC) as u32;
+        deny_arg(&mut p, libc::SYS_mmap, 2, wx, wx, eperm);
+        deny_any(&mut p, libc::SYS_mprotect, 2, libc::PROT_EXEC as u32);
+        deny_any(&mut p, libc::SYS_pkey_mprotect, 2, libc::PROT_EXEC as u32);
+        deny_any(&mut p, libc::SYS_chmod, 1, 0o6000);
+        deny_any(&mut p, libc::SYS_fchmod, 1, 0o6000);
+        deny_any(&mut p, libc::SYS_fchmodat, 2, 0o6000);
+        deny_any(&mut p, 452, 2, 0o6000); // fchmodat2
+        for policy in [libc::SCHED_FIFO, libc::SCHED_RR] {
+            deny_arg(&mut p, libc::SYS_sched_setscheduler, 1, u32::MAX, policy as u32, eperm);
+        }
+        p.push(ins(RET_K, 0, 0, ALLOW));
+        p
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn seccomp_filter_blocks_filtered_calls() {
+    use std::os::unix::process::CommandExt;
+
+    util::require_root();
+    let dir = TempDir::new("seccomp");
+    let run = util::run_id("seccomp");
+    let mut prog = filter::program();
+    util::in_netns(|| {
+        let _canary = Canary::start(&dir);
+        let args = util::probe_args(&dir, &run);
+        let mut cmd = Command::new(&args[0]);
+        cmd.args(&args[1..]);
+        let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+        let fprog_addr = &fprog as *const libc::sock_fprog as usize;
+        // SAFETY: the closure only makes one prctl call with a pointer to a
+        // program that outlives the spawn (no allocation after fork).
+        unsafe {
+            cmd.pre_exec(move || {
+                let r = libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, fprog_addr);
+                if r != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let got = util::verdicts(&mut cmd);
+        let e = |o: &'static str| (Blocked, Some(o));
+        let want: BTreeMap<&str, Expect> = BTreeMap::from([
+            ("net.packet", e("EAFNOSUPPORT")),
+            ("net.netlink-route", e("EAFNOSUPPORT")),
+            ("net.vsock", e("EAFNOSUPPORT")),
+            ("priv.chmod-suid", e("EPERM")),
+            ("priv.ptrace", e("EPERM")),
+            ("ns.user", e("EPERM")),
+            ("ns.net", e("EPERM")),
+            ("ns.mount", e("EPERM")),
+            ("sys.mount", (Killed, Some("SIGSYS"))),
+            ("sys.reboot", e("EPERM")),
+            ("sys.swapon", e("EPERM")),
+            ("sys.bpf", e("EPERM")),
+            ("sys.perf", e("EPERM")),
+            ("sys.open-by-handle", e("EPERM")),
+            ("sys.userfaultfd", e("EPERM")),
+            ("sys.io-uring", e("EPERM")),
+            ("sys.keyctl", e("EPERM")),
+            ("sys.syslog", e("EPERM")),
+            ("sys.clock", e("EPERM")),
+            ("sys.hostname", e("EPERM")),
+            ("sys.personality", e("EPERM")),
+            ("sys.x32-abi", (Killed, Some("SIGSYS"))),
+            ("mem.wx-mmap", e("EPERM")),
+            ("mem.mprotect-exec", e("EPERM")),
+            ("res.realtime", e("EPERM")),
+        ]);
+        util::assert_expected(&got, &want);
+        util::assert_no_probe_failures(&got);
+    });
+}

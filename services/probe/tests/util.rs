@@ -1,0 +1,266 @@
+//! Shared helpers: temp dirs, a network namespace per test, the canary, a
+//! private D-Bus, and running the probe binary with JSON output.
+//!
+//! Every test runs as root (CI does) inside a network namespace of its own
+//! (the test thread unshares it), so all traffic stays on addresses the test
+//! created: 127.0.0.1 and 192.0.2.1 of that namespace.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sandkasten_probe::canary::Report;
+use sandkasten_probe::verdict::{Verdict, VerdictKind};
+
+/// The probe binary under test.
+pub const PROBE: &str = env!("CARGO_BIN_EXE_sandkasten-probe");
+
+/// The tests make attempts that need root (and CI runs as root).
+pub fn require_root() {
+    // SAFETY: geteuid takes no arguments.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "the probe tests must run as root: they compare a root control with restrictions");
+}
+
+fn rand_hex() -> String {
+    let mut b = [0u8; 6];
+    // SAFETY: fills the live buffer.
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A unique run id for one probe run.
+pub fn run_id(prefix: &str) -> String {
+    format!("{prefix}-{}", rand_hex())
+}
+
+/// A directory under /var/tmp (not /tmp, which some tests replace), mode
+/// 0755 so a non-root probe can read the canary state; removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let p = PathBuf::from(format!("/var/tmp/sandkasten-probe-test-{name}-{}", rand_hex()));
+        std::fs::create_dir_all(p.join("content")).expect("create temp dir");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn content(&self) -> PathBuf {
+        self.0.join("content")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.0.join("canary.json")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a command to completion and panics with everything about it if it
+/// fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "command failed: {cmd:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Runs `f` on a thread that has unshared its network namespace, with lo up
+/// and 192.0.2.1/24 on a dummy interface (or a veth pair where the kernel
+/// has no dummy driver). Every process the closure starts inherits it.
+pub fn in_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            // SAFETY: unshare(CLONE_NEWNET) affects only this thread.
+            let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+            run_ok(Command::new("ip").args(["link", "set", "lo", "up"]));
+            let dummy = Command::new("ip")
+                .args(["link", "add", "sk-lan", "type", "dummy"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !dummy {
+                run_ok(
+                    Command::new("ip")
+                        .args(["link", "add", "sk-lan", "type", "veth", "peer", "name", "sk-peer"]),
+                );
+                run_ok(Command::new("ip").args(["link", "set", "sk-peer", "up"]));
+            }
+            run_ok(Command::new("ip").args(["addr", "add", "192.0.2.1/24", "dev", "sk-lan"]));
+            run_ok(Command::new("ip").args(["link", "set", "sk-lan", "up"]));
+            f()
+        });
+        h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// A running canary; stopped and reaped on drop.
+pub struct Canary {
+    child: Child,
+    pub state: PathBuf,
+}
+
+impl Canary {
+    pub fn start(dir: &TempDir) -> Canary {
+        let state = dir.state();
+        let mut child = Command::new(PROBE)
+            .args(["canary", "--lifetime", "300", "--state"])
+            .arg(&state)
+            .arg("--content-dir")
+            .arg(dir.content())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the canary");
+        let start = Instant::now();
+        while !state.exists() {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("the canary exited before it was ready: {st}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "the canary was not ready within 15 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Canary { child, state }
+    }
+
+    /// What reached the canary, summarized for `run`; removes markers.
+    pub fn report(&self, run: &str) -> Report {
+        let out = run_ok(
+            Command::new(PROBE)
+                .args(["canary-report", "--clean-markers", "--run-id", run, "--state"])
+                .arg(&self.state),
+        );
+        serde_json::from_slice(&out.stdout).expect("canary-report prints a report")
+    }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A private D-Bus daemon on a socket in `dir` (stands in for the system
+/// bus, which this machine does not run).
+pub struct Bus {
+    child: Child,
+    pub socket: PathBuf,
+}
+
+impl Bus {
+    pub fn start(dir: &TempDir) -> Bus {
+        let socket = dir.path().join("bus");
+        let child = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile"])
+            .arg(format!("--address=unix:path={}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dbus-daemon (apt-get install dbus-daemon)");
+        let start = Instant::now();
+        while !socket.exists() {
+            assert!(start.elapsed() < Duration::from_secs(10), "dbus-daemon did not create its socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Bus { child, socket }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The probe's standard arguments for a run against `canary`.
+pub fn probe_args(dir: &TempDir, run: &str) -> Vec<String> {
+    vec![
+        PROBE.into(),
+        "--json".into(),
+        "--run-id".into(),
+        run.into(),
+        "--canary".into(),
+        dir.state().display().to_string(),
+        "--content-dir".into(),
+        dir.content().display().to_string(),
+    ]
+}
+
+/// Runs a probe command (with `--json` among its arguments) and parses its
+/// verdicts.
+pub fn verdicts(cmd: &mut Command) -> BTreeMap<String, Verdict> {
+    let out = run_ok(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        let v: Verdict = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+        map.insert(v.id.clone(), v);
+    }
+    map
+}
+
+/// What a test expects of one attempt: the verdict, and for blocked or
+/// killed the exact outcome.
+pub type Expect = (VerdictKind, Option<&'static str>);
+
+/// Compares `got` with `want` for every id in `want`, and fails with the
+/// whole table of differences.
+pub fn assert_expected(got: &BTreeMap<String, Verdict>, want: &BTreeMap<&str, Expect>) {
+    let mut bad = Vec::new();
+    for (id, (kind, outcome)) in want {
+        match got.get(*id) {
+            None => bad.push(format!("{id}: missing from the probe's output")),
+            Some(v) => {
+                let outcome_ok = outcome.is_none() || v.outcome.as_deref() == *outcome;
+                if v.verdict != *kind || !outcome_ok {
+                    bad.push(format!(
+                        "{id}: expected {} {}, got {} {} ({})",
+                        kind.as_str(),
+                        outcome.unwrap_or(""),
+                        v.verdict.as_str(),
+                        v.outcome.as_deref().unwrap_or(""),
+                        v.detail
+                    ));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} attempt(s) differ from the expected set:\n{}", bad.len(), bad.join("\n"));
+}
+
+/// No attempt may fail because the probe itself broke, whatever stopped it.
+pub fn assert_no_probe_failures(got: &BTreeMap<String, Verdict>) {
+    let broken: Vec<String> = got
+        .values()
+        .filter(|v| {
+            v.verdict == VerdictKind::Error
+                && (v.detail.starts_with("probe failure")
+                    || v.detail.starts_with("no report")
+                    || v.detail.contains("deadline"))
+        })
+        .map(|v| format!("{}: {}", v.id, v.detail))
+        .collect();
+    assert!(broken.is_empty(), "the probe itself failed:\n{}", broken.join("\n"));
+}
+
+/// A sysctl value, if readable.
+pub fn sysctl(path: &str) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
