@@ -69,13 +69,20 @@ pub fn run_all(
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     let args = forward(opts, run_id);
+    // Inside a Type=notify unit (the harness runs us in the servers' own
+    // units), systemd waits for READY=1 and kills us without WATCHDOG=1.
+    // A no-op elsewhere (no NOTIFY_SOCKET); a failure only costs the
+    // readiness report, which systemd then flags on its own.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut out = Vec::new();
-    for a in attempts {
+    for (done, a) in attempts.iter().enumerate() {
         let v = run_child(a, &args);
         crate::context::remove_scratch(opts, run_id, a.id);
         each(&v);
         out.push(v);
         reap_orphans();
+        let status = format!("{} of {} attempts made", done + 1, attempts.len());
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
     }
     out
 }
