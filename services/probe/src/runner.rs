@@ -82,7 +82,8 @@ pub fn run_all(
         out.push(v);
         reap_orphans();
         let status = format!("{} of {} attempts made", done + 1, attempts.len());
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+        let _ =
+            sd_notify::notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
     }
     out
 }
