@@ -350,6 +350,24 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Waits for the server to close a connection on which the client sends
+/// nothing, and checks it did so after a 1 s `--read-timeout` (between 0.9 s
+/// and 4 s: a server that never times out fails, and so does one that
+/// closes at once).
+pub fn assert_silent_connection_closed(addr: SocketAddr, server: &Running) {
+    let mut stream = connect(addr);
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = std::io::Read::read(&mut stream, &mut buf);
+    let waited = started.elapsed();
+    assert!(matches!(read, Ok(0)), "expected EOF, got {read:?} after {waited:?}\n{}", server.report());
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?}, expected about 1 s\n{}",
+        server.report()
+    );
+}
+
 /// A file in a fresh temp dir, for content trees.
 pub fn write_file(root: &Path, relative: &str, contents: impl AsRef<[u8]>) -> PathBuf {
     let path = root.join(relative);
