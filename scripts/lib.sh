@@ -31,3 +31,12 @@ need_rust() {
     command -v cargo >/dev/null 2>&1 \
         || die "cargo not found: install a current stable Rust (https://rustup.rs; tested with 1.95)"
 }
+
+# need_vm_packages: what sandkasten-vm needs on the host: qemu (with qboot
+# from qemu-system-data), mmdebstrap for the guest image, mkfs.ext4 for the
+# per-run disks, and zstd/xz to unpack the guest kernel's modules.
+need_vm_packages() {
+    need_packages qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs \
+        zstd:zstd xz:xz-utils
+    [ -f /usr/share/qemu/qboot.rom ] || need_packages __qboot__:qemu-system-data
+}

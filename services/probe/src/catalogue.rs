@@ -96,7 +96,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.tcp-loopback",
         what: "connect to the canary on the guest's 127.0.0.1",
         directive: "PrivateNetwork=yes",
-        accepted: &["ECONNREFUSED"],
+        // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT) before PrivateNetwork= is reached.
+        accepted: &["ECONNREFUSED", "EAFNOSUPPORT"],
         deadline_ms: 4000,
         host_cap: None,
         run: net::tcp_loopback,
@@ -105,7 +106,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.tcp-lan",
         what: "connect to the canary on 192.0.2.1",
         directive: "PrivateNetwork=yes",
-        accepted: &["ENETUNREACH"],
+        // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
+        accepted: &["ENETUNREACH", "EAFNOSUPPORT"],
         deadline_ms: 4000,
         host_cap: None,
         run: net::tcp_lan,
@@ -114,7 +116,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.udp-send",
         what: "sendto the UDP canary and wait for its acknowledgement",
         directive: "PrivateNetwork=yes",
-        accepted: &["ENETUNREACH", "ECONNREFUSED", "no-reply"],
+        // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
+        accepted: &["ENETUNREACH", "ECONNREFUSED", "no-reply", "EAFNOSUPPORT"],
         deadline_ms: 4000,
         host_cap: None,
         run: net::udp_send,
@@ -123,7 +126,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.listen-new",
         what: "bind+listen a new TCP port; the canary tries to reach it from the root netns",
         directive: "PrivateNetwork=yes",
-        accepted: &["unreachable"],
+        // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
+        accepted: &["unreachable", "EAFNOSUPPORT"],
         deadline_ms: 5000,
         host_cap: None,
         run: net::listen_new,
@@ -177,7 +181,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-etc",
         what: "create a file in /etc",
         directive: "ProtectSystem=strict",
-        accepted: &["EROFS"],
+        // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
+        accepted: &["EROFS", "EACCES"],
         deadline_ms: 3000,
         host_cap: None,
         run: fs::write_etc,
@@ -186,7 +191,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-usr",
         what: "create a file in /usr/lib",
         directive: "ProtectSystem=strict",
-        accepted: &["EROFS"],
+        // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
+        accepted: &["EROFS", "EACCES"],
         deadline_ms: 3000,
         host_cap: None,
         run: fs::write_usr,
@@ -195,7 +201,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-var",
         what: "create a file in /var/lib (outside StateDirectory)",
         directive: "ProtectSystem=strict",
-        accepted: &["EROFS"],
+        // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
+        accepted: &["EROFS", "EACCES"],
         deadline_ms: 3000,
         host_cap: None,
         run: fs::write_var,
@@ -204,7 +211,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-content",
         what: "create a file in the served content directory",
         directive: "ProtectSystem=strict / ReadOnlyPaths=",
-        accepted: &["EROFS"],
+        // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
+        accepted: &["EROFS", "EACCES"],
         deadline_ms: 3000,
         host_cap: None,
         run: fs::write_content,
@@ -258,7 +266,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.proc-sys",
         what: "write /proc/sys/kernel/hostname (its own value) and 'h' (help) to /proc/sysrq-trigger",
         directive: "ProtectKernelTunables=yes",
-        accepted: &["EROFS"],
+        // ProcSubset=pid hides /proc/sys and /proc/sysrq-trigger altogether (ENOENT).
+        accepted: &["EROFS", "ENOENT"],
         deadline_ms: 3000,
         host_cap: None,
         run: fs::proc_sys,
@@ -267,7 +276,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.core-pattern",
         what: "write /proc/sys/kernel/core_pattern (its own value)",
         directive: "ProtectKernelTunables=yes",
-        accepted: &["EROFS"],
+        // ProcSubset=pid hides /proc/sys altogether (ENOENT).
+        accepted: &["EROFS", "ENOENT"],
         deadline_ms: 3000,
         host_cap: None,
         run: fs::core_pattern,
@@ -276,7 +286,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.cgroup",
         what: "mkdir (then rmdir) in the cgroup tree, write release_agent (its own value)",
         directive: "ProtectControlGroups=yes",
-        accepted: &["EROFS"],
+        // a system-call allow-list without mkdir (EPERM), or a non-root user (EACCES), stops it before the read-only mount.
+        accepted: &["EROFS", "EPERM", "EACCES"],
         deadline_ms: 3000,
         host_cap: None,
         run: fs::cgroup,
@@ -627,7 +638,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "ipc.sysv",
         what: "attach the canary's SysV shared memory key and write a token",
         directive: "PrivateIPC=yes",
-        accepted: &["ENOENT"],
+        // A system-call allow-list without the IPC calls refuses them outright (EPERM).
+        accepted: &["ENOENT", "EPERM"],
         deadline_ms: 3000,
         host_cap: None,
         run: ipc::sysv,
@@ -636,7 +648,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "ipc.mqueue",
         what: "open the canary's POSIX message queue and send a token",
         directive: "PrivateIPC=yes",
-        accepted: &["ENOENT"],
+        // A system-call allow-list without the IPC calls refuses them outright (EPERM).
+        accepted: &["ENOENT", "EPERM"],
         deadline_ms: 3000,
         host_cap: None,
         run: ipc::mqueue,

@@ -108,15 +108,27 @@ pub fn chmod_suid(ctx: &Ctx) -> Outcome {
 /// `priv.capabilities`: every capability set must be empty; a non-empty
 /// bounding set lets a setuid program or file capability hand them back.
 pub fn capabilities(_ctx: &Ctx) -> Outcome {
-    let (eff, prm, inh) = match sys::capget() {
-        Ok(v) => v,
-        Err(e) => return Outcome::failed(format!("capget: {e}")),
+    // /proc/self/status rather than capget(2): a system-call allow-list may
+    // not include capget, and the kernel's own account is the one that counts.
+    let status = match std::fs::read_to_string("/proc/self/status") {
+        Ok(s) => s,
+        Err(e) => return Outcome::failed(format!("read /proc/self/status: {e}")),
     };
-    let bnd = sys::cap_bounding_set();
-    let amb = sys::cap_ambient_set();
-    let line =
-        format!("CapEff={eff:016x} CapPrm={prm:016x} CapInh={inh:016x} CapBnd={bnd:016x} CapAmb={amb:016x}");
-    if eff | prm | inh | bnd | amb == 0 {
+    let mut line = String::new();
+    let mut any = 0u64;
+    for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let value = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+        let Some(value) = value else {
+            return Outcome::failed(format!("no {key} line in /proc/self/status"));
+        };
+        any |= value;
+        line.push_str(&format!("{key}={value:016x} "));
+    }
+    let line = line.trim_end().to_owned();
+    if any == 0 {
         Outcome::stopped("all-zero", line)
     } else {
         Outcome::escaped(line)

@@ -18,6 +18,7 @@
 //!
 //! ENOSYS is `unsupported` when the canary saw the same ENOSYS on the host.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::context::Ctx;
@@ -25,15 +26,19 @@ use crate::sys::{self, syscall6, ChildEnd, Errno};
 use crate::verdict::{Outcome, Unsupported};
 
 /// `sys.mount`: mount(2) a tmpfs on a fresh directory in the current
-/// namespace and unmount it right away.
+/// namespace and unmount it right away. Where mkdir itself is refused (a
+/// system-call allow-list without it), the target is the empty `/mnt`
+/// instead: the question is mount(2), not mkdir(2).
 pub fn mount(ctx: &Ctx) -> Outcome {
-    let dir = match ctx.scratch_file("sys.mount", "mnt") {
+    let scratch = match ctx.scratch_file("sys.mount", "mnt") {
         Ok(p) => p,
         Err(o) => return o,
     };
-    if let Err(e) = std::fs::create_dir(&dir) {
-        return Outcome::failed(format!("mkdir {}: {e}", dir.display()));
-    }
+    let (dir, created) = match std::fs::create_dir(&scratch) {
+        Ok(()) => (scratch, true),
+        Err(_) if Path::new("/mnt").is_dir() => (PathBuf::from("/mnt"), false),
+        Err(e) => return Outcome::failed(format!("mkdir {}: {e}", scratch.display())),
+    };
     let target = sys::cpath(&dir);
     // SAFETY: valid C strings for source, target, type and data.
     let r = unsafe {
@@ -52,7 +57,9 @@ pub fn mount(ctx: &Ctx) -> Outcome {
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
         Outcome::escaped(format!("mounted a tmpfs on {} (unmounted)", dir.display()))
     };
-    let _ = std::fs::remove_dir(&dir);
+    if created {
+        let _ = std::fs::remove_dir(&dir);
+    }
     out
 }
 
@@ -377,10 +384,19 @@ pub fn clock(_ctx: &Ctx) -> Outcome {
 pub fn hostname(ctx: &Ctx) -> Outcome {
     let mut buf = [0u8; 256];
     // SAFETY: writes at most buf.len() bytes.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } < 0 {
-        return Outcome::failed(format!("gethostname: {}", Errno::last()));
-    }
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let len = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        buf.iter().position(|&b| b == 0).unwrap_or(buf.len())
+    } else {
+        // uname(2) refused (a system-call allow-list): the configured name
+        // in /etc/hostname is the one systemd set at boot.
+        let configured = match std::fs::read_to_string("/etc/hostname") {
+            Ok(name) => name.trim().to_owned(),
+            Err(e) => return Outcome::failed(format!("gethostname: {}; /etc/hostname: {e}", Errno::last())),
+        };
+        let len = configured.len().min(buf.len());
+        buf[..len].copy_from_slice(&configured.as_bytes()[..len]);
+        len
+    };
     // SAFETY: sets the name from the live buffer.
     if unsafe { libc::sethostname(buf.as_ptr().cast(), len) } < 0 {
         return Outcome::errno(Errno::last(), "sethostname(current name)");

@@ -1,0 +1,634 @@
+//! The guest image: recipe, hash, cached build.
+//!
+//! The recipe is the text under `vm/guest/` (package list, customize script,
+//! units, runner, tiny initrd init, kernel arguments) plus this file and
+//! `initrd.rs`, all embedded at compile time. Its hash names the cache
+//! directory `<cache>/images/<release>-<hash>/`, so an image is rebuilt exactly
+//! when the recipe changes, and a binary moved elsewhere still knows its recipe.
+//!
+//! A build runs `mmdebstrap` into a temporary directory next to the final one,
+//! extracts the kernel and the stock initrd, writes the tiny initrd, packs the
+//! root file system into `rootfs.img` with `mkfs.ext4 -d` (no mount needed),
+//! and renames the directory into place: a half-built image is never seen.
+//! Runs boot `rootfs.img` with `snapshot=on`, so it is never written to.
+
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{tail_lines, Error, IoContext};
+use crate::guest::Event;
+
+/// A Debian release the guest can be built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Release {
+    /// Debian 12: systemd 252, built without the BPF framework.
+    Bookworm,
+    /// Debian 13: systemd 257, with the BPF framework.
+    Trixie,
+}
+
+impl Release {
+    /// The Debian code name, as mmdebstrap and the mirror know it.
+    pub fn codename(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.codename())
+    }
+}
+
+impl FromStr for Release {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "bookworm" => Ok(Release::Bookworm),
+            "trixie" => Ok(Release::Trixie),
+            other => Err(Error::Config(format!("unknown release {other:?} (bookworm or trixie)"))),
+        }
+    }
+}
+
+/// One file of the guest recipe, embedded from `vm/guest/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestFile {
+    /// The path below `vm/guest/`.
+    pub path: &'static str,
+    /// The file's text.
+    pub contents: &'static str,
+    /// Its permission bits in the guest (overlay files) or when run (scripts).
+    pub mode: u32,
+}
+
+macro_rules! guest_file {
+    ($path:literal, $mode:literal) => {
+        GuestFile { path: $path, contents: include_str!(concat!("../guest/", $path)), mode: $mode }
+    };
+}
+
+/// Every file of `vm/guest/`. Files under `overlay/` are copied onto the
+/// guest's root before `customize.sh` runs.
+pub const GUEST_FILES: &[GuestFile] = &[
+    guest_file!("packages.txt", 0o644),
+    guest_file!("customize.sh", 0o755),
+    guest_file!("cmdline.txt", 0o644),
+    guest_file!("initrd/init", 0o755),
+    guest_file!("overlay/etc/systemd/system/sandkasten-harness.target", 0o644),
+    guest_file!("overlay/etc/systemd/system/sandkasten-harness.service", 0o644),
+    guest_file!("overlay/etc/systemd/system/sandkasten-shell.target", 0o644),
+    guest_file!("overlay/etc/systemd/system/sandkasten-shell.service", 0o644),
+    guest_file!("overlay/usr/lib/sandkasten/harness-runner", 0o755),
+];
+
+/// The code that turns the recipe into an image: part of the recipe, since a
+/// change here changes the image as much as a changed package list does.
+const RECIPE_CODE: &[(&str, &str)] =
+    &[("src/image.rs", include_str!("image.rs")), ("src/initrd.rs", include_str!("initrd.rs"))];
+
+/// Bumped by hand when the cache layout changes in a way the text above misses.
+const CACHE_FORMAT: &str = "sandkasten-vm image cache v1";
+
+/// The guest recipe for one release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipe {
+    /// The Debian release.
+    pub release: Release,
+}
+
+impl Recipe {
+    /// The recipe for `release`.
+    pub fn new(release: Release) -> Recipe {
+        Recipe { release }
+    }
+
+    /// The packages to install on top of minbase, from `packages.txt`.
+    pub fn packages(&self) -> Vec<&'static str> {
+        parse_packages(guest_file("packages.txt"))
+    }
+
+    /// The recipe hash (16 hex digits) that names the cache directory.
+    pub fn hash(&self) -> String {
+        let code: Vec<(&str, &[u8])> = RECIPE_CODE.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
+        recipe_hash(self.release, GUEST_FILES, &code)
+    }
+
+    /// The cache directory's name: `<release>-<hash>`.
+    pub fn key(&self) -> String {
+        format!("{}-{}", self.release, self.hash())
+    }
+}
+
+/// Hashes everything that determines an image: the release, every guest file
+/// (path, mode and text) and the recipe code. Names and lengths are hashed
+/// too, so moving text from one file to another changes the hash.
+pub fn recipe_hash(release: Release, files: &[GuestFile], code: &[(&str, &[u8])]) -> String {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(CACHE_FORMAT.as_bytes());
+    field(release.codename().as_bytes());
+    let mut files: Vec<&GuestFile> = files.iter().collect();
+    files.sort_by_key(|f| f.path);
+    for f in files {
+        field(f.path.as_bytes());
+        field(&f.mode.to_le_bytes());
+        field(f.contents.as_bytes());
+    }
+    let mut code: Vec<&(&str, &[u8])> = code.iter().collect();
+    code.sort_by_key(|(p, _)| *p);
+    for (path, text) in code {
+        field(path.as_bytes());
+        field(text);
+    }
+    let digest = h.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Package names from `packages.txt` text: one a line, `#` comments.
+pub fn parse_packages(text: &str) -> Vec<&str> {
+    text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).collect()
+}
+
+/// The kernel command line from `cmdline.txt` text: words joined by spaces.
+pub(crate) fn kernel_cmdline() -> String {
+    guest_file("cmdline.txt")
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn guest_file(path: &str) -> &'static str {
+    GUEST_FILES
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| f.contents)
+        // The table above is a compile-time constant that lists this path.
+        .expect("guest file is embedded")
+}
+
+/// The Debian mirror for mmdebstrap: `$SANDKASTEN_VM_MIRROR`, else the first
+/// non-security archive in the host's apt sources (this machine reaches that
+/// mirror only), else Debian's redirector.
+pub fn host_mirror() -> String {
+    if let Some(m) = std::env::var("SANDKASTEN_VM_MIRROR").ok().filter(|m| !m.is_empty()) {
+        return m;
+    }
+    let mut texts = Vec::new();
+    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
+        texts.push(t);
+    }
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            let ext = p.extension().and_then(|e| e.to_str());
+            if matches!(ext, Some("list" | "sources")) {
+                if let Ok(t) = std::fs::read_to_string(&p) {
+                    texts.push(t);
+                }
+            }
+        }
+    }
+    texts.iter().find_map(|t| parse_mirror(t)).unwrap_or_else(|| "http://deb.debian.org/debian".to_string())
+}
+
+/// The first Debian archive URI in apt sources text (one-line `deb URI SUITE`
+/// or deb822 `URIs:`/`Suites:` stanzas), skipping security archives and
+/// anything whose suites are not Debian code names.
+pub fn parse_mirror(text: &str) -> Option<String> {
+    let is_debian_suite = |s: &str| {
+        let base = s.split('-').next().unwrap_or(s);
+        !s.contains("security")
+            && matches!(base, "bookworm" | "trixie" | "sid" | "unstable" | "testing" | "stable" | "forky")
+    };
+    // deb822 stanzas are separated by blank lines.
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
+            })
+        };
+        if let (Some(uris), Some(suites)) = (field("URIs"), field("Suites")) {
+            let types = field("Types").unwrap_or_else(|| "deb".into());
+            let enabled = field("Enabled").map_or(true, |e| e != "no");
+            if enabled
+                && types.split_whitespace().any(|t| t == "deb")
+                && suites.split_whitespace().any(is_debian_suite)
+            {
+                if let Some(uri) = uris.split_whitespace().next() {
+                    return Some(uri.trim_end_matches('/').to_string());
+                }
+            }
+        }
+    }
+    text.lines().find_map(|line| {
+        let line = line.split('#').next()?.trim();
+        let mut words = line.split_whitespace().filter(|w| !w.starts_with('['));
+        if words.next()? != "deb" {
+            return None;
+        }
+        let uri = words.next()?;
+        let suite = words.next()?;
+        is_debian_suite(suite).then(|| uri.trim_end_matches('/').to_string())
+    })
+}
+
+/// What a build wrote about the image, kept as `manifest.json` beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The Debian release.
+    pub release: Release,
+    /// The recipe hash.
+    pub recipe_hash: String,
+    /// The kernel's release string (`uname -r` in the guest).
+    pub kernel: String,
+    /// The version of the systemd package.
+    pub systemd: String,
+    /// The mirror the packages came from.
+    pub mirror: String,
+    /// Seconds the build took.
+    pub build_seconds: f64,
+    /// Every installed package as `name=version`.
+    pub packages: Vec<String>,
+}
+
+/// A built image in the cache.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The directory `<cache>/images/<release>-<hash>/`.
+    pub dir: PathBuf,
+    /// What the build recorded.
+    pub manifest: Manifest,
+}
+
+impl Image {
+    /// The ext4 root file system (booted with `snapshot=on`, never written).
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs.img")
+    }
+    /// The kernel (bzImage).
+    pub fn kernel(&self) -> PathBuf {
+        self.dir.join("vmlinuz")
+    }
+    /// Debian's own initrd (initramfs-tools).
+    pub fn stock_initrd(&self) -> PathBuf {
+        self.dir.join("initrd.stock")
+    }
+    /// The tiny initrd: busybox, the virtio modules, `vm/guest/initrd/init`.
+    pub fn tiny_initrd(&self) -> PathBuf {
+        self.dir.join("initrd.tiny")
+    }
+
+    /// Opens the cached image for `release` at the current recipe, if built.
+    pub fn cached(release: Release, cache_dir: &Path) -> Result<Option<Image>, Error> {
+        let dir = images_dir(cache_dir).join(Recipe::new(release).key());
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(dir.join("manifest.json"))
+            .ctx(|| format!("failed to read {}", dir.join("manifest.json").display()))?;
+        let manifest = serde_json::from_str(&text)
+            .map_err(|e| Error::Image { dir: dir.clone(), detail: format!("bad manifest.json: {e}") })?;
+        Ok(Some(Image { dir, manifest }))
+    }
+
+    /// The cached image for `release`, built first when the recipe changed.
+    /// Concurrent callers (parallel tests, two terminals) wait on a lock file
+    /// instead of building the same image twice.
+    pub fn ensure(
+        release: Release,
+        cache_dir: &Path,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Image, Error> {
+        if let Some(image) = Image::cached(release, cache_dir)? {
+            return Ok(image);
+        }
+        let _lock = lock(cache_dir, &Recipe::new(release).key())?;
+        if let Some(image) = Image::cached(release, cache_dir)? {
+            return Ok(image);
+        }
+        build_locked(release, cache_dir, on_event)
+    }
+
+    /// Builds the image for `release` (replacing a cached one with the same
+    /// recipe hash). Progress goes to `on_event` as [`Event::Progress`].
+    pub fn build(
+        release: Release,
+        cache_dir: &Path,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Image, Error> {
+        let _lock = lock(cache_dir, &Recipe::new(release).key())?;
+        build_locked(release, cache_dir, on_event)
+    }
+}
+
+/// Builds the image; the caller holds the recipe's lock.
+fn build_locked(
+    release: Release,
+    cache_dir: &Path,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Image, Error> {
+    require_tool("mmdebstrap", "mmdebstrap")?;
+    require_tool("mkfs.ext4", "e2fsprogs")?;
+    let recipe = Recipe::new(release);
+    let images = images_dir(cache_dir);
+    std::fs::create_dir_all(&images).ctx(|| format!("failed to create {}", images.display()))?;
+    let started = Instant::now();
+    let mut progress = |stage: &str, detail: String| {
+        on_event(&Event::Progress { stage: stage.to_string(), elapsed: started.elapsed(), detail })
+    };
+    let mirror = host_mirror();
+    progress(
+        "image",
+        format!("building {} (recipe {}) from {mirror} into {}", release, recipe.hash(), images.display()),
+    );
+
+    // Leftovers of builds that were killed (the lock says none is running).
+    let stale = format!(".build-{}-", recipe.key());
+    for entry in std::fs::read_dir(&images).ctx(|| format!("failed to list {}", images.display()))?.flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with(&stale) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+
+    // Built beside its final place so the rename is atomic; removed on error.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".build-{}-", recipe.key()))
+        .tempdir_in(&images)
+        .ctx(|| format!("failed to create a build directory in {}", images.display()))?;
+    let out = tmp.path();
+    let staging = out.join("recipe");
+    write_guest_files(&staging)?;
+    let rootfs = out.join("rootfs");
+
+    // 1. mmdebstrap: minbase plus packages.txt.
+    let mut cmd = Command::new("mmdebstrap");
+    cmd.arg("--variant=minbase")
+        .arg("--mode=root")
+        .arg("--format=directory")
+        .arg(format!("--include={}", recipe.packages().join(",")));
+    let merged_usr = Path::new("/usr/share/mmdebstrap/hooks/merged-usr");
+    if merged_usr.is_dir() {
+        cmd.arg(format!("--hook-dir={}", merged_usr.display()));
+    }
+    // No fsync per unpacked file: the tree is packed into an image anyway.
+    cmd.arg("--dpkgopt=force-unsafe-io");
+    // Documentation nobody reads in the guest; smaller image, faster mkfs.
+    for excluded in ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"] {
+        cmd.arg(format!("--dpkgopt=path-exclude={excluded}"));
+    }
+    cmd.arg(release.codename()).arg(&rootfs).arg(&mirror);
+    run_streaming(&mut cmd, "mmdebstrap", &mut |line| {
+        if let Some(info) = line.strip_prefix("I: ") {
+            progress("bootstrap", info.to_string());
+        }
+    })?;
+    progress("bootstrap", "done".into());
+
+    // 2. The overlay and customize.sh, after mmdebstrap's own cleanup
+    // (which would reset /etc/machine-id).
+    for f in GUEST_FILES {
+        if let Some(rel) = f.path.strip_prefix("overlay/") {
+            write_file(&rootfs.join(rel), f)?;
+        }
+    }
+    let mut customize = Command::new(staging.join("customize.sh"));
+    customize.arg(&rootfs);
+    run_captured(&mut customize, "customize.sh")?;
+    progress("customize", "overlay copied, customize.sh done".into());
+
+    // 3. The kernel and Debian's initrd, out of the guest's /boot.
+    let boot = rootfs.join("boot");
+    let vmlinuz = only_entry(&boot, "vmlinuz-")?;
+    let kernel = vmlinuz
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .unwrap_or_default()
+        .to_string();
+    copy(&vmlinuz, &out.join("vmlinuz"))?;
+    copy(&boot.join(format!("initrd.img-{kernel}")), &out.join("initrd.stock"))?;
+    progress("kernel", format!("linux {kernel}"));
+
+    // 4. The tiny initrd.
+    let tiny = crate::initrd::build_tiny(&rootfs, &kernel, guest_file("initrd/init"))?;
+    std::fs::write(out.join("initrd.tiny"), &tiny).ctx(|| "failed to write initrd.tiny".into())?;
+    progress("tiny initrd", format!("{} KiB", tiny.len() / 1024));
+
+    // 5. The manifest, from dpkg's status file.
+    let status = std::fs::read_to_string(rootfs.join("var/lib/dpkg/status"))
+        .ctx(|| "failed to read the guest's dpkg status".into())?;
+    let packages = installed_packages(&status);
+    let systemd = packages.iter().find_map(|p| p.strip_prefix("systemd=")).unwrap_or("unknown").to_string();
+
+    // 6. The root file system as ext4, written without mounting anything.
+    let mut mkfs = Command::new("mkfs.ext4");
+    mkfs.args(["-q", "-F", "-L", "sandkasten-root", "-d"]).arg(&rootfs).arg(out.join("rootfs.img")).arg("2G");
+    run_captured(&mut mkfs, "mkfs.ext4")?;
+    progress("ext4", "rootfs.img (2 GiB, sparse)".into());
+    std::fs::remove_dir_all(&rootfs).ctx(|| format!("failed to remove {}", rootfs.display()))?;
+    std::fs::remove_dir_all(&staging).ctx(|| format!("failed to remove {}", staging.display()))?;
+
+    let manifest = Manifest {
+        release,
+        recipe_hash: recipe.hash(),
+        kernel,
+        systemd,
+        mirror,
+        build_seconds: started.elapsed().as_secs_f64(),
+        packages,
+    };
+    let json = serde_json::to_string_pretty(&manifest).expect("a manifest always serialises");
+    std::fs::write(out.join("manifest.json"), json).ctx(|| "failed to write manifest.json".into())?;
+
+    // 7. Into place, atomically.
+    let dir = images.join(recipe.key());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).ctx(|| format!("failed to remove the old {}", dir.display()))?;
+    }
+    let tmp_path = tmp.keep();
+    std::fs::rename(&tmp_path, &dir).ctx(|| format!("failed to rename the build to {}", dir.display()))?;
+    progress("image", format!("ready in {}", dir.display()));
+    Ok(Image { dir, manifest })
+}
+
+/// `<cache>/images`.
+fn images_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("images")
+}
+
+/// Takes an exclusive lock on `<cache>/images/.<key>.lock` until dropped.
+fn lock(cache_dir: &Path, key: &str) -> Result<std::fs::File, Error> {
+    let images = images_dir(cache_dir);
+    std::fs::create_dir_all(&images).ctx(|| format!("failed to create {}", images.display()))?;
+    let path = images.join(format!(".{key}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("failed to open {}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(std::io::Error::from)
+        .ctx(|| format!("failed to lock {}", path.display()))?;
+    Ok(file)
+}
+
+/// Writes the embedded guest files below `dir` with their modes.
+fn write_guest_files(dir: &Path) -> Result<(), Error> {
+    for f in GUEST_FILES {
+        write_file(&dir.join(f.path), f)?;
+    }
+    Ok(())
+}
+
+/// Writes one guest file at `path` (parents created) with its mode.
+fn write_file(path: &Path, f: &GuestFile) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).ctx(|| format!("failed to create {}", parent.display()))?;
+    }
+    std::fs::write(path, f.contents).ctx(|| format!("failed to write {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(f.mode))
+        .ctx(|| format!("failed to chmod {}", path.display()))
+}
+
+/// The single entry of `dir` whose name starts with `prefix`.
+fn only_entry(dir: &Path, prefix: &str) -> Result<PathBuf, Error> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ctx(|| format!("failed to list {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        n => Err(Error::Image {
+            dir: dir.to_path_buf(),
+            detail: format!("expected one {prefix}* in the guest's /boot, found {n}"),
+        }),
+    }
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::copy(from, to).ctx(|| format!("failed to copy {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+/// `name=version` for every installed package in a dpkg status file.
+fn installed_packages(status: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for stanza in status.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')).map(str::trim))
+        };
+        if let (Some(p), Some(v), Some(s)) = (field("Package"), field("Version"), field("Status")) {
+            if s.ends_with(" installed") {
+                out.push(format!("{p}={v}"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Fails with an install hint when `tool` is not on `PATH`.
+pub(crate) fn require_tool(tool: &'static str, package: &'static str) -> Result<(), Error> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    // root's PATH usually has these, other users' not: mkfs.ext4 lives there.
+    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    if dirs.iter().any(|d| d.join(tool).is_file()) {
+        Ok(())
+    } else {
+        Err(Error::MissingTool { tool, package })
+    }
+}
+
+/// A command's name and arguments, shortened for error messages.
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    if s.len() > 300 {
+        s.truncate(300);
+        s.push_str(" …");
+    }
+    s
+}
+
+/// Runs `cmd` to completion; on failure the error carries its output tail.
+pub(crate) fn run_captured(cmd: &mut Command, what: &str) -> Result<(), Error> {
+    let output = cmd.stdin(Stdio::null()).output().ctx(|| format!("failed to run {what}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut text = output.stdout;
+    text.extend_from_slice(&output.stderr);
+    Err(Error::Command {
+        command: describe(cmd),
+        status: output.status.to_string(),
+        output: tail_lines(&text, 40),
+    })
+}
+
+/// Runs `cmd`, handing each stderr line to `on_line` as it comes (stdout is
+/// collected beside it); on failure the error carries the last lines of both.
+fn run_streaming(cmd: &mut Command, what: &str, on_line: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ctx(|| format!("failed to run {what}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stdout = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut { stdout }, &mut buf);
+        buf
+    });
+    let mut tail: Vec<String> = Vec::new();
+    for line in BufReader::new(child.stderr.take().expect("stderr is piped")).lines() {
+        let line = line.ctx(|| format!("failed to read {what}'s output"))?;
+        on_line(&line);
+        tail.push(line);
+        if tail.len() > 200 {
+            tail.drain(..100);
+        }
+    }
+    let status = child.wait().ctx(|| format!("failed to wait for {what}"))?;
+    let stdout = stdout.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let n = tail.len().saturating_sub(30);
+    let output = format!("{}\n(stdout:)\n{}", tail[n..].join("\n"), tail_lines(&stdout, 10));
+    Err(Error::Command { command: describe(cmd), status: status.to_string(), output })
+}
+
+/// Seconds with one decimal, as progress lines print them.
+pub(crate) fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}

@@ -1,0 +1,65 @@
+//! sandkasten-vm: boots a real systemd in a qemu guest to prove that
+//! sandkasten's sandboxes hold.
+//!
+//! The host's own init is not systemd (and may not be on CI), so every claim
+//! about a unit's sandbox is checked inside a throw-away guest whose PID 1 is a
+//! stock Debian systemd.
+//!
+//! # Layout
+//! - [`image`]: the guest recipe (package list, units, kernel arguments under
+//!   `vm/guest/`, embedded at compile time), its hash, and the cached build
+//!   (`mmdebstrap` → ext4 image + kernel + initrds).
+//! - [`accel`]: KVM or TCG. `/dev/kvm` existing proves nothing (nested
+//!   virtualisation may hand out a device whose vCPUs never run), so `auto`
+//!   boots the guest kernel once under KVM with a short deadline.
+//! - [`guest`]: [`Guest`] prepares an image and an accelerator once and boots
+//!   runs from it; a [`Run`] holds what the guest reported and the timings.
+//! - `qemu` (private): the qemu command line and the child process, which never
+//!   outlives the harness.
+//! - `initrd` (private): the tiny initrd (a cpio archive written by hand).
+//! - [`payload`]: the servers, units and content staged for a run, with the
+//!   guest plans of `vm/plan/`.
+//! - [`matrix`]: the guest plan's report turned into DESIGN.md's schema, a
+//!   table, JUnit, and a verdict.
+//!
+//! # Protocol with the guest
+//! `vm/guest/overlay/usr/lib/sandkasten/harness-runner` runs the command and
+//! writes to three virtio serial ports: `sandkasten.results` (stdout, byte for
+//! byte), `sandkasten.stderr`, and `sandkasten.control` (`start UPTIME`, then
+//! `end STATUS UPTIME`). A run passes only when the `end` line arrived.
+#![deny(missing_docs)]
+
+pub mod accel;
+mod error;
+pub mod guest;
+pub mod image;
+mod initrd;
+pub mod matrix;
+pub mod payload;
+mod qemu;
+
+pub use accel::{Accel, AccelRequest};
+pub use error::Error;
+pub use guest::{Config, CpuModel, Event, Guest, InitrdKind, Run, Timings};
+pub use image::{Image, Release};
+
+use std::path::PathBuf;
+
+/// The exit code of the CLI when the harness itself failed (EX_UNAVAILABLE),
+/// kept apart from any status the guest command returns.
+pub const EXIT_HARNESS_FAILURE: u8 = 69;
+
+/// Where images, probe results and per-run logs live: `$SANDKASTEN_VM_CACHE`,
+/// else `${XDG_CACHE_HOME:-$HOME/.cache}/sandkasten`. Outside the checkout so
+/// that a fresh clone (CI) reuses an image built before.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SANDKASTEN_VM_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    base.join("sandkasten")
+}

@@ -1,0 +1,101 @@
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use sandkasten_vm::{AccelRequest, Config, Error, Guest, Release, EXIT_HARNESS_FAILURE};
+
+use crate::util::{one_guest_at_a_time, sandkasten_vm};
+
+#[test]
+fn exec_runs_a_command_under_systemd() {
+    let _guest = one_guest_at_a_time();
+    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--", "sh", "-c", "systemctl --version; echo hi"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("systemd 252 ("), "{stdout}");
+    assert!(stdout.contains("-BPF_FRAMEWORK"), "bookworm's systemd lacks the BPF framework: {stdout}");
+    assert!(stdout.ends_with("\nhi\n"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("using TCG"), "the accelerator is announced: {stderr}");
+}
+
+#[test]
+fn exec_returns_the_guest_status() {
+    let _guest = one_guest_at_a_time();
+    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--", "sh", "-c", "echo oops >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+}
+
+/// The library path the matrix will use: a payload with a `run` script whose
+/// stdout is the result, an `overlay/` that lands on `/` before systemd starts
+/// (so a unit in it is known without daemon-reload), a non-zero status, and
+/// the timings.
+#[test]
+fn payload_run_script_overlay_result_and_status() {
+    let _guest = one_guest_at_a_time();
+    let payload = tempfile::tempdir().unwrap();
+    let unit_dir = payload.path().join("overlay/etc/systemd/system");
+    std::fs::create_dir_all(&unit_dir).unwrap();
+    std::fs::write(
+        unit_dir.join("sandkasten-hello.service"),
+        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo hello-from-unit >/run/hello'\n",
+    )
+    .unwrap();
+    let run = payload.path().join("run");
+    let script = r#"#!/bin/sh
+systemctl start sandkasten-hello.service || exit 1
+printf '{"pwd":"%s","user":"%s","unit":"%s"}' "$PWD" "$(id -un)" "$(cat /run/hello)"
+exit 5
+"#;
+    std::fs::write(&run, script).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let mut config = Config::new(Release::Bookworm);
+    config.accel = AccelRequest::Tcg;
+    config.payload_dir = Some(payload.path().to_path_buf());
+    let result = Guest::boot(&config).expect("guest run");
+    assert_eq!(result.status, 5, "stderr: {}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(result.result(), br#"{"pwd":"/payload","user":"root","unit":"hello-from-unit"}"#);
+    assert!(result.console_log.is_file());
+    let t = result.timings;
+    assert!(t.to_script_start > Duration::ZERO && t.qemu >= t.to_script_start + t.script, "{t:?}");
+    eprintln!("timings: {t:?}");
+}
+
+#[test]
+fn a_guest_that_never_finishes_times_out_with_the_console_tail() {
+    let _guest = one_guest_at_a_time();
+    let out = sandkasten_vm(&[
+        "exec",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "40",
+        "--",
+        "sh",
+        "-c",
+        "echo still-sleeping >/dev/console; sleep 1000",
+    ]);
+    assert_eq!(out.status.code(), Some(i32::from(EXIT_HARNESS_FAILURE)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did not finish within 40 s under tcg"), "{stderr}");
+    assert!(stderr.contains("last console lines"), "{stderr}");
+    assert!(stderr.contains("still-sleeping"), "the console tail is in the error: {stderr}");
+}
+
+#[test]
+fn library_timeout_is_a_typed_error() {
+    let _guest = one_guest_at_a_time();
+    let mut config = Config::new(Release::Bookworm);
+    config.accel = AccelRequest::Tcg;
+    config.command = Some(vec!["sleep".into(), "1000".into()]);
+    // Too short to even boot: the error still names the console log.
+    config.timeout = Some(Duration::from_secs(2));
+    match Guest::boot(&config) {
+        Err(Error::Timeout { after, console_log, .. }) => {
+            assert_eq!(after, Duration::from_secs(2));
+            assert!(console_log.is_file());
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}

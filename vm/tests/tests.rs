@@ -1,0 +1,12 @@
+//! sandkasten-vm's tests, one target (`autotests = false`).
+
+// Recipe hashing, package list and mirror parsing: no qemu, no network.
+mod recipe;
+// The accelerator decision, with the device check and probe faked.
+mod accel;
+// The run loop against a fake qemu: retry on crash, errors, port protocol.
+mod fake;
+// Real guests under TCG: builds (or reuses) the bookworm image, minutes when cold.
+mod guest;
+// Helpers: running the CLI, serialising the guests.
+mod util;

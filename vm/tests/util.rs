@@ -1,0 +1,23 @@
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// TCG guests are CPU-bound on a 2-core machine: one at a time keeps the
+/// timings (and the timeout test) meaningful.
+static GUEST: Mutex<()> = Mutex::new(());
+
+pub fn one_guest_at_a_time() -> MutexGuard<'static, ()> {
+    GUEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs the sandkasten-vm binary with `args`, printing everything a failing
+/// assertion needs to be understood.
+pub fn sandkasten_vm(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandkasten-vm"));
+    cmd.args(args);
+    let out = cmd.output().expect("run sandkasten-vm");
+    eprintln!("$ sandkasten-vm {}", args.join(" "));
+    eprintln!("status: {}", out.status);
+    eprintln!("stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
