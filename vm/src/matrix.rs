@@ -215,6 +215,12 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
             failures.push(format!("{unit}: no verdict for {}", missing.join(", ")));
         }
     }
+    let mut verdicts = BTreeSet::new();
+    for r in &results {
+        if !verdicts.insert((r.unit.as_str(), r.attempt.as_str())) {
+            failures.push(format!("{}: {} has more than one verdict", r.unit, r.attempt));
+        }
+    }
     for r in &results {
         let in_control = r.unit == CONTROL;
         match r.verdict.as_str() {
@@ -448,6 +454,7 @@ mod tests {
             probe("v.service", "a", "error"),
             probe("control", "a", "blocked"),
             probe("control", "b", "escaped"),
+            probe("control", "b", "escaped"),
             r#"{"kind":"check","unit":"u.socket","check":"GET /","ok":false,"detail":"refused"}"#.to_owned(),
         ];
         let report =
@@ -460,11 +467,12 @@ mod tests {
             "u.service: no verdict for b",
             "GET / failed",
             "did not run to the end",
+            "control: b has more than one verdict",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
         assert!(report.table().contains("ESCAPED") && report.table().contains("HELD"));
-        assert!(report.junit().contains(r#"failures="5""#), "{}", report.junit());
+        assert!(report.junit().contains(r#"failures="4""#), "{}", report.junit());
     }
 
     #[test]

@@ -575,7 +575,9 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "mem.wx-mmap",
         what: "mmap PROT_WRITE|PROT_EXEC",
         directive: "MemoryDenyWriteExecute=yes",
-        accepted: &["EPERM"],
+        // systemd >= 254 on Linux >= 6.3 uses the kernel's own PR_SET_MDWE, which
+        // refuses with EACCES where the older seccomp filter says EPERM.
+        accepted: &["EPERM", "EACCES"],
         deadline_ms: 3000,
         host_cap: None,
         run: memory::wx_mmap,
@@ -584,7 +586,9 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "mem.mprotect-exec",
         what: "mprotect a writable page to PROT_EXEC",
         directive: "MemoryDenyWriteExecute=yes",
-        accepted: &["EPERM"],
+        // systemd >= 254 on Linux >= 6.3 uses the kernel's own PR_SET_MDWE, which
+        // refuses with EACCES where the older seccomp filter says EPERM.
+        accepted: &["EPERM", "EACCES"],
         deadline_ms: 3000,
         host_cap: None,
         run: memory::mprotect_exec,
