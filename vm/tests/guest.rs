@@ -99,3 +99,24 @@ fn library_timeout_is_a_typed_error() {
         other => panic!("expected a timeout, got {other:?}"),
     }
 }
+
+/// `exec --unit`: a command runs inside exactly the unit's sandbox, here the
+/// reference echo unit: a dynamic user, no /etc/shadow, the command's own
+/// exit status back on the host.
+#[test]
+fn exec_unit_runs_the_command_inside_that_units_sandbox() {
+    let _guest = one_guest_at_a_time();
+    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/../units/sandkasten-echo.service");
+    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/usr/bin/id", "-u"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let uid: u32 =
+        stdout.lines().find_map(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no uid in {stdout}"));
+    assert!((61184..=65519).contains(&uid), "not a dynamic user: uid {uid}");
+
+    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/usr/bin/cat", "/etc/shadow"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "reading /etc/shadow must fail in the sandbox: {stdout}");
+    assert!(stdout.contains("Permission denied"), "{stdout}");
+}
