@@ -100,10 +100,19 @@ fn uninstall_without_an_install_says_so() {
 
 #[test]
 fn live_install_refuses_without_root_or_without_systemd() {
-    // As nobody: refused for want of root, before anything is built.
+    // As nobody: refused for want of root, before anything is built. From a
+    // copy that nobody can read, wherever the checkout lives (/root is 0700).
+    let copy = tempfile::tempdir().unwrap();
+    let scripts = copy.path().join("scripts");
+    std::fs::create_dir(&scripts).unwrap();
+    for name in ["install", "lib.sh"] {
+        std::fs::copy(script(name), scripts.join(name)).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let output = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(script("install"))
+        .arg(scripts.join("install"))
         .env_remove("DESTDIR")
         .output()
         .expect("setpriv (util-linux) is needed");

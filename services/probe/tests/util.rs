@@ -56,6 +56,16 @@ impl TempDir {
     pub fn state(&self) -> PathBuf {
         self.0.join("canary.json")
     }
+    /// A copy of the probe binary in this directory. Restricted runs hide
+    /// /tmp, /home and /root (where a checkout may live) or run as nobody
+    /// (who cannot enter /root): the copy in /var/tmp is reachable from all.
+    pub fn probe(&self) -> PathBuf {
+        let copy = self.0.join("sandkasten-probe");
+        if !copy.exists() {
+            std::fs::copy(PROBE, &copy).expect("copy the probe binary");
+        }
+        copy
+    }
 }
 
 impl Drop for TempDir {
@@ -192,7 +202,7 @@ impl Drop for Bus {
 /// The probe's standard arguments for a run against `canary`.
 pub fn probe_args(dir: &TempDir, run: &str) -> Vec<String> {
     vec![
-        PROBE.into(),
+        dir.probe().display().to_string(),
         "--json".into(),
         "--run-id".into(),
         run.into(),
