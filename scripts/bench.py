@@ -998,11 +998,12 @@ def chart(results, path, title):
         for i, c in enumerate(names):
             ys, xs = [], []
             for j, r in enumerate(rows):
-                e, p = r["contenders"].get(c), r["contenders"].get(peer)
-                if not e or not p or not p["median"]:
+                e = r["contenders"].get(c)
+                ratio = 1.0 if c == peer else e and e.get("ratio")
+                if not ratio:
                     continue
                 ys.append(j + (i - (len(names) - 1) / 2) * height)
-                xs.append(e["median"] / p["median"])
+                xs.append(ratio)
             ax.barh(ys, xs, height=height, label=c, color=colors.get(c))
             for y, x in zip(ys, xs):
                 ax.text(x, y, f" {x:.2f}", va="center", fontsize=7)
@@ -1014,7 +1015,8 @@ def chart(results, path, title):
             ax.set_xscale("log")
         goal = GOALS[group][1]
         ax.axvline(goal, color="black", lw=0.8, ls=":")
-        ax.set_xlabel(f"throughput relative to {peer} (= 1.0; dotted: goal {goal:g})", fontsize=8)
+        ax.set_xlabel(f"throughput relative to {peer} (= 1.0), median of per-round ratios; "
+                      f"dotted: goal {goal:g}", fontsize=8)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -2,10 +2,17 @@
 //!
 //! 1. **Method**: GET and HEAD only; anything else is 405 with `Allow`.
 //! 2. **Decode** the path (`resolve::decode`): `..`, `%2f`, `%00` are 400.
-//! 3. **Locate** it on the blocking pool (`resolve::locate`): canonicalize,
-//!    require containment in the root, pick `index.html`, vet `.gz`/`.br`
-//!    siblings. Refusals are 403/404; suspicious ones log a warning with the
-//!    peer and the path.
+//! 3. **Locate** it (`resolve::locate`): canonicalize, require containment
+//!    in the root, pick `index.html`, vet `.gz`/`.br` siblings. Refusals are
+//!    403/404; suspicious ones log a warning with the peer and the path.
+//!    This runs on the async worker, not tokio's blocking pool: in a
+//!    read-only tree that the kernel has cached after the first request, a
+//!    lookup is a few microseconds of system calls, and the round trip to
+//!    the blocking pool (two thread switches) cost more than the lookup
+//!    itself: half the requests per second for a 1 KiB file
+//!    (`scripts/bench`). The price, as in nginx's event loop: a lookup that
+//!    has to wait for the disk holds up this worker's other connections
+//!    meanwhile.
 //! 4. **Directory without `/`**: 301 to the normalized path with `/`, so
 //!    relative links in the page resolve inside the directory.
 //! 5. **Directory without `index.html`**: an HTML listing (`listing`).
@@ -14,6 +21,11 @@
 //!    headers it would half-handle, then add `ETag` and `Vary`, answer
 //!    `If-None-Match`/`If-Modified-Since` with 304, and repeat the call
 //!    without `Range` when `If-Range` does not hold (`validators`).
+//!    A plain GET of a small file (no `Range`, no `If-Unmodified-Since`, no
+//!    precompressed sibling in play) skips tower-http: step 3 reads it whole
+//!    ([`SMALL_FILE`]) and we send it from memory with the same headers.
+//!    tower-http opens, stats and reads through one blocking-pool round trip
+//!    each, which for a small file costs far more than the reading.
 //!
 //! Every response carries `X-Content-Type-Options: nosniff` (a browser must
 //! not run an uploaded `.txt` as script), and every request gets one
@@ -21,15 +33,16 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
-    IF_UNMODIFIED_SINCE, LAST_MODIFIED, LOCATION, RANGE, VARY, X_CONTENT_TYPE_OPTIONS,
+    ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, LOCATION, RANGE, VARY,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -40,6 +53,10 @@ use tower_http::services::ServeFile;
 
 use crate::resolve::{self, Located, Refusal, Wanted};
 use crate::{listing, validators, Site};
+
+/// Files up to this size may be read whole right after the lookup and sent
+/// from memory (step 6); larger ones are streamed by tower-http.
+pub(crate) const SMALL_FILE: u64 = 256 * 1024;
 
 /// The body of every response: a file stream from tower-http or a small
 /// buffer of ours. Boxed once per response so both fit one type.
@@ -78,24 +95,19 @@ async fn respond(site: &Arc<Site>, peer: SocketAddr, parts: &Parts) -> Response<
         Ok(segments) => segments,
         Err(refusal) => return refused(peer, path, refusal),
     };
-    // 3. Locate, off the async workers: canonicalize and read_dir block.
+    // 3. Locate, inline (see the module note on why not spawn_blocking).
     let wanted = Wanted {
         trailing_slash: path.ends_with('/'),
         gzip: accepts(&parts.headers, b"gzip"),
         br: accepts(&parts.headers, b"br"),
     };
-    let site = site.clone();
-    let located = tokio::task::spawn_blocking(move || {
-        let located = resolve::locate(site.root(), &segments, wanted);
-        (segments, located)
-    })
-    .await;
-    let (segments, located) = match located {
-        Ok(done) => done,
-        Err(err) => {
-            tracing::error!(%peer, path, %err, "path lookup task failed");
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n");
-        }
+    let small_ok = parts.method == Method::GET
+        && !parts.headers.contains_key(RANGE)
+        && !parts.headers.contains_key(IF_UNMODIFIED_SINCE);
+    let located = resolve::locate(site.root(), &segments, wanted);
+    let small = match &located {
+        Ok(Located::File(file)) if small_ok => read_small(file),
+        _ => None,
     };
     match located {
         Err(refusal) => refused(peer, path, refusal),
@@ -110,7 +122,76 @@ async fn respond(site: &Arc<Site>, peer: SocketAddr, parts: &Parts) -> Response<
             response
         }
         // 6. File.
-        Ok(Located::File(file)) => serve_file(peer, parts, &file).await,
+        Ok(Located::File(file)) => match small {
+            Some(small) => serve_small(parts, &file, small),
+            None => serve_file(peer, parts, &file).await,
+        },
+    }
+}
+
+/// A small file read whole, with the metadata of the handle it was read
+/// through (what the `ETag` and `Last-Modified` must describe).
+struct Small {
+    bytes: Bytes,
+    meta: std::fs::Metadata,
+}
+
+/// Step 6's shortcut, run right after the lookup: reads `file` whole
+/// when tower-http would send it unchanged anyway (identity coding, since no
+/// precompressed sibling was vetted, and small). `None` leaves the request to
+/// tower-http, also when the file changed since the lookup.
+fn read_small(file: &resolve::File) -> Option<Small> {
+    if file.gzip.is_some() || file.br.is_some() || file.meta.len() > SMALL_FILE {
+        return None;
+    }
+    // The same canonical path tower-http would open (see resolve.rs on
+    // why opening by path is acceptable for a read-only root).
+    let mut handle = std::fs::File::open(&file.path).ok()?;
+    let meta = handle.metadata().ok()?;
+    if !meta.is_file() || meta.len() > SMALL_FILE {
+        return None;
+    }
+    // Exactly the length fstat gave, in one read for a small file: the
+    // ETag describes that length. A file cut short meanwhile fails here and
+    // goes to tower-http.
+    let mut bytes = vec![0; meta.len() as usize];
+    handle.read_exact(&mut bytes).ok()?;
+    Some(Small { bytes: Bytes::from(bytes), meta })
+}
+
+/// Step 6 for a file [`read_small`] read: the headers tower-http would send
+/// (`Content-Type` from the canonical name, `Accept-Ranges`,
+/// `Last-Modified`), then the validators as in [`serve_file`].
+fn serve_small(parts: &Parts, file: &resolve::File, small: Small) -> Response<Body> {
+    let etag = validators::etag(&small.meta, None);
+    let last_modified = small.meta.modified().ok().map(|t| header_value(httpdate::fmt_http_date(t)));
+    if not_modified(&parts.headers, &etag, last_modified.as_ref()) {
+        return not_modified_response(&etag, last_modified);
+    }
+    let mime = mime_guess::from_path(&file.path).first_raw().unwrap_or("application/octet-stream");
+    let mut response = full(StatusCode::OK, small.bytes);
+    let out = response.headers_mut();
+    out.insert(CONTENT_TYPE, HeaderValue::from_static(mime));
+    out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(last_modified) = last_modified {
+        out.insert(LAST_MODIFIED, last_modified);
+    }
+    out.insert(ETAG, header_value(etag));
+    out.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    response
+}
+
+/// Whether the request's `If-None-Match` (or, without it,
+/// `If-Modified-Since`) says the client's copy is current: RFC 9110
+/// §13.2.2's order.
+fn not_modified(headers: &HeaderMap, etag: &str, last_modified: Option<&HeaderValue>) -> bool {
+    let mut inm = headers.get_all(IF_NONE_MATCH).iter().peekable();
+    if inm.peek().is_some() {
+        inm.any(|value| validators::none_match(value, etag))
+    } else {
+        headers
+            .get(IF_MODIFIED_SINCE)
+            .is_some_and(|since| validators::not_modified_since(since, last_modified))
     }
 }
 
@@ -152,15 +233,7 @@ async fn serve_file(peer: SocketAddr, parts: &Parts, file: &resolve::File) -> Re
         let etag = validators::etag(meta, coding);
         let last_modified = response.headers().get(LAST_MODIFIED).cloned();
 
-        let mut inm = headers.get_all(IF_NONE_MATCH).iter().peekable();
-        let not_modified = if inm.peek().is_some() {
-            inm.any(|value| validators::none_match(value, &etag))
-        } else {
-            headers
-                .get(IF_MODIFIED_SINCE)
-                .is_some_and(|since| validators::not_modified_since(since, last_modified.as_ref()))
-        };
-        if not_modified {
+        if not_modified(headers, &etag, last_modified.as_ref()) {
             return not_modified_response(&etag, last_modified);
         }
         if use_range && status != StatusCode::OK {

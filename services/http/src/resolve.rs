@@ -182,12 +182,42 @@ pub(crate) fn locate(root: &Path, segments: &[OsString], wanted: Wanted) -> Resu
 
 /// Canonicalizes `path` and checks that it stays under `root`.
 fn contained(root: &Path, path: &Path) -> Result<(PathBuf, Metadata), Refusal> {
+    if let Some(found) = without_symlinks(root, path)? {
+        return Ok(found);
+    }
     let canonical = std::fs::canonicalize(path).map_err(Refusal::from_io)?;
     if !canonical.starts_with(root) {
         return Err(Refusal::Outside(canonical));
     }
     let meta = std::fs::metadata(&canonical).map_err(Refusal::from_io)?;
     Ok((canonical, meta))
+}
+
+/// The common case of [`contained`], cheaper: when no component of `path`
+/// below the canonical `root` is a symlink, `path` is canonical already and
+/// inside the root (its segments are plain names, see [`decode`]). One
+/// `lstat` per component below the root, where `canonicalize` (`realpath`)
+/// costs a `readlink` for every component from `/`, then a `stat`: for
+/// `/1k.bin` under `/tmp/x/www`, five of the twelve system calls a request
+/// took.
+///
+/// `None` when a symlink is on the way (or `path` is the root itself):
+/// `canonicalize` then decides, as before. Errors are those
+/// `canonicalize` would give for the same component.
+fn without_symlinks(root: &Path, path: &Path) -> Result<Option<(PathBuf, Metadata)>, Refusal> {
+    let Ok(below) = path.strip_prefix(root) else { return Ok(None) };
+    let mut walked = root.to_path_buf();
+    let mut last = None;
+    for component in below.components() {
+        let std::path::Component::Normal(name) = component else { return Ok(None) };
+        walked.push(name);
+        let meta = std::fs::symlink_metadata(&walked).map_err(Refusal::from_io)?;
+        if meta.file_type().is_symlink() {
+            return Ok(None);
+        }
+        last = Some(meta);
+    }
+    Ok(last.map(|meta| (walked, meta)))
 }
 
 fn file(root: &Path, path: PathBuf, meta: Metadata, wanted: Wanted) -> Result<File, Refusal> {
@@ -267,6 +297,25 @@ mod tests {
         assert!(matches!(got, Err(Refusal::Outside(_))), "{got:?}");
         let wanted = Wanted { gzip: false, ..wanted };
         assert!(matches!(locate(&root, &["ok".into()], wanted), Ok(Located::File(_))));
+    }
+
+    #[test]
+    fn locate_gives_the_canonical_path_with_or_without_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(root.path()).unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/f"), "z").unwrap();
+        std::os::unix::fs::symlink(root.join("sub"), root.join("alias")).unwrap();
+        let wanted = Wanted { trailing_slash: false, gzip: false, br: false };
+        for via in ["sub", "alias"] {
+            let Ok(Located::File(file)) = locate(&root, &[via.into(), "f".into()], wanted) else {
+                panic!("{via}/f not found");
+            };
+            assert_eq!(file.path, root.join("sub/f"), "via {via}");
+        }
+        // A file used as a directory is not found, on either path.
+        let got = locate(&root, &["sub".into(), "f".into(), "x".into()], wanted);
+        assert!(matches!(got, Err(Refusal::NotFound)), "{got:?}");
     }
 
     #[test]
