@@ -61,18 +61,8 @@ pub fn mount(_ctx: &Ctx) -> Outcome {
         return Outcome::errno(Errno::last(), "unshared, but mount(MS_REC|MS_PRIVATE) on /");
     }
     let target = if std::path::Path::new("/tmp").is_dir() { c"/tmp" } else { c"/" };
-    // SAFETY: valid C strings for source, target, type and data.
-    let r = unsafe {
-        libc::mount(
-            c"sandkasten-probe".as_ptr(),
-            target.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            c"size=64k".as_ptr().cast(),
-        )
-    };
-    if r < 0 {
-        return Outcome::errno(Errno::last(), format!("unshared, but mount tmpfs on {target:?}"));
+    if let Err(e) = crate::sys::mount_tmpfs(target) {
+        return Outcome::errno(e, format!("unshared, but mount tmpfs on {target:?}"));
     }
     Outcome::escaped(format!("unshare(CLONE_NEWNS) and a tmpfs on {target:?} in the new namespace"))
 }

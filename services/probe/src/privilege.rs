@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::canary::CanaryState;
 use crate::context::Ctx;
 use crate::sys::{self, Errno};
 use crate::verdict::{Outcome, Unsupported};
@@ -156,11 +155,12 @@ pub fn chown(ctx: &Ctx) -> Outcome {
     }
 }
 
-/// Checks that the canary's target pid names the canary's target here.
+/// The canary's target pid, checked to name the canary's target here.
 /// Another pid namespace cannot address it (ESRCH without acting); a pid
 /// whose start time differs is a reused pid (ESRCH, and we must not touch
 /// that process).
-fn target_pid(c: &CanaryState, ctx: &Ctx) -> Result<i32, Outcome> {
+fn canary_target(ctx: &Ctx) -> Result<i32, Outcome> {
+    let c = ctx.need_canary()?;
     if ctx.same_ns_as_host("pid") == Some(false) {
         return Err(Outcome::errno(
             Errno(libc::ESRCH),
@@ -179,11 +179,7 @@ fn target_pid(c: &CanaryState, ctx: &Ctx) -> Result<i32, Outcome> {
 /// `priv.ptrace`: attach to the canary's target, read a register, hold the
 /// attachment for 300 ms (so the canary sees `TracerPid`) and detach.
 pub fn ptrace(ctx: &Ctx) -> Outcome {
-    let c = match ctx.need_canary() {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let pid = match target_pid(c, ctx) {
+    let pid = match canary_target(ctx) {
         Ok(p) => p,
         Err(o) => return o,
     };
@@ -206,11 +202,7 @@ pub fn ptrace(ctx: &Ctx) -> Outcome {
 /// `priv.signal`: SIGTERM to the canary's target, which records the sender
 /// and keeps running.
 pub fn signal(ctx: &Ctx) -> Outcome {
-    let c = match ctx.need_canary() {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let pid = match target_pid(c, ctx) {
+    let pid = match canary_target(ctx) {
         Ok(p) => p,
         Err(o) => return o,
     };

@@ -151,6 +151,22 @@ pub fn signal_name(sig: i32) -> String {
     name.to_owned()
 }
 
+/// mount(2) a small tmpfs (nosuid, nodev, noexec, 64 KiB) on `target`: the
+/// mount the `sys.mount` and `ns.mount` attempts try.
+pub fn mount_tmpfs(target: &std::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: valid C strings for source, target, type and data.
+    let r = unsafe {
+        libc::mount(
+            c"sandkasten-probe".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            c"size=64k".as_ptr().cast(),
+        )
+    };
+    cvt(r).map(drop)
+}
+
 /// A path as a C string for libc. Paths built by the probe never contain NUL.
 pub fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::from(c"/nonexistent"))

@@ -40,18 +40,8 @@ pub fn mount(ctx: &Ctx) -> Outcome {
         Err(e) => return Outcome::failed(format!("mkdir {}: {e}", scratch.display())),
     };
     let target = sys::cpath(&dir);
-    // SAFETY: valid C strings for source, target, type and data.
-    let r = unsafe {
-        libc::mount(
-            c"sandkasten-probe".as_ptr(),
-            target.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            c"size=64k".as_ptr().cast(),
-        )
-    };
-    let out = if r < 0 {
-        Outcome::errno(Errno::last(), format!("mount tmpfs on {}", dir.display()))
+    let out = if let Err(e) = sys::mount_tmpfs(&target) {
+        Outcome::errno(e, format!("mount tmpfs on {}", dir.display()))
     } else {
         // SAFETY: unmounts what we just mounted.
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
