@@ -14,6 +14,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sandkasten_runtime::notify;
+
 use crate::catalogue::Attempt;
 use crate::context::{Ctx, Options};
 use crate::verdict::{classify, ChildResult, Outcome, Unsupported, Verdict};
@@ -71,9 +73,8 @@ pub fn run_all(
     let args = forward(opts, run_id);
     // Inside a Type=notify unit (the harness runs us in the servers' own
     // units), systemd waits for READY=1 and kills us without WATCHDOG=1.
-    // A no-op elsewhere (no NOTIFY_SOCKET); a failure only costs the
-    // readiness report, which systemd then flags on its own.
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    // The servers' own notify module: a no-op without NOTIFY_SOCKET.
+    notify::ready(&format!("probing, {} attempts", attempts.len()));
     let mut out = Vec::new();
     for (done, a) in attempts.iter().enumerate() {
         let v = run_child(a, &args);
@@ -82,8 +83,8 @@ pub fn run_all(
         out.push(v);
         reap_orphans();
         let status = format!("{} of {} attempts made", done + 1, attempts.len());
-        let _ =
-            sd_notify::notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+        notify::watchdog();
+        notify::status(&status);
     }
     out
 }
