@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,12 @@ pub struct CanaryState {
     /// Port on 127.0.0.1 the canary keeps trying to connect to, for
     /// `net.listen-new`.
     pub listen_port: u16,
+    /// A unix stream socket on the file system, outside /run (mode 0666).
+    #[serde(default)]
+    pub unix_stream: Option<PathBuf>,
+    /// A unix datagram socket beside it (mode 0666).
+    #[serde(default)]
+    pub unix_dgram: Option<PathBuf>,
     /// Key of a mode-0666 SysV shared memory segment.
     pub sysv_shm_key: i32,
     /// Name of a mode-0666 POSIX message queue.
@@ -220,7 +226,7 @@ pub fn host_facts(content_dir: &Path, dbus_socket: &Path) -> HostFacts {
             f.namespaces.insert(ns.to_owned(), ino);
         }
     }
-    for d in ["/tmp", "/etc", "/usr/lib", "/var/lib", "/usr/lib/modules"] {
+    for d in ["/tmp", "/dev/shm", "/etc", "/usr/lib", "/var/lib", "/usr/lib/modules"] {
         if let Some(id) = sys::dir_identity(Path::new(d)) {
             f.dirs.insert(d.to_owned(), id);
         }
@@ -375,6 +381,8 @@ struct Canary {
     lan: Option<TcpListener>,
     udp: UdpSocket,
     unix: UnixListener,
+    unix_path: UnixListener,
+    unix_dgram: UnixDatagram,
     control: UnixListener,
     shm_id: i32,
     shm: *mut u8,
@@ -453,11 +461,29 @@ fn open_targets(
         let l = TcpListener::bind(("127.0.0.1", 0))?;
         l.local_addr()?.port()
     };
+    // Unix sockets on the file system, outside /run, where many services
+    // keep theirs (/var/lib/<service>/…), open to everyone (mode 0666).
+    let unix_stream_path = PathBuf::from(format!("{}.stream.sock", cfg.state.display()));
+    let unix_dgram_path = PathBuf::from(format!("{}.dgram.sock", cfg.state.display()));
+    let _ = std::fs::remove_file(&unix_stream_path);
+    let _ = std::fs::remove_file(&unix_dgram_path);
+    let unix_path = UnixListener::bind(&unix_stream_path)?;
+    let unix_dgram = UnixDatagram::bind(&unix_dgram_path)?;
+    for p in [&unix_stream_path, &unix_dgram_path] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666))?;
+    }
     let control_path = PathBuf::from(format!("{}.sock", cfg.state.display()));
     let _ = std::fs::remove_file(&control_path);
     let control = UnixListener::bind(&control_path)?;
     std::fs::set_permissions(&control_path, std::fs::Permissions::from_mode(0o600))?;
-    for fd in [tcp.as_raw_fd(), udp.as_raw_fd(), unix.as_raw_fd(), control.as_raw_fd()] {
+    for fd in [
+        tcp.as_raw_fd(),
+        udp.as_raw_fd(),
+        unix.as_raw_fd(),
+        unix_path.as_raw_fd(),
+        unix_dgram.as_raw_fd(),
+        control.as_raw_fd(),
+    ] {
         set_nonblocking(fd);
     }
     if let Some(l) = &lan {
@@ -517,6 +543,8 @@ fn open_targets(
         },
         udp: udp.local_addr()?,
         abstract_unix: abstract_name,
+        unix_stream: Some(unix_stream_path),
+        unix_dgram: Some(unix_dgram_path),
         listen_port,
         sysv_shm_key: shm_key,
         mqueue: mq_name,
@@ -532,6 +560,8 @@ fn open_targets(
         lan,
         udp,
         unix,
+        unix_path,
+        unix_dgram,
         control,
         shm_id,
         shm: shm.cast(),
@@ -566,6 +596,8 @@ impl Canary {
             self.tcp.as_raw_fd(),
             self.udp.as_raw_fd(),
             self.unix.as_raw_fd(),
+            self.unix_path.as_raw_fd(),
+            self.unix_dgram.as_raw_fd(),
             self.control.as_raw_fd(),
             self.mq,
             self.target_pipe.as_raw_fd(),
@@ -644,6 +676,20 @@ impl Canary {
             let _ = s.set_write_timeout(timeout);
             let peer = peer_cred(s.as_raw_fd());
             self.greet_stream(s, "abstract-unix", peer);
+        }
+        loop {
+            let Ok((s, _)) = self.unix_path.accept() else { break };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(timeout);
+            let _ = s.set_write_timeout(timeout);
+            let peer = peer_cred(s.as_raw_fd());
+            self.greet_stream(s, "unix-path", peer);
+        }
+        let mut buf = [0u8; 512];
+        while let Ok(n) = self.unix_dgram.recv(&mut buf) {
+            let token = String::from_utf8_lossy(&buf[..n]).trim_end().to_owned();
+            let ids = parse_token(&token);
+            self.record("unix-dgram", "unix datagram".into(), Some(token), ids);
         }
     }
 
@@ -775,6 +821,9 @@ impl Canary {
             libc::waitpid(self.state.target_pid, &mut st, 0);
         }
         let _ = std::fs::remove_file(&self.state.control_socket);
+        for p in [&self.state.unix_stream, &self.state.unix_dgram].into_iter().flatten() {
+            let _ = std::fs::remove_file(p);
+        }
         let _ = std::fs::remove_file(state_path);
     }
 }

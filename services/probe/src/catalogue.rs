@@ -1,8 +1,12 @@
-//! The escape-attempt catalogue (`shared/escape-catalogue.md`) as data.
+//! The escape-attempt catalogue as data: goals, and every route to each.
 //!
-//! One row per attempt: its id, the directive that should stop it, the
-//! outcomes that count as "stopped by that directive", a deadline, and the
-//! function that makes it. The order is the catalogue's.
+//! An attacker who already runs code inside a server wants something (a
+//! [`Goal`]: reach the host's network, run code that was never shipped, …)
+//! and takes the weakest way there. So each goal is tried by every route we
+//! know, and a goal holds only when every one of its routes is blocked.
+//! One row per route: its id, its goal, the directive that should stop it,
+//! the outcomes that count as "stopped by that directive", a deadline, and
+//! the function that makes it. The order is the catalogue's.
 //!
 //! Where an accepted outcome goes beyond the catalogue's column, the reason
 //! is the directive's own documented behaviour (noted at the attempt's
@@ -13,13 +17,92 @@
 
 use crate::context::Ctx;
 use crate::verdict::Outcome;
-use crate::{dev, fs, ipc, memory, namespaces, net, privilege, resources, syscalls};
+use crate::{code, dev, fs, handover, ipc, memory, namespaces, net, privilege, resources, syscalls};
 
-/// One catalogue row.
+/// What an attacker inside the sandbox wants. A goal is reached when any
+/// one of its routes escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Goal {
+    /// Reach a service on the host's network (or beyond) that the sandbox
+    /// should not reach: new sockets, handed-over sockets, unix sockets.
+    HostNetwork,
+    /// See, forge or reconfigure the host's traffic.
+    NetworkControl,
+    /// Command the service manager or the system bus.
+    SystemManager,
+    /// Run code that was never shipped: written files, memory made
+    /// executable, code put into executable memory, interpreters.
+    UnshippedCode,
+    /// Change the system for everyone: files, tunables, mounts, the clock.
+    ChangeSystem,
+    /// Read what belongs to others: secrets, kernel logs, disks, memory.
+    ReadSecrets,
+    /// Leave data where another service can pick it up, or pick theirs up.
+    ShareData,
+    /// Become more than an unprivileged user: root, capabilities, new
+    /// namespaces, the kernel interfaces exploits start from.
+    GainPrivilege,
+    /// Trace or signal processes outside the sandbox.
+    OtherProcesses,
+    /// Starve the machine: CPU, tasks, memory.
+    Exhaust,
+}
+
+impl Goal {
+    /// Every goal, in report order.
+    pub const ALL: [Goal; 10] = [
+        Goal::HostNetwork,
+        Goal::NetworkControl,
+        Goal::SystemManager,
+        Goal::UnshippedCode,
+        Goal::ChangeSystem,
+        Goal::ReadSecrets,
+        Goal::ShareData,
+        Goal::GainPrivilege,
+        Goal::OtherProcesses,
+        Goal::Exhaust,
+    ];
+
+    /// The stable id used in JSON and tables.
+    pub fn id(self) -> &'static str {
+        match self {
+            Goal::HostNetwork => "reach-host-network",
+            Goal::NetworkControl => "control-network",
+            Goal::SystemManager => "command-system-manager",
+            Goal::UnshippedCode => "run-unshipped-code",
+            Goal::ChangeSystem => "change-the-system",
+            Goal::ReadSecrets => "read-secrets",
+            Goal::ShareData => "share-data",
+            Goal::GainPrivilege => "gain-privileges",
+            Goal::OtherProcesses => "touch-other-processes",
+            Goal::Exhaust => "exhaust-resources",
+        }
+    }
+
+    /// The goal in words, as the attacker would say it.
+    pub fn what(self) -> &'static str {
+        match self {
+            Goal::HostNetwork => "reach a service on the host's network",
+            Goal::NetworkControl => "see, forge or reconfigure the host's traffic",
+            Goal::SystemManager => "command the service manager or the system bus",
+            Goal::UnshippedCode => "run code that was never shipped",
+            Goal::ChangeSystem => "change the system for everyone",
+            Goal::ReadSecrets => "read what belongs to others",
+            Goal::ShareData => "leave or pick up data where another service can",
+            Goal::GainPrivilege => "gain privileges",
+            Goal::OtherProcesses => "trace or signal processes outside the sandbox",
+            Goal::Exhaust => "starve the machine",
+        }
+    }
+}
+
+/// One catalogue row: one route to a goal.
 #[derive(Debug)]
 pub struct Attempt {
-    /// Stable id, as in the catalogue (`family.name`).
+    /// Stable id (`family.name`).
     pub id: &'static str,
+    /// What the route is a way to.
+    pub goal: Goal,
     /// What the attempt does, in words.
     pub what: &'static str,
     /// The directive(s) that should stop it.
@@ -94,6 +177,7 @@ pub fn find(id: &str) -> Option<&'static Attempt> {
 pub static ATTEMPTS: &[Attempt] = &[
     Attempt {
         id: "net.tcp-loopback",
+        goal: Goal::HostNetwork,
         what: "connect to the canary on the guest's 127.0.0.1",
         directive: "PrivateNetwork=yes",
         // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT) before PrivateNetwork= is reached.
@@ -104,6 +188,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "net.tcp-lan",
+        goal: Goal::HostNetwork,
         what: "connect to the canary on 192.0.2.1",
         directive: "PrivateNetwork=yes",
         // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
@@ -114,6 +199,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "net.udp-send",
+        goal: Goal::HostNetwork,
         what: "sendto the UDP canary and wait for its acknowledgement",
         directive: "PrivateNetwork=yes",
         // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
@@ -124,6 +210,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "net.listen-new",
+        goal: Goal::HostNetwork,
         what: "bind+listen a new TCP port; the canary tries to reach it from the root netns",
         directive: "PrivateNetwork=yes",
         // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
@@ -133,7 +220,61 @@ pub static ATTEMPTS: &[Attempt] = &[
         run: net::listen_new,
     },
     Attempt {
+        id: "net.handover-accepted",
+        goal: Goal::HostNetwork,
+        what: "dissolve an accepted (or Accept=yes) connection with connect(AF_UNSPEC), connect it to the canary on the host's 127.0.0.1",
+        directive: "SystemCallFilter= without connect/shutdown; egress guard (.socket Mark= + sandkasten-egress.nft)",
+        // EPERM: the filter refuses connect(); ECONNREFUSED: the egress guard answers the SYN with a reset.
+        accepted: &["EPERM", "ECONNREFUSED"],
+        deadline_ms: 10000,
+        host_cap: None,
+        run: handover::accepted,
+    },
+    Attempt {
+        id: "net.handover-udp",
+        goal: Goal::HostNetwork,
+        what: "sendto the UDP canary from the handed-over UDP socket and wait for its answer",
+        directive: "egress guard (.socket Mark= + sandkasten-egress.nft)",
+        // EPERM: netfilter refused the datagram on its way out.
+        accepted: &["EPERM", "no-reply"],
+        deadline_ms: 6000,
+        host_cap: None,
+        run: handover::udp,
+    },
+    Attempt {
+        id: "net.handover-unspec",
+        goal: Goal::HostNetwork,
+        what: "connect(AF_UNSPEC) takes the handed-over listener out of LISTEN; connect() it to the canary",
+        directive: "SystemCallFilter= without connect/shutdown; egress guard (.socket Mark= + sandkasten-egress.nft)",
+        accepted: &["EPERM", "ECONNREFUSED"],
+        deadline_ms: 6000,
+        host_cap: None,
+        run: handover::listener_unspec,
+    },
+    Attempt {
+        id: "net.handover-shutdown",
+        goal: Goal::HostNetwork,
+        what: "shutdown(SHUT_RD) takes the handed-over listener out of LISTEN; connect() it to the canary",
+        directive: "SystemCallFilter= without connect/shutdown; egress guard (.socket Mark= + sandkasten-egress.nft)",
+        accepted: &["EPERM", "ECONNREFUSED"],
+        deadline_ms: 6000,
+        host_cap: None,
+        run: handover::listener_shutdown,
+    },
+    Attempt {
+        id: "net.handover-fastopen",
+        goal: Goal::HostNetwork,
+        what: "close the handed-over listener by any allowed call, connect it with sendto(MSG_FASTOPEN), which needs no connect()",
+        directive: "SystemCallFilter= without connect/shutdown; egress guard (.socket Mark= + sandkasten-egress.nft)",
+        // EISCONN: the listener could not be closed, and Fast Open refuses a socket that listens.
+        accepted: &["EISCONN", "EPERM", "ECONNREFUSED"],
+        deadline_ms: 6000,
+        host_cap: None,
+        run: handover::listener_fastopen,
+    },
+    Attempt {
         id: "net.packet",
+        goal: Goal::NetworkControl,
         what: "socket(AF_PACKET, SOCK_RAW)",
         directive: "RestrictAddressFamilies=, no CAP_NET_RAW",
         accepted: &["EAFNOSUPPORT", "EPERM"],
@@ -143,6 +284,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "net.netlink-route",
+        goal: Goal::NetworkControl,
         what: "socket(AF_NETLINK) and RTM_NEWADDR (to a non-existent interface, so nothing changes)",
         directive: "RestrictAddressFamilies=, no CAP_NET_ADMIN",
         accepted: &["EAFNOSUPPORT", "EPERM"],
@@ -152,6 +294,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "net.abstract-unix",
+        goal: Goal::HostNetwork,
         what: "connect to the canary's abstract unix socket",
         directive: "PrivateNetwork=yes",
         accepted: &["ECONNREFUSED"],
@@ -160,7 +303,28 @@ pub static ATTEMPTS: &[Attempt] = &[
         run: net::abstract_unix,
     },
     Attempt {
+        id: "net.unix-path",
+        goal: Goal::HostNetwork,
+        what: "connect to the canary's unix stream socket at a path outside /run (mode 0666)",
+        directive: "SystemCallFilter= without connect; TemporaryFileSystem=/var",
+        accepted: &["EPERM", "ENOENT"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: net::unix_path,
+    },
+    Attempt {
+        id: "net.unix-dgram",
+        goal: Goal::HostNetwork,
+        what: "sendto the canary's unix datagram socket at a path outside /run (mode 0666)",
+        directive: "TemporaryFileSystem=/var",
+        accepted: &["ENOENT", "EACCES"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: net::unix_dgram,
+    },
+    Attempt {
         id: "net.dbus",
+        goal: Goal::SystemManager,
         what: "connect to the system bus, authenticate, Hello and ListUnits",
         directive: "RestrictAddressFamilies= / InaccessiblePaths=",
         accepted: &["EAFNOSUPPORT", "ENOENT"],
@@ -170,6 +334,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "net.vsock",
+        goal: Goal::HostNetwork,
         what: "socket(AF_VSOCK)",
         directive: "RestrictAddressFamilies=",
         accepted: &["EAFNOSUPPORT"],
@@ -179,6 +344,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.write-etc",
+        goal: Goal::ChangeSystem,
         what: "create a file in /etc",
         directive: "ProtectSystem=strict",
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
@@ -189,6 +355,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.write-usr",
+        goal: Goal::ChangeSystem,
         what: "create a file in /usr/lib",
         directive: "ProtectSystem=strict",
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
@@ -199,6 +366,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.write-var",
+        goal: Goal::ChangeSystem,
         what: "create a file in /var/lib (outside StateDirectory)",
         directive: "ProtectSystem=strict",
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
@@ -209,6 +377,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.write-content",
+        goal: Goal::ChangeSystem,
         what: "create a file in the served content directory",
         directive: "ProtectSystem=strict / ReadOnlyPaths=",
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
@@ -219,6 +388,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.read-home",
+        goal: Goal::ReadSecrets,
         what: "list /home and /root",
         directive: "ProtectHome=yes",
         accepted: &["ENOENT", "EACCES", "empty"],
@@ -228,6 +398,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.read-shadow",
+        goal: Goal::ReadSecrets,
         what: "read /etc/shadow",
         directive: "DynamicUser=yes (not root)",
         accepted: &["EACCES"],
@@ -237,6 +408,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.tmp-shared",
+        goal: Goal::ShareData,
         what: "write /tmp/<marker>; the host's /tmp must not show it",
         directive: "PrivateTmp=yes",
         accepted: &["not-visible-outside"],
@@ -245,16 +417,18 @@ pub static ATTEMPTS: &[Attempt] = &[
         run: fs::tmp_shared,
     },
     Attempt {
-        id: "fs.exec-written",
-        what: "write an executable into a writable directory and exec it",
-        directive: "NoExecPaths= / ExecPaths=",
-        accepted: &["EACCES"],
-        deadline_ms: 4000,
+        id: "fs.shm-shared",
+        goal: Goal::ShareData,
+        what: "write /dev/shm/x; the canary knows whether it is the host's /dev/shm",
+        directive: "TemporaryFileSystem=/dev/shm:ro",
+        accepted: &["not-visible-outside", "EROFS", "EACCES", "ENOENT"],
+        deadline_ms: 3000,
         host_cap: None,
-        run: fs::exec_written,
+        run: fs::shm_shared,
     },
     Attempt {
         id: "fs.proc-pid1",
+        goal: Goal::ReadSecrets,
         what: "read /proc/1/environ and /proc/1/cmdline",
         directive: "ProtectProc=invisible, ProcSubset=pid",
         accepted: &["ENOENT", "other-pid-namespace"],
@@ -264,6 +438,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.proc-sys",
+        goal: Goal::ChangeSystem,
         what: "write /proc/sys/kernel/hostname (its own value) and 'h' (help) to /proc/sysrq-trigger",
         directive: "ProtectKernelTunables=yes",
         // ProcSubset=pid hides /proc/sys and /proc/sysrq-trigger altogether (ENOENT).
@@ -274,6 +449,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.core-pattern",
+        goal: Goal::ChangeSystem,
         what: "write /proc/sys/kernel/core_pattern (its own value)",
         directive: "ProtectKernelTunables=yes",
         // ProcSubset=pid hides /proc/sys altogether (ENOENT).
@@ -284,6 +460,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.cgroup",
+        goal: Goal::ChangeSystem,
         what: "mkdir (then rmdir) in the cgroup tree, write release_agent (its own value)",
         directive: "ProtectControlGroups=yes",
         // a system-call allow-list without mkdir (EPERM), or a non-root user (EACCES), stops it before the read-only mount.
@@ -294,6 +471,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "fs.modules-dir",
+        goal: Goal::ReadSecrets,
         what: "list /usr/lib/modules",
         directive: "ProtectKernelModules=yes",
         accepted: &["ENOENT", "EACCES", "empty"],
@@ -303,6 +481,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "dev.disk",
+        goal: Goal::ReadSecrets,
         what: "open a disk block device for reading",
         directive: "PrivateDevices=yes",
         accepted: &["ENOENT"],
@@ -312,6 +491,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "dev.mem",
+        goal: Goal::ReadSecrets,
         what: "open /dev/mem and /dev/port for reading",
         directive: "PrivateDevices=yes",
         accepted: &["ENOENT"],
@@ -321,6 +501,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "dev.kmsg",
+        goal: Goal::ReadSecrets,
         what: "read /dev/kmsg",
         directive: "ProtectKernelLogs=yes / PrivateDevices=yes",
         accepted: &["ENOENT", "EACCES", "EPERM"],
@@ -330,6 +511,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "dev.mknod",
+        goal: Goal::ChangeSystem,
         what: "mknod a block device in a writable directory",
         directive: "PrivateDevices=yes, no CAP_MKNOD",
         accepted: &["EPERM"],
@@ -339,6 +521,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "priv.setuid-root",
+        goal: Goal::GainPrivilege,
         what: "setuid(0)",
         directive: "DynamicUser=yes, no capabilities",
         accepted: &["EPERM"],
@@ -348,6 +531,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "priv.suid-binary",
+        goal: Goal::GainPrivilege,
         what: "exec a setuid-root binary and read its euid",
         directive: "NoNewPrivileges=yes",
         accepted: &["non-root-euid"],
@@ -357,6 +541,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "priv.chmod-suid",
+        goal: Goal::GainPrivilege,
         what: "chmod 4755 on an own file",
         directive: "RestrictSUIDSGID=yes",
         accepted: &["EPERM"],
@@ -366,6 +551,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "priv.capabilities",
+        goal: Goal::GainPrivilege,
         what: "read the effective, permitted, bounding and ambient capability sets",
         directive: "CapabilityBoundingSet=",
         accepted: &["all-zero"],
@@ -375,6 +561,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "priv.chown",
+        goal: Goal::GainPrivilege,
         what: "chown an own file to another uid (root, or nobody when already root)",
         directive: "CapabilityBoundingSet=",
         accepted: &["EPERM"],
@@ -384,6 +571,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "priv.ptrace",
+        goal: Goal::OtherProcesses,
         what: "ptrace(PTRACE_ATTACH) to the canary's target process",
         directive: "no CAP_SYS_PTRACE, SystemCallFilter=",
         accepted: &["EPERM", "ESRCH"],
@@ -393,6 +581,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "priv.signal",
+        goal: Goal::OtherProcesses,
         what: "kill(canary target, SIGTERM)",
         directive: "ProtectProc=invisible, other uid",
         accepted: &["ESRCH", "EPERM"],
@@ -402,6 +591,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "ns.user",
+        goal: Goal::GainPrivilege,
         what: "unshare(CLONE_NEWUSER)",
         directive: "RestrictNamespaces=yes",
         accepted: &["EPERM"],
@@ -411,6 +601,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "ns.net",
+        goal: Goal::GainPrivilege,
         what: "unshare(CLONE_NEWNET)",
         directive: "RestrictNamespaces=yes",
         accepted: &["EPERM"],
@@ -420,6 +611,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "ns.mount",
+        goal: Goal::GainPrivilege,
         what: "unshare(CLONE_NEWNS), make it private, mount a tmpfs",
         directive: "RestrictNamespaces=yes, SystemCallFilter=",
         accepted: &["EPERM", "SIGSYS"],
@@ -429,6 +621,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.mount",
+        goal: Goal::ChangeSystem,
         what: "mount(2) a tmpfs on a fresh directory (then unmount it)",
         directive: "SystemCallFilter=~@mount",
         accepted: &["EPERM", "SIGSYS"],
@@ -438,6 +631,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.module",
+        goal: Goal::ChangeSystem,
         what: "finit_module on a file that is not a module",
         directive: "ProtectKernelModules=yes",
         accepted: &["EPERM"],
@@ -447,6 +641,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.kexec",
+        goal: Goal::ChangeSystem,
         what: "kexec_load with invalid flags (fails after the permission check)",
         directive: "SystemCallFilter= (@reboot)",
         accepted: &["EPERM", "SIGSYS"],
@@ -456,6 +651,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.reboot",
+        goal: Goal::ChangeSystem,
         what: "reboot(2) with an invalid magic (fails after the permission check)",
         directive: "SystemCallFilter= (@reboot)",
         accepted: &["EPERM", "SIGSYS"],
@@ -465,6 +661,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.swapon",
+        goal: Goal::ChangeSystem,
         what: "swapon a file without a swap signature",
         directive: "SystemCallFilter= (@swap)",
         accepted: &["EPERM", "SIGSYS"],
@@ -474,6 +671,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.bpf",
+        goal: Goal::GainPrivilege,
         what: "bpf(BPF_PROG_LOAD) of a two-instruction socket filter",
         directive: "SystemCallFilter=",
         accepted: &["EPERM", "SIGSYS"],
@@ -483,6 +681,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.perf",
+        goal: Goal::GainPrivilege,
         what: "perf_event_open of a CPU clock event including kernel samples",
         directive: "SystemCallFilter=",
         accepted: &["EPERM", "SIGSYS"],
@@ -492,6 +691,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.open-by-handle",
+        goal: Goal::GainPrivilege,
         what: "open_by_handle_at (the \"shocker\" escape)",
         directive: "SystemCallFilter=, no CAP_DAC_READ_SEARCH",
         accepted: &["EPERM"],
@@ -501,6 +701,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.userfaultfd",
+        goal: Goal::GainPrivilege,
         what: "userfaultfd() without UFFD_USER_MODE_ONLY",
         directive: "explicit SystemCallFilter=~userfaultfd",
         accepted: &["EPERM", "SIGSYS"],
@@ -510,6 +711,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.io-uring",
+        goal: Goal::GainPrivilege,
         what: "io_uring_setup",
         directive: "explicit deny",
         accepted: &["EPERM", "SIGSYS"],
@@ -519,6 +721,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.keyctl",
+        goal: Goal::ShareData,
         what: "add_key to the user keyring",
         directive: "KeyringMode=private / explicit deny",
         accepted: &["EPERM"],
@@ -528,6 +731,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.syslog",
+        goal: Goal::ReadSecrets,
         what: "syslog(SYSLOG_ACTION_READ_ALL)",
         directive: "ProtectKernelLogs=yes",
         accepted: &["EPERM"],
@@ -537,6 +741,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.clock",
+        goal: Goal::ChangeSystem,
         what: "adjtimex(ADJ_TICK) to the current tick (a write that changes nothing)",
         directive: "ProtectClock=yes",
         accepted: &["EPERM"],
@@ -546,6 +751,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.hostname",
+        goal: Goal::ChangeSystem,
         what: "sethostname to the current hostname",
         directive: "ProtectHostname=yes",
         accepted: &["EPERM", "private-uts-namespace"],
@@ -555,6 +761,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.personality",
+        goal: Goal::UnshippedCode,
         what: "personality(READ_IMPLIES_EXEC)",
         directive: "LockPersonality=yes",
         accepted: &["EPERM"],
@@ -564,6 +771,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "sys.x32-abi",
+        goal: Goal::GainPrivilege,
         what: "getpid through the x32 and the i386 system call ABI",
         directive: "SystemCallArchitectures=native",
         accepted: &["SIGSYS", "ENOSYS"],
@@ -572,7 +780,119 @@ pub static ATTEMPTS: &[Attempt] = &[
         run: syscalls::x32_abi,
     },
     Attempt {
+        id: "code.file-mmap",
+        goal: Goal::UnshippedCode,
+        what: "write code to a file in /tmp, /var/tmp, /dev/shm or a unit directory, mmap it PROT_EXEC, call it",
+        directive: "NoExecPaths= (noexec on every writable place)",
+        // EPERM: mmap(PROT_EXEC) of a file on a noexec mount; EROFS/EACCES/ENOENT: no writable place at all.
+        accepted: &["EPERM", "EACCES", "EROFS", "ENOENT"],
+        deadline_ms: 6000,
+        host_cap: None,
+        run: code::file_mmap,
+    },
+    Attempt {
+        id: "code.file-exec",
+        goal: Goal::UnshippedCode,
+        what: "write a static ELF (mode 0700, no chmod needed) to each writable place and execve it",
+        directive: "NoExecPaths= (noexec on every writable place)",
+        accepted: &["EACCES", "EROFS", "ENOENT", "EPERM"],
+        deadline_ms: 6000,
+        host_cap: None,
+        run: code::file_exec,
+    },
+    Attempt {
+        id: "code.ld-so",
+        goal: Goal::UnshippedCode,
+        what: "copy a program to each writable place and run it through the dynamic loader",
+        directive: "NoExecPaths= (noexec on every writable place)",
+        accepted: &["EPERM", "EACCES", "EROFS", "ENOENT"],
+        deadline_ms: 8000,
+        host_cap: None,
+        run: code::ld_so,
+    },
+    Attempt {
+        id: "code.memfd-mmap",
+        goal: Goal::UnshippedCode,
+        what: "write code to a memfd, mmap it PROT_EXEC, call it",
+        directive: "SystemCallFilter= without memfd_create",
+        accepted: &["EPERM"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: code::memfd_mmap,
+    },
+    Attempt {
+        id: "code.memfd-exec",
+        goal: Goal::UnshippedCode,
+        what: "write a static ELF to a memfd and execve /proc/self/fd/N",
+        directive: "SystemCallFilter= without memfd_create",
+        accepted: &["EPERM", "EACCES"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: code::memfd_exec,
+    },
+    Attempt {
+        id: "code.proc-mem-write",
+        goal: Goal::UnshippedCode,
+        what: "open /proc/self/mem read-write, lseek+write code into an r-x page, call it",
+        directive: "ReadOnlyPaths=/proc",
+        accepted: &["EROFS", "EACCES", "EPERM"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: code::proc_mem_write,
+    },
+    Attempt {
+        id: "code.proc-mem-pwrite",
+        goal: Goal::UnshippedCode,
+        what: "the same with pwrite64 (no lseek)",
+        directive: "ReadOnlyPaths=/proc",
+        accepted: &["EROFS", "EACCES", "EPERM"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: code::proc_mem_pwrite,
+    },
+    Attempt {
+        id: "code.ptrace-poke",
+        goal: Goal::UnshippedCode,
+        what: "PTRACE_POKETEXT code into a traced child's r-x page and let it run",
+        directive: "SystemCallFilter= without ptrace",
+        accepted: &["EPERM"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: code::ptrace_poke,
+    },
+    Attempt {
+        id: "code.shared-alias-fork",
+        goal: Goal::UnshippedCode,
+        what: "a MAP_SHARED page executable here, made writable in a forked child, written there, called here",
+        directive: "SystemCallFilter= (see units/README.md)",
+        accepted: &["EPERM"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: code::shared_alias_fork,
+    },
+    Attempt {
+        id: "code.shared-alias-mremap",
+        goal: Goal::UnshippedCode,
+        what: "a MAP_SHARED executable page mapped again with mremap(old_size 0), the alias made writable, written, called",
+        directive: "SystemCallFilter= without mremap",
+        accepted: &["EPERM"],
+        deadline_ms: 4000,
+        host_cap: None,
+        run: code::shared_alias_mremap,
+    },
+    Attempt {
+        id: "code.interpreter",
+        goal: Goal::UnshippedCode,
+        what: "run code given as text to a shipped interpreter (perl -e, python3 -c, sh -c)",
+        directive: "ExecPaths= (the server's own binary only)",
+        accepted: &["EACCES"],
+        deadline_ms: 6000,
+        host_cap: None,
+        run: code::interpreter,
+    },
+    Attempt {
         id: "mem.wx-mmap",
+        goal: Goal::UnshippedCode,
         what: "mmap PROT_WRITE|PROT_EXEC",
         directive: "MemoryDenyWriteExecute=yes",
         // systemd >= 254 on Linux >= 6.3 uses the kernel's own PR_SET_MDWE, which
@@ -584,6 +904,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "mem.mprotect-exec",
+        goal: Goal::UnshippedCode,
         what: "mprotect a writable page to PROT_EXEC",
         directive: "MemoryDenyWriteExecute=yes",
         // systemd >= 254 on Linux >= 6.3 uses the kernel's own PR_SET_MDWE, which
@@ -595,6 +916,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "res.realtime",
+        goal: Goal::Exhaust,
         what: "sched_setscheduler(SCHED_FIFO)",
         directive: "RestrictRealtime=yes",
         accepted: &["EPERM"],
@@ -604,6 +926,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "res.nice",
+        goal: Goal::Exhaust,
         what: "setpriority to -10",
         directive: "no CAP_SYS_NICE",
         accepted: &["EPERM", "EACCES"],
@@ -613,6 +936,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "res.rlimit",
+        goal: Goal::Exhaust,
         what: "raise the hard RLIMIT_NOFILE (after lowering it by one)",
         directive: "no CAP_SYS_RESOURCE",
         accepted: &["EPERM"],
@@ -622,6 +946,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "res.fork-bomb",
+        goal: Goal::Exhaust,
         what: "create processes until failure (bounded by --fork-limit, all reaped)",
         directive: "TasksMax=",
         accepted: &["EAGAIN"],
@@ -631,6 +956,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "res.memory",
+        goal: Goal::Exhaust,
         what: "allocate and touch memory until stopped (bounded by --memory-mib)",
         directive: "MemoryMax=",
         accepted: &["SIGKILL", "ENOMEM"],
@@ -640,6 +966,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "ipc.sysv",
+        goal: Goal::ShareData,
         what: "attach the canary's SysV shared memory key and write a token",
         directive: "PrivateIPC=yes",
         // A system-call allow-list without the IPC calls refuses them outright (EPERM).
@@ -650,6 +977,7 @@ pub static ATTEMPTS: &[Attempt] = &[
     },
     Attempt {
         id: "ipc.mqueue",
+        goal: Goal::ShareData,
         what: "open the canary's POSIX message queue and send a token",
         directive: "PrivateIPC=yes",
         // A system-call allow-list without the IPC calls refuses them outright (EPERM).

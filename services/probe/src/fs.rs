@@ -10,7 +10,7 @@
 //! `TemporaryFileSystem=`) shows a different one.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::context::Ctx;
@@ -152,9 +152,19 @@ pub fn tmp_shared(ctx: &Ctx) -> Outcome {
     write_marker(ctx, "fs.tmp-shared", "/tmp", Path::new("/tmp"))
 }
 
+/// `fs.shm-shared`: /dev/shm. `PrivateDevices=yes` builds a private /dev
+/// but binds the host's /dev/shm into it, so a file written there is seen
+/// by every other service and user; `PrivateTmp=` does not cover it.
+pub fn shm_shared(ctx: &Ctx) -> Outcome {
+    if let Err(o) = ctx.need_canary() {
+        return o;
+    }
+    write_marker(ctx, "fs.shm-shared", "/dev/shm", Path::new("/dev/shm"))
+}
+
 /// A minimal static x86-64 ELF executable that calls `exit_group(42)`: no
 /// interpreter, no libraries, so only the exec permission decides.
-fn tiny_elf() -> Vec<u8> {
+pub(crate) fn tiny_elf() -> Vec<u8> {
     let base: u64 = 0x40_0000;
     let code: [u8; 12] = [0xbf, 42, 0, 0, 0, 0xb8, 231, 0, 0, 0, 0x0f, 0x05];
     let total = (64 + 56 + code.len()) as u64;
@@ -177,34 +187,6 @@ fn tiny_elf() -> Vec<u8> {
     }
     e.extend_from_slice(&code);
     e
-}
-
-/// `fs.exec-written`: write an executable and run it. With
-/// `NoExecPaths=/` (and `ExecPaths=` for the binary only) every writable
-/// directory is noexec: EACCES.
-pub fn exec_written(ctx: &Ctx) -> Outcome {
-    let path = match ctx.scratch_file("fs.exec-written", "exe") {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    let content = if cfg!(target_arch = "x86_64") { tiny_elf() } else { b"#!/bin/sh\nexit 42\n".to_vec() };
-    if let Err(e) = std::fs::write(&path, content) {
-        return Outcome::failed(format!("write {}: {e}", path.display()));
-    }
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
-    let result = std::process::Command::new(&path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    let _ = std::fs::remove_file(&path);
-    match result {
-        Ok(st) if st.code() == Some(42) => {
-            Outcome::escaped(format!("wrote and executed {} (exit status 42)", path.display()))
-        }
-        Ok(st) => Outcome::failed(format!("{} ran but ended with {st}", path.display())),
-        Err(e) => Outcome::errno(Errno::from(e), format!("exec {}", path.display())),
-    }
 }
 
 /// `fs.proc-pid1`: the host init's environment and command line. In

@@ -15,7 +15,7 @@
 //! - [`runner`]: one re-executed process per attempt, deadline, group kill.
 //! - [`context`]: options, run id, the canary's facts, scratch files.
 //! - [`canary`]: the targets outside the sandbox and their report.
-//! - Attempt families: [`net`], [`fs`], [`dev`], [`privilege`],
+//! - Attempt families: [`net`], [`handover`], [`fs`], [`code`], [`dev`], [`privilege`],
 //!   [`namespaces`], [`syscalls`], [`memory`], [`resources`], [`ipc`].
 //! - [`output`], [`cli`]: rendering and the command line; [`sys`]: raw
 //!   system-call helpers.
@@ -28,9 +28,11 @@
 pub mod canary;
 pub mod catalogue;
 pub mod cli;
+pub mod code;
 pub mod context;
 pub mod dev;
 pub mod fs;
+pub mod handover;
 pub mod ipc;
 pub mod memory;
 pub mod namespaces;

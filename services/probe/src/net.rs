@@ -17,11 +17,11 @@ use crate::context::Ctx;
 use crate::sys::{self, Errno};
 use crate::verdict::{Outcome, Unsupported};
 
-const IO_TIMEOUT: Duration = Duration::from_millis(1500);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// The errno behind an I/O error; std reports its own connect timeout
 /// without one.
-fn errno_of(e: &io::Error) -> Errno {
+pub(crate) fn errno_of(e: &io::Error) -> Errno {
     match (e.raw_os_error(), e.kind()) {
         (Some(n), _) => Errno(n),
         (None, io::ErrorKind::TimedOut) | (None, io::ErrorKind::WouldBlock) => Errno(libc::ETIMEDOUT),
@@ -38,7 +38,7 @@ fn read_line(stream: impl Read) -> io::Result<String> {
 
 /// After connecting: check the canary's greeting, send our token, read the
 /// acknowledgement. Returns the outcome for a stream that did connect.
-fn talk_to_canary<S: Read + Write>(mut s: S, c: &CanaryState, token: &str, what: &str) -> Outcome {
+pub(crate) fn talk_to_canary<S: Read + Write>(mut s: S, c: &CanaryState, token: &str, what: &str) -> Outcome {
     let line = match read_line(&mut s) {
         Ok(l) => l,
         Err(e) => {
@@ -510,5 +510,50 @@ pub fn vsock(ctx: &Ctx) -> Outcome {
             }
             o
         }
+    }
+}
+
+/// `net.unix-path`: connect to the canary's unix stream socket at a path
+/// outside /run (where services such as databases keep theirs, open to
+/// all). A read-only mount does not stop a unix `connect()`; hiding the
+/// path does (ENOENT), and so does a filter without `connect` (EPERM).
+pub fn unix_path(ctx: &Ctx) -> Outcome {
+    let c = match ctx.need_canary() {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let Some(path) = &c.unix_stream else {
+        return Outcome::unsupported(Unsupported::NotApplicable, "this canary has no unix socket on the file system");
+    };
+    let what = format!("connect to unix {}", path.display());
+    match UnixStream::connect(path) {
+        Ok(s) => {
+            let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+            talk_to_canary(s, c, &ctx.token("net.unix-path"), &what)
+        }
+        Err(e) => Outcome::errno(errno_of(&e), what),
+    }
+}
+
+/// `net.unix-dgram`: a datagram to the canary's unix datagram socket at a
+/// path outside /run. `sendto` needs no `connect()`, and a service that
+/// logs to the journal keeps both `socket(AF_UNIX)` and `sendto`: only
+/// hiding the path stops it. The canary's report confirms arrival.
+pub fn unix_dgram(ctx: &Ctx) -> Outcome {
+    let c = match ctx.need_canary() {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let Some(path) = &c.unix_dgram else {
+        return Outcome::unsupported(Unsupported::NotApplicable, "this canary has no unix socket on the file system");
+    };
+    let what = format!("sendto unix {}", path.display());
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => return Outcome::errno(errno_of(&e), "socket(AF_UNIX, SOCK_DGRAM)"),
+    };
+    match sock.send_to(ctx.token("net.unix-dgram").as_bytes(), path) {
+        Ok(_) => Outcome::escaped(format!("{what}: delivered (the canary's report names the token)")),
+        Err(e) => Outcome::errno(errno_of(&e), what),
     }
 }

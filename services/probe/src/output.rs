@@ -49,7 +49,7 @@ pub fn list(out: &mut impl Write, attempts: &[Attempt], json: bool) -> io::Resul
     for a in attempts {
         if json {
             let v = serde_json::json!({
-                "id": a.id, "what": a.what, "directive": a.directive,
+                "id": a.id, "goal": a.goal.id(), "what": a.what, "directive": a.directive,
                 "accepted": a.accepted, "deadline_ms": a.deadline_ms,
             });
             writeln!(out, "{v}")?;

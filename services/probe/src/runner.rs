@@ -179,6 +179,7 @@ fn run_child(a: &Attempt, args: &[String]) -> Verdict {
     let (verdict, outcome, reason, detail) = classify(a.accepted, result);
     Verdict {
         id: a.id.to_owned(),
+        goal: a.goal.id().to_owned(),
         directive: a.directive.to_owned(),
         verdict,
         outcome,

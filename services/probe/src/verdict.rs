@@ -130,8 +130,11 @@ impl VerdictKind {
 /// One line of the probe's report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// Catalogue id (`net.tcp-loopback`).
+    /// Catalogue id of the route (`net.tcp-loopback`).
     pub id: String,
+    /// The goal the route leads to (`reach-host-network`).
+    #[serde(default)]
+    pub goal: String,
     /// The directive that should stop the attempt.
     pub directive: String,
     /// The conclusion.
