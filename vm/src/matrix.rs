@@ -61,14 +61,21 @@ impl GuestInfo {
 pub struct AttemptResult {
     /// The unit whose sandbox the probe ran in, or `control`.
     pub unit: String,
-    /// The catalogue id.
+    /// The catalogue id of the route.
     pub attempt: String,
+    /// The goal the route leads to (`run-unshipped-code`).
+    #[serde(default)]
+    pub goal: String,
     /// The directive that should stop it.
     pub directive: String,
     /// blocked, killed, escaped, unsupported or error.
     pub verdict: String,
     /// What happened, in words.
     pub detail: String,
+    /// Why an `unsupported` route could not be tried (`not-applicable`,
+    /// `systemd-bpf`, `kernel`, `no-canary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One functional check.
@@ -123,6 +130,8 @@ struct GuestLine {
 #[derive(Debug, Deserialize)]
 struct ProbeResult {
     id: String,
+    #[serde(default)]
+    goal: String,
     directive: String,
     verdict: String,
     #[serde(default)]
@@ -166,14 +175,16 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
             Ok(Line::Probe { unit, result }) => results.push(AttemptResult {
                 unit,
                 attempt: result.id,
+                goal: result.goal,
                 directive: result.directive,
                 verdict: result.verdict,
-                detail: match result.reason {
+                detail: match &result.reason {
                     Some(reason) if !reason.is_empty() => {
                         format!("{} ({reason})", result.detail).trim().to_owned()
                     }
                     _ => result.detail,
                 },
+                reason: result.reason.filter(|r| !r.is_empty()),
             }),
             Ok(Line::Canary { unit, report }) => {
                 let seen = seen_by_canary.entry(unit).or_default();
@@ -268,13 +279,22 @@ impl Report {
     pub fn table(&self) -> String {
         let units = self.units();
         let short: Vec<String> = units.iter().map(|u| short_name(u)).collect();
-        let mut attempts: Vec<&str> = Vec::new();
+        // Routes grouped under their goal, goals in order of first appearance.
+        let mut goals: Vec<&str> = Vec::new();
         for r in &self.results {
-            if !attempts.contains(&r.attempt.as_str()) {
-                attempts.push(&r.attempt);
+            if !goals.contains(&r.goal.as_str()) {
+                goals.push(&r.goal);
             }
         }
-        let id_width = attempts.iter().map(|a| a.len()).max().unwrap_or(7).max(7);
+        let mut attempts: Vec<&str> = Vec::new();
+        for goal in &goals {
+            for r in self.results.iter().filter(|r| r.goal == *goal) {
+                if !attempts.contains(&r.attempt.as_str()) {
+                    attempts.push(&r.attempt);
+                }
+            }
+        }
+        let id_width = attempts.iter().map(|a| a.len() + 2).max().unwrap_or(7).max(7);
         let width = short.iter().map(String::len).max().unwrap_or(0).max(9);
         let mut out = String::new();
         let g = &self.guest;
@@ -288,8 +308,15 @@ impl Report {
             let _ = write!(out, "  {s:>width$}");
         }
         out.push('\n');
+        let mut goal = None;
         for attempt in &attempts {
-            let _ = write!(out, "{attempt:id_width$}");
+            let this_goal = self.results.iter().find(|r| r.attempt == *attempt).map(|r| r.goal.as_str());
+            if this_goal != goal && this_goal.is_some_and(|g| !g.is_empty()) {
+                let _ = writeln!(out, "{}:", this_goal.unwrap_or_default());
+            }
+            goal = this_goal;
+            let route = format!("  {attempt}");
+            let _ = write!(out, "{route:id_width$}");
             for unit in &units {
                 let verdict = self
                     .results
@@ -383,11 +410,16 @@ fn xml(text: &str) -> String {
 
 /// Checks across releases (`--release all`): an attempt that is `unsupported`
 /// in a unit on one release must be blocked in that unit on another, so that
-/// "not enforced here" never hides a hole everywhere.
+/// "not enforced here" never hides a hole everywhere. A route that has
+/// nothing to work on in a unit (`not-applicable`: a UDP route where the
+/// unit is handed no UDP socket) is no hole.
 pub fn cross_release(reports: &[Report]) -> Vec<String> {
     let mut failures = Vec::new();
     for report in reports {
-        for r in report.results.iter().filter(|r| r.unit != CONTROL && r.verdict == "unsupported") {
+        let unsupported = report.results.iter().filter(|r| {
+            r.unit != CONTROL && r.verdict == "unsupported" && r.reason.as_deref() != Some("not-applicable")
+        });
+        for r in unsupported {
             let blocked_elsewhere = reports.iter().any(|other| {
                 other.guest.release != report.guest.release
                     && other.results.iter().any(|o| {

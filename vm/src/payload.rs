@@ -77,6 +77,8 @@ pub fn stage(
             .ok_or_else(|| Error::Config(format!("{} is not a unit file", unit.display())))?;
         copy(unit, &units.join(name))?;
     }
+    // The egress guard's rules, where sandkasten-egress.service loads them.
+    copy(&workspace.join("units/sandkasten-egress.nft"), &share.join("sandkasten-egress.nft"))?;
     copy_tree(&workspace.join("services/http/sample"), &share.join("www"))?;
     copy_tree(&workspace.join("services/gopher/sample"), &share.join("gopher"))?;
     let run = dir.join("run");

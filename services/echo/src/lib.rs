@@ -91,7 +91,14 @@ where
         writer.write_all(&buf[..n]).await?;
     }
     writer.flush().await?;
-    writer.shutdown().await
+    // Half-close to mirror the client's EOF. The units leave shutdown(2) out
+    // of the allow-list (it would let a compromised server take a handed-over
+    // listener out of LISTEN), so EPERM is expected there; closing the socket
+    // sends the same FIN a moment later.
+    if let Err(err) = writer.shutdown().await {
+        tracing::debug!(%err, "no half-close; the close will end the stream");
+    }
+    Ok(())
 }
 
 /// Sends every datagram back to its sender until a stop is requested.

@@ -294,6 +294,8 @@ pub struct CanaryConfig {
     pub dbus_socket: PathBuf,
     /// Exit after this long even if nobody stops the canary.
     pub lifetime: Duration,
+    /// Where the unix sockets on the file system go (else beside `state`).
+    pub unix_dir: Option<PathBuf>,
 }
 
 /// The first local IPv4 address in 192.0.2.0/24.
@@ -463,8 +465,12 @@ fn open_targets(
     };
     // Unix sockets on the file system, outside /run, where many services
     // keep theirs (/var/lib/<service>/…), open to everyone (mode 0666).
-    let unix_stream_path = PathBuf::from(format!("{}.stream.sock", cfg.state.display()));
-    let unix_dgram_path = PathBuf::from(format!("{}.dgram.sock", cfg.state.display()));
+    let unix_base = match &cfg.unix_dir {
+        Some(dir) => dir.join("canary"),
+        None => cfg.state.clone(),
+    };
+    let unix_stream_path = PathBuf::from(format!("{}.stream.sock", unix_base.display()));
+    let unix_dgram_path = PathBuf::from(format!("{}.dgram.sock", unix_base.display()));
     let _ = std::fs::remove_file(&unix_stream_path);
     let _ = std::fs::remove_file(&unix_dgram_path);
     let unix_path = UnixListener::bind(&unix_stream_path)?;

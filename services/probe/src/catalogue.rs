@@ -297,7 +297,8 @@ pub static ATTEMPTS: &[Attempt] = &[
         goal: Goal::HostNetwork,
         what: "connect to the canary's abstract unix socket",
         directive: "PrivateNetwork=yes",
-        accepted: &["ECONNREFUSED"],
+        // A system-call allow-list without connect refuses the call itself (EPERM).
+        accepted: &["ECONNREFUSED", "EPERM"],
         deadline_ms: 3000,
         host_cap: None,
         run: net::abstract_unix,
@@ -326,8 +327,9 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.dbus",
         goal: Goal::SystemManager,
         what: "connect to the system bus, authenticate, Hello and ListUnits",
-        directive: "RestrictAddressFamilies= / InaccessiblePaths=",
-        accepted: &["EAFNOSUPPORT", "ENOENT"],
+        directive: "TemporaryFileSystem=/run / SystemCallFilter= without connect",
+        // A system-call allow-list without connect refuses the call itself (EPERM).
+        accepted: &["EAFNOSUPPORT", "ENOENT", "EPERM"],
         deadline_ms: 4000,
         host_cap: None,
         run: net::dbus,
@@ -368,9 +370,10 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-var",
         goal: Goal::ChangeSystem,
         what: "create a file in /var/lib (outside StateDirectory)",
-        directive: "ProtectSystem=strict",
+        directive: "ProtectSystem=strict / TemporaryFileSystem=/var",
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
-        accepted: &["EROFS", "EACCES"],
+        // TemporaryFileSystem=/var leaves no /var/lib to write in (ENOENT).
+        accepted: &["EROFS", "EACCES", "ENOENT"],
         deadline_ms: 3000,
         host_cap: None,
         run: fs::write_var,
@@ -533,8 +536,9 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.suid-binary",
         goal: Goal::GainPrivilege,
         what: "exec a setuid-root binary and read its euid",
-        directive: "NoNewPrivileges=yes",
-        accepted: &["non-root-euid"],
+        directive: "NoNewPrivileges=yes / ExecPaths=",
+        // ExecPaths= (only the servers' binaries may run) refuses the exec itself (EACCES).
+        accepted: &["non-root-euid", "EACCES"],
         deadline_ms: 5000,
         host_cap: None,
         run: privilege::suid_binary,

@@ -71,6 +71,10 @@ pub enum Cmd {
         /// Exit after this many seconds at the latest.
         #[arg(long, value_name = "SECS", default_value_t = 3600)]
         lifetime: u64,
+        /// Where the unix sockets on the file system go (net.unix-path,
+        /// net.unix-dgram); default: beside the state file.
+        #[arg(long, value_name = "DIR")]
+        unix_dir: Option<PathBuf>,
     },
     /// Ask the canary what reached it; list marker files left on the host.
     CanaryReport {
@@ -144,15 +148,23 @@ pub fn dispatch(cli: Cli) -> io::Result<ExitCode> {
             };
             let run_id = opts.run_id.clone().unwrap_or_else(|| sys::random_hex(8));
             let ctx = Ctx::new(opts, run_id);
-            let outcome = runner::run_here(&ctx, a);
+            // The probe stands in for a compromised server: where the unit
+            // switches the server's lockdown on, the attempt runs under it
+            // too, installed the same way and at the same point (before any
+            // thread).
+            let outcome = match sandkasten_runtime::lockdown::from_env() {
+                Ok(_) => runner::run_here(&ctx, a),
+                Err(e) => crate::verdict::Outcome::failed(format!("{e}")),
+            };
             let line = serde_json::to_string(&outcome).map_err(io::Error::other)?;
             let mut out = stdout.lock();
             writeln!(out, "{line}")?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Cmd::Canary { state, lan_addr, content_dir, dbus_socket, lifetime }) => {
+        Some(Cmd::Canary { state, lan_addr, content_dir, dbus_socket, lifetime, unix_dir }) => {
             let cfg = CanaryConfig {
+                unix_dir,
                 state,
                 lan_addr,
                 content_dir,

@@ -58,6 +58,7 @@ pub fn cvt<T: Into<i64> + Copy>(ret: T) -> Result<T, Errno> {
 pub fn errno_name(e: i32) -> Option<&'static str> {
     Some(match e {
         libc::EPERM => "EPERM",
+        libc::EISCONN => "EISCONN",
         libc::ENOENT => "ENOENT",
         libc::ESRCH => "ESRCH",
         libc::EINTR => "EINTR",

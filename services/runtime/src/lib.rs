@@ -14,6 +14,8 @@
 //!   idle exit, the shutdown signal and the drain on SIGTERM.
 //! - [`accept`]: the accept loop every stream server shares.
 //! - [`args`]: the command-line flags every server shares.
+//! - [`lockdown`]: the one filter systemd cannot express (no shared page
+//!   both executable and writable), installed when the unit asks for it.
 //!
 //! A server's `main` calls [`activation::take`] (before any thread exists),
 //! [`logging::init`], then [`run`] with its serve function.
@@ -24,6 +26,7 @@ pub mod accept;
 pub mod activation;
 pub mod args;
 pub mod lifecycle;
+pub mod lockdown;
 pub mod logging;
 pub mod notify;
 
@@ -119,6 +122,17 @@ where
     F: FnOnce(Context, Vec<Socket>) -> Fut,
     Fut: Future<Output = Result<(), ServeError>>,
 {
+    // Before the first thread: the filter then covers every thread.
+    match lockdown::from_env() {
+        Ok(true) => tracing::info!("lockdown on: mmap(PROT_EXEC) of shared memory is refused"),
+        Ok(false) => {}
+        Err(err) => {
+            // The unit asked for it: serving without it would be a weaker
+            // sandbox than the one the unit file promises.
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.worker_threads())
         .max_blocking_threads(args.blocking_threads as usize)
