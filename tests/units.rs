@@ -17,8 +17,20 @@ const REFERENCE_SERVICES: [&str; 4] = [
 ];
 const MAX_EXPOSURE: f64 = 0.2;
 
-/// Calls that `@system-service` allows on systemd 252 and no server needs.
-const MUST_DENY: [&str; 3] = ["io_uring_setup", "userfaultfd", "keyctl"];
+/// Calls no server may have: `@system-service` allows the first three on
+/// systemd 252; the rest would let a compromised server re-aim a handed-over
+/// socket (connect, shutdown) or run written code (memfd_create, mremap).
+const MUST_DENY: [&str; 7] =
+    ["io_uring_setup", "userfaultfd", "keyctl", "connect", "shutdown", "memfd_create", "mremap"];
+
+/// The reference sockets, and the mark the egress guard knows them by.
+const REFERENCE_SOCKETS: [&str; 4] = [
+    "sandkasten-http.socket",
+    "sandkasten-gopher.socket",
+    "sandkasten-echo.socket",
+    "sandkasten-echo-inetd.socket",
+];
+const EGRESS_MARK: &str = "29547";
 
 fn units_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("units")
@@ -114,6 +126,11 @@ fn every_unit_passes_verify_with_the_binaries_in_place() {
     for name in ["sandkasten-http", "sandkasten-gopher", "sandkasten-echo"] {
         std::fs::copy(binary(name), libexec.join(name)).unwrap();
     }
+    // The egress guard's program.
+    let nft = Path::new("/usr/sbin/nft");
+    assert!(nft.exists(), "/usr/sbin/nft not found: install Debian's nftables");
+    std::fs::create_dir_all(root.path().join("usr/sbin")).unwrap();
+    std::fs::copy(nft, root.path().join("usr/sbin/nft")).unwrap();
     let mut units = Vec::new();
     for dir in [units_dir(), units_dir().join("lab")] {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -125,7 +142,11 @@ fn every_unit_passes_verify_with_the_binaries_in_place() {
             }
         }
     }
-    assert_eq!(units.len(), 15, "8 reference units and 7 lab units, found {units:?}");
+    assert_eq!(
+        units.len(),
+        16,
+        "9 reference units (the egress guard's included) and 7 lab units, found {units:?}"
+    );
     let mut args = vec!["verify".to_owned(), format!("--root={}", root.path().display())];
     args.extend(units.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -179,6 +200,73 @@ fn every_sandbox_directive_has_a_comment() {
                 panic!("{unit}: {line:?} has no comment above it");
             }
             previous = line;
+        }
+    }
+}
+
+#[test]
+fn every_reference_socket_is_marked_and_guarded() {
+    let rules = std::fs::read_to_string(units_dir().join("sandkasten-egress.nft")).unwrap();
+    assert!(
+        rules.matches(&format!("meta mark {EGRESS_MARK} ")).count() >= 2,
+        "the egress guard's rules do not match mark {EGRESS_MARK} for TCP and the rest:\n{rules}"
+    );
+    for socket in REFERENCE_SOCKETS.iter().chain(["lab/sandkasten-lab4.socket"].iter()) {
+        let text = std::fs::read_to_string(units_dir().join(socket)).unwrap();
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(has(&format!("Mark={EGRESS_MARK}")), "{socket}: no Mark={EGRESS_MARK}");
+        assert!(has("Requires=sandkasten-egress.service"), "{socket}: does not require the egress guard");
+        assert!(has("After=sandkasten-egress.service"), "{socket}: may start before the egress guard");
+    }
+}
+
+#[test]
+fn the_egress_guard_runs_sandboxed_itself() {
+    let score = exposure(&units_dir().join("sandkasten-egress.service"));
+    // Its floor: the host's network (0.5) and CAP_NET_ADMIN (0.2) are the job.
+    assert!(score <= 1.1, "sandkasten-egress.service scores {score}, more than 1.1");
+}
+
+#[test]
+fn every_reference_service_switches_the_lockdown_on() {
+    for unit in REFERENCE_SERVICES {
+        let unit = reference(unit);
+        assert!(
+            values(&unit, "Environment").iter().any(|e| e == "SANDKASTEN_LOCKDOWN=1"),
+            "{unit}: no Environment=SANDKASTEN_LOCKDOWN=1"
+        );
+        let allow = values(&unit, "SystemCallFilter").into_iter().find(|f| !f.starts_with('~')).unwrap();
+        for call in ["seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"] {
+            assert!(allow.split_whitespace().any(|c| c == call), "{unit}: the lockdown needs {call}");
+        }
+    }
+}
+
+/// `ExecPaths=` names single library files: a binary that starts loading
+/// another library would fail to start under the unit. `ldd` of each
+/// release binary says what it loads.
+#[test]
+fn exec_paths_cover_every_library_the_binaries_load() {
+    for (unit, bin) in [
+        ("sandkasten-http.service", "sandkasten-http"),
+        ("sandkasten-gopher.service", "sandkasten-gopher"),
+        ("sandkasten-echo.service", "sandkasten-echo"),
+        ("sandkasten-echo-inetd@.service", "sandkasten-echo"),
+    ] {
+        let exec_paths: Vec<String> = values(&reference(unit), "ExecPaths")
+            .iter()
+            .flat_map(|v| v.split_whitespace().map(str::to_owned))
+            .collect();
+        let out = Command::new("ldd").arg(binary(bin)).output().expect("ldd");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for lib in text.lines().filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/'))) {
+            let real = std::fs::canonicalize(lib).unwrap_or_else(|e| panic!("{lib}: {e}"));
+            let covered = exec_paths.iter().any(|p| real.starts_with(p));
+            assert!(
+                covered,
+                "{unit}: {bin} loads {} (as {lib}), which ExecPaths= does not name",
+                real.display()
+            );
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Report {
     pub results: Vec<AttemptResult>,
     /// Functional checks through each socket.
     pub functional: Vec<Functional>,
+    /// Routes run with one fix removed: each fix shown to be what holds.
+    #[serde(default)]
+    pub ablations: Vec<Ablation>,
     /// Counts over `results`.
     pub summary: Summary,
     /// Why the run failed; empty when it passed.
@@ -78,6 +81,35 @@ pub struct AttemptResult {
     pub reason: Option<String>,
 }
 
+/// One route in a reference unit with one fix removed (`vm/plan/run`,
+/// "each fix, removed on its own").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ablation {
+    /// What was removed (`memfd_create allowed`).
+    pub label: String,
+    /// The unit it was removed from.
+    pub unit: String,
+    /// The route.
+    pub attempt: String,
+    /// `escaped` when the removed fix is what held the route, `blocked`
+    /// when a second layer must still hold it.
+    pub expect: String,
+    /// What happened (after the canary's word).
+    pub verdict: String,
+    /// In words.
+    pub detail: String,
+}
+
+impl Ablation {
+    /// Whether the guest agreed with the expectation.
+    pub fn agrees(&self) -> bool {
+        match self.expect.as_str() {
+            "escaped" => self.verdict == "escaped",
+            _ => matches!(self.verdict.as_str(), "blocked" | "killed"),
+        }
+    }
+}
+
 /// One functional check.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Functional {
@@ -115,6 +147,7 @@ enum Line {
     Check(Functional),
     Probe { unit: String, result: ProbeResult },
     Canary { unit: String, report: Option<CanaryReport> },
+    Ablation { label: String, unit: String, expect: String, result: ProbeResult },
     Done,
 }
 
@@ -157,6 +190,7 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
     let mut guest = GuestInfo { accel: accel.to_owned(), ..GuestInfo::default() };
     let mut results: Vec<AttemptResult> = Vec::new();
     let mut functional = Vec::new();
+    let mut ablations: Vec<Ablation> = Vec::new();
     let mut seen_by_canary: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut done = false;
@@ -190,6 +224,14 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
                 let seen = seen_by_canary.entry(unit).or_default();
                 seen.extend(report.unwrap_or_default().seen.into_keys());
             }
+            Ok(Line::Ablation { label, unit, expect, result }) => ablations.push(Ablation {
+                label,
+                unit,
+                attempt: result.id,
+                expect,
+                verdict: result.verdict,
+                detail: result.detail,
+            }),
             Ok(Line::Done) => done = true,
             Err(err) => failures.push(format!("guest output line {}: {err}: {line}", number + 1)),
         }
@@ -205,6 +247,28 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
             );
             result.verdict = "escaped".to_owned();
         }
+    }
+
+    for a in &mut ablations {
+        let key = format!("ablation:{} in {}", a.label, a.unit);
+        let seen = seen_by_canary.get(&key).is_some_and(|s| s.contains(&a.attempt));
+        if seen && a.verdict != "escaped" {
+            a.detail = format!("the canary saw it arrive, though the probe said {}: {}", a.verdict, a.detail);
+            a.verdict = "escaped".to_owned();
+        }
+    }
+    for a in ablations.iter().filter(|a| !a.agrees()) {
+        failures.push(if a.expect == "escaped" {
+            format!(
+                "{}: {} stayed {} with {}: the fix it names is not what holds it ({})",
+                a.unit, a.attempt, a.verdict, a.label, a.detail
+            )
+        } else {
+            format!(
+                "{}: {} was expected to stay blocked with {} (a second layer), but it {}: {}",
+                a.unit, a.attempt, a.label, a.verdict, a.detail
+            )
+        });
     }
 
     if !done {
@@ -254,7 +318,7 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
         escaped: results.iter().filter(|r| r.verdict == "escaped").count(),
         errors: results.iter().filter(|r| r.verdict == "error").count(),
     };
-    Report { guest, results, functional, summary, failures }
+    Report { guest, results, functional, ablations, summary, failures }
 }
 
 impl Report {
@@ -331,6 +395,25 @@ impl Report {
         for check in &self.functional {
             let _ =
                 writeln!(out, "{} {}: {}", if check.ok { "ok  " } else { "FAIL" }, check.unit, check.check);
+        }
+        if !self.ablations.is_empty() {
+            let _ = writeln!(out, "each fix removed on its own (route: expected, got):");
+            let mut pass = ("", "");
+            for a in &self.ablations {
+                if (a.label.as_str(), a.unit.as_str()) != pass {
+                    let _ = writeln!(out, "  {} ({}):", a.label, short_name(&a.unit));
+                    pass = (&a.label, &a.unit);
+                }
+                let mark = if a.agrees() { "ok  " } else { "FAIL" };
+                let _ = writeln!(
+                    out,
+                    "    {mark} {:width$} {} -> {}",
+                    a.attempt,
+                    a.expect,
+                    a.verdict,
+                    width = id_width
+                );
+            }
         }
         let s = &self.summary;
         let _ = writeln!(
@@ -535,5 +618,81 @@ mod tests {
         assert!(cross_release(&[mk("bookworm", "unsupported"), mk("trixie", "blocked")]).is_empty());
         let gaps = cross_release(&[mk("bookworm", "unsupported"), mk("trixie", "unsupported")]);
         assert_eq!(gaps.len(), 2, "{gaps:?}");
+    }
+
+    #[test]
+    fn a_route_with_nothing_to_work_on_is_no_cross_release_gap() {
+        let mk = |release: &str| {
+            let guest = format!(
+                r#"{{"kind":"guest","release":"{release}","systemd":"1","kernel":"k","features":""}}"#
+            );
+            let na = r#"{"kind":"probe","unit":"u.service","result":{"id":"a","goal":"g","directive":"X=","verdict":"unsupported","detail":"no UDP socket","reason":"not-applicable"}}"#;
+            let lines = [guest.as_str(), na, r#"{"kind":"done"}"#];
+            evaluate(&output(&lines), "tcg", &["a".into()])
+        };
+        assert!(cross_release(&[mk("bookworm"), mk("trixie")]).is_empty());
+    }
+
+    fn ablation(label: &str, id: &str, expect: &str, verdict: &str) -> String {
+        format!(
+            r#"{{"kind":"ablation","label":"{label}","unit":"u.service","expect":"{expect}","result":{{"id":"{id}","directive":"X=","verdict":"{verdict}","detail":"d"}}}}"#
+        )
+    }
+
+    #[test]
+    fn each_fix_must_be_what_holds_its_route() {
+        let lines = [
+            GUEST.to_owned(),
+            probe("u.service", "a", "blocked"),
+            probe("control", "a", "escaped"),
+            // Removing the fix lets the route escape: the fix is what holds it.
+            ablation("fix a removed", "a", "escaped", "escaped"),
+            // A second layer must still hold this one.
+            ablation("layer one removed", "a", "blocked", "blocked"),
+            r#"{"kind":"done"}"#.to_owned(),
+        ];
+        let text = lines.iter().map(String::as_str).collect::<Vec<_>>();
+        let report = evaluate(&output(&text), "tcg", &["a".into()]);
+        assert!(report.passed(), "{:?}", report.failures);
+        assert!(report.table().contains("fix a removed (u):"), "{}", report.table());
+
+        // The fix removed, the route still blocked: the catalogue names the
+        // wrong cause. A layer that should hold alone but does not: also a
+        // failure. Neither may pass.
+        let lines = [
+            GUEST.to_owned(),
+            probe("u.service", "a", "blocked"),
+            probe("control", "a", "escaped"),
+            ablation("fix a removed", "a", "escaped", "blocked"),
+            ablation("layer one removed", "a", "blocked", "escaped"),
+            ablation("fix b removed", "a", "escaped", "unsupported"),
+            r#"{"kind":"done"}"#.to_owned(),
+        ];
+        let text = lines.iter().map(String::as_str).collect::<Vec<_>>();
+        let report = evaluate(&output(&text), "tcg", &["a".into()]);
+        let failures = report.failures.join("\n");
+        assert!(
+            failures.contains("stayed blocked with fix a removed: the fix it names is not what holds it"),
+            "{failures}"
+        );
+        assert!(failures.contains("expected to stay blocked with layer one removed"), "{failures}");
+        assert!(failures.contains("stayed unsupported with fix b removed"), "{failures}");
+    }
+
+    #[test]
+    fn the_canary_has_the_last_word_on_an_ablation_too() {
+        let lines = [
+            GUEST.to_owned(),
+            probe("u.service", "a", "blocked"),
+            probe("control", "a", "escaped"),
+            ablation("fix a removed", "a", "escaped", "blocked"),
+            r#"{"kind":"canary","unit":"ablation:fix a removed in u.service","report":{"seen":{"a":["x"]}}}"#
+                .to_owned(),
+            r#"{"kind":"done"}"#.to_owned(),
+        ];
+        let text = lines.iter().map(String::as_str).collect::<Vec<_>>();
+        let report = evaluate(&output(&text), "tcg", &["a".into()]);
+        assert!(report.passed(), "{:?}", report.failures);
+        assert_eq!(report.ablations[0].verdict, "escaped");
     }
 }

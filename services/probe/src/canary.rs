@@ -868,8 +868,14 @@ pub fn query(state: &CanaryState, stop: bool) -> io::Result<Report> {
 /// Finds marker files in the host's directories; removes them if `clean`.
 pub fn scan_markers(content_dir: &Path, clean: bool) -> Vec<Marker> {
     let mut out = Vec::new();
-    let dirs =
-        [Path::new("/tmp"), Path::new("/etc"), Path::new("/usr/lib"), Path::new("/var/lib"), content_dir];
+    let dirs = [
+        Path::new("/tmp"),
+        Path::new("/dev/shm"),
+        Path::new("/etc"),
+        Path::new("/usr/lib"),
+        Path::new("/var/lib"),
+        content_dir,
+    ];
     for dir in dirs {
         let Ok(rd) = std::fs::read_dir(dir) else { continue };
         for e in rd.flatten() {

@@ -122,7 +122,7 @@ fn in_every_place(ctx: &Ctx, id: &str, route: impl Fn(&Path) -> Place) -> Outcom
                 // EPERM/EACCES from an exec or mmap step outrank a read-only
                 // or missing directory.
                 let rank = |e: Errno| matches!(e.0, libc::EPERM | libc::EACCES) as u8;
-                if decisive.is_none_or(|d| rank(e) > rank(d)) {
+                if decisive.map_or(true, |d| rank(e) > rank(d)) {
                     decisive = Some(e);
                 }
             }
@@ -181,7 +181,9 @@ pub fn file_exec(ctx: &Ctx) -> Outcome {
             return Place::Refused(e, "create".into());
         }
         match exec_status(path, &[]) {
-            Ok(42) => Place::Ran(Outcome::escaped(format!("wrote and executed {} (status 42)", path.display()))),
+            Ok(42) => {
+                Place::Ran(Outcome::escaped(format!("wrote and executed {} (status 42)", path.display())))
+            }
             Ok(n) => Place::Ran(Outcome::failed(format!("{} ran but exited {n}", path.display()))),
             Err(e) => Place::Refused(e, "execve".into()),
         }
@@ -207,7 +209,9 @@ pub fn ld_so(ctx: &Ctx) -> Outcome {
         match exec_status(Path::new(LD_SO), &[&arg]) {
             Ok(1) => Place::Ran(Outcome::escaped(format!("{LD_SO} {arg} ran the copy (status 1)"))),
             // The loader's own refusal: it could not map the copy.
-            Ok(127) => Place::Refused(Errno(libc::EPERM), format!("{LD_SO} could not map the copy (status 127)")),
+            Ok(127) => {
+                Place::Refused(Errno(libc::EPERM), format!("{LD_SO} could not map the copy (status 127)"))
+            }
             Ok(n) => Place::Ran(Outcome::failed(format!("{LD_SO} {arg} exited {n}"))),
             Err(e) => Place::Refused(e, format!("execve {LD_SO}")),
         }
@@ -412,7 +416,9 @@ fn poke_child(pid: libc::pid_t, page: *mut u8) -> Outcome {
     // SAFETY: detaches from our tracee, letting it run on.
     unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
     match sys::wait_deadline(pid, Duration::from_secs(2)) {
-        Ok(ChildEnd::Exited(42)) => Outcome::escaped("poked code into a child's r-x page; it ran and returned 42"),
+        Ok(ChildEnd::Exited(42)) => {
+            Outcome::escaped("poked code into a child's r-x page; it ran and returned 42")
+        }
         Ok(end) => Outcome::failed(format!("the poked child ended with {end:?}")),
         Err(e) => Outcome::failed(format!("wait: {e}")),
     }

@@ -196,7 +196,12 @@ fn pick_listener() -> Result<Inherited, Outcome> {
 
 /// The common tail of the listener routes: take the listener out of LISTEN
 /// with `disconnect`, connect it to the canary, talk, put it back.
-fn listener_route(ctx: &Ctx, id: &str, how: &str, disconnect: fn(&SockRef<'_>) -> Result<(), Errno>) -> Outcome {
+fn listener_route(
+    ctx: &Ctx,
+    id: &str,
+    how: &str,
+    disconnect: fn(&SockRef<'_>) -> Result<(), Errno>,
+) -> Outcome {
     let c = match ctx.need_canary() {
         Ok(c) => c,
         Err(o) => return o,
@@ -217,7 +222,10 @@ fn listener_route(ctx: &Ctx, id: &str, how: &str, disconnect: fn(&SockRef<'_>) -
             l.fd,
             c,
             &ctx.token(id),
-            &format!("{how}, then connect() from the handed-over listener (fd {}) to {}", l.fd, c.tcp_loopback),
+            &format!(
+                "{how}, then connect() from the handed-over listener (fd {}) to {}",
+                l.fd, c.tcp_loopback
+            ),
         ),
         Err(e) => Outcome::errno(errno_of(&e), format!("connect() after {how} (fd {})", l.fd)),
     };
@@ -267,7 +275,12 @@ pub fn listener_fastopen(ctx: &Ctx) -> Outcome {
     };
     let to = target_for(l.domain, c.tcp_loopback);
     let out = match fastopen(&s, &to, &token) {
-        Ok(()) => talk(l.fd, c, &token, &format!("sendto(MSG_FASTOPEN) from the handed-over listener (fd {})", l.fd)),
+        Ok(()) => talk(
+            l.fd,
+            c,
+            &token,
+            &format!("sendto(MSG_FASTOPEN) from the handed-over listener (fd {})", l.fd),
+        ),
         Err(e) => Outcome::errno(
             e,
             format!(
@@ -326,7 +339,9 @@ pub fn accepted(ctx: &Ctx) -> Outcome {
     let token = ctx.token("net.handover-accepted");
     match reconnect(&s, &target_for(domain, c.tcp_loopback), &token) {
         Ok(how) => talk(fd, c, &token, &format!("{origin}, dissolved and connected anew with {how}")),
-        Err(e) => Outcome::errno(e, format!("connect() of {origin} to {} after connect(AF_UNSPEC)", c.tcp_loopback)),
+        Err(e) => {
+            Outcome::errno(e, format!("connect() of {origin} to {} after connect(AF_UNSPEC)", c.tcp_loopback))
+        }
     }
 }
 

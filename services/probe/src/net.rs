@@ -523,7 +523,10 @@ pub fn unix_path(ctx: &Ctx) -> Outcome {
         Err(o) => return o,
     };
     let Some(path) = &c.unix_stream else {
-        return Outcome::unsupported(Unsupported::NotApplicable, "this canary has no unix socket on the file system");
+        return Outcome::unsupported(
+            Unsupported::NotApplicable,
+            "this canary has no unix socket on the file system",
+        );
     };
     let what = format!("connect to unix {}", path.display());
     match UnixStream::connect(path) {
@@ -545,7 +548,10 @@ pub fn unix_dgram(ctx: &Ctx) -> Outcome {
         Err(o) => return o,
     };
     let Some(path) = &c.unix_dgram else {
-        return Outcome::unsupported(Unsupported::NotApplicable, "this canary has no unix socket on the file system");
+        return Outcome::unsupported(
+            Unsupported::NotApplicable,
+            "this canary has no unix socket on the file system",
+        );
     };
     let what = format!("sendto unix {}", path.display());
     let sock = match std::os::unix::net::UnixDatagram::unbound() {

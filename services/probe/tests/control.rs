@@ -20,7 +20,14 @@ const SEEN_BY_CANARY: &[&str] = &[
     "net.tcp-lan",
     "net.udp-send",
     "net.listen-new",
+    "net.handover-accepted",
+    "net.handover-udp",
+    "net.handover-unspec",
+    "net.handover-shutdown",
+    "net.handover-fastopen",
     "net.abstract-unix",
+    "net.unix-path",
+    "net.unix-dgram",
     "priv.ptrace",
     "priv.signal",
     "ipc.sysv",
@@ -29,7 +36,7 @@ const SEEN_BY_CANARY: &[&str] = &[
 
 /// Attempts that leave a marker file in a host directory.
 const MARKERS: &[&str] =
-    &["fs.write-etc", "fs.write-usr", "fs.write-var", "fs.write-content", "fs.tmp-shared"];
+    &["fs.write-etc", "fs.write-usr", "fs.write-var", "fs.write-content", "fs.tmp-shared", "fs.shm-shared"];
 
 /// Machine-dependent attempts: escaped where the machine has the feature,
 /// unsupported where it does not. Each oracle looks at the host directly.
@@ -79,7 +86,13 @@ fn control_escapes_everything_this_machine_allows() {
         let canary = Canary::start(&dir);
         let mut args = util::probe_args(&dir, &run);
         args.extend(["--keep-markers".into(), "--dbus-socket".into(), bus.socket.display().to_string()]);
-        let got = util::verdicts(Command::new(&args[0]).args(&args[1..]));
+        // Handed over as systemd hands them over, so the handover routes
+        // have a listener, a client and a datagram socket to turn.
+        let sockets = util::HandedOver::new();
+        let mut cmd = Command::new(&args[0]);
+        cmd.args(&args[1..]);
+        sockets.pass_to(&mut cmd);
+        let got = util::verdicts(&mut cmd);
 
         assert_eq!(got.len(), ATTEMPTS.len(), "one verdict per catalogue row");
         let want: BTreeMap<&str, Expect> = ATTEMPTS
@@ -120,7 +133,7 @@ fn list_prints_the_whole_catalogue() {
         .collect();
     let want: Vec<String> = ATTEMPTS.iter().map(|a| a.id.to_owned()).collect();
     assert_eq!(ids, want);
-    assert_eq!(ids.len(), 61, "the catalogue has 61 rows");
+    assert_eq!(ids.len(), 79, "the catalogue has 79 routes");
 }
 
 #[test]

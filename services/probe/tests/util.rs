@@ -274,3 +274,74 @@ pub fn assert_no_probe_failures(got: &BTreeMap<String, Verdict>) {
 pub fn sysctl(path: &str) -> Option<i64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
+
+/// Sockets handed to a probe the way systemd hands them over: a TCP
+/// listener as fd 3 and a UDP socket as fd 4 (`LISTEN_FDS=2`), with one
+/// client already waiting in the listener's backlog for
+/// `net.handover-accepted`. Created in the calling thread's network
+/// namespace.
+pub struct HandedOver {
+    pub listener: std::net::TcpListener,
+    pub udp: std::net::UdpSocket,
+    _client: std::net::TcpStream,
+}
+
+impl HandedOver {
+    pub fn new() -> HandedOver {
+        HandedOver::marked(None)
+    }
+
+    /// As [`HandedOver::new`], with `SO_MARK` set on both sockets before the
+    /// client dials (what `Mark=` in a `.socket` unit does; needs root).
+    pub fn marked(mark: Option<u32>) -> HandedOver {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a listener");
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+        if let Some(mark) = mark {
+            for fd in [listener.as_raw_fd(), udp.as_raw_fd()] {
+                // SAFETY: setsockopt with a live int and its size.
+                let r = unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_MARK,
+                        (&mark as *const u32).cast(),
+                        std::mem::size_of::<u32>() as libc::socklen_t,
+                    )
+                };
+                assert_eq!(r, 0, "SO_MARK: {}", std::io::Error::last_os_error());
+            }
+        }
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("dial the listener");
+        HandedOver { listener, udp, _client: client }
+    }
+
+    /// Makes `cmd` start with the sockets as fds 3 and 4.
+    pub fn pass_to(&self, cmd: &mut Command) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fds = [self.listener.as_raw_fd(), self.udp.as_raw_fd()];
+        cmd.env("LISTEN_FDS", "2").env("LISTEN_FDNAMES", "tcp:udp");
+        // SAFETY: only fcntl and dup2 between fork and exec (both
+        // async-signal-safe). The sockets are first copied above fd 100, so
+        // that placing one at 3 cannot clobber the other, and dup2 to a new
+        // number clears FD_CLOEXEC (dup2 onto itself would not).
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut high = [0; 2];
+                for (i, fd) in fds.iter().enumerate() {
+                    high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100);
+                    if high[i] < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                for (i, fd) in high.iter().enumerate() {
+                    if libc::dup2(*fd, 3 + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The two pieces of the sandbox that systemd cannot express, both about
 //! code that was never shipped.
 //!
-//! 1. **No page is executable in one mapping and writable in another.**
+//! ## No page executable in one mapping and writable in another
+//!
 //! `MemoryDenyWriteExecute=` (systemd's seccomp filter, and the kernel's
 //! `PR_SET_MDWE` on newer systemd) looks at one mapping at a time: it
 //! refuses `PROT_WRITE|PROT_EXEC` together and refuses to add `PROT_EXEC`
@@ -16,7 +17,8 @@
 //! Nothing a server legitimately does maps shared memory executable (the
 //! dynamic loader maps libraries `MAP_PRIVATE`).
 //!
-//! 2. **No file is written outside the places the unit makes writable.**
+//! ## No file written outside the places the unit makes writable
+//!
 //! `/proc/self/mem` writes ignore page protections, so a process that can
 //! open it read-write can put code into its own executable pages.
 //! `ReadOnlyPaths=/proc` would close that, but on systemd 252 it also
@@ -26,6 +28,8 @@
 //! only beneath `/tmp`, `/var/tmp`, `/dev` and the unit's own directories.
 //! Read-only mounts still answer first (EROFS), so the rest of the sandbox
 //! keeps its meaning; `/proc` is simply not a place the server writes.
+//!
+//! ## Both
 //!
 //! Both only narrow: they cannot be undone, they are inherited by every
 //! thread and child, and systemd's own filters still apply.
@@ -37,9 +41,7 @@
 
 use std::collections::BTreeMap;
 
-use landlock::{
-    path_beneath_rules, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
-};
+use landlock::{path_beneath_rules, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
 };
@@ -127,9 +129,11 @@ fn filter() -> Result<BpfProgram, Error> {
     let arg = |index: u8, bit: i32| {
         SeccompCondition::new(index, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(bit as u64), bit as u64)
     };
-    let shared_exec =
-        SeccompRule::new(vec![arg(2, libc::PROT_EXEC).map_err(build)?, arg(3, libc::MAP_SHARED).map_err(build)?])
-            .map_err(build)?;
+    let shared_exec = SeccompRule::new(vec![
+        arg(2, libc::PROT_EXEC).map_err(build)?,
+        arg(3, libc::MAP_SHARED).map_err(build)?,
+    ])
+    .map_err(build)?;
     let arch = std::env::consts::ARCH.try_into().map_err(|e: seccompiler::BackendError| build(e))?;
     let filter = SeccompFilter::new(
         BTreeMap::from([(libc::SYS_mmap, vec![shared_exec])]),
