@@ -50,7 +50,7 @@ KiB = 1024
 MiB = 1024 * KiB
 
 # What each peer is, for the table's ratio column.
-PEER = {"http": "nginx", "gopher": "gophernicus", "echo": "socat"}
+PEER = {"http": "nginx", "gopher": "gophernicus", "echo": "socat", "lockdown": "sandkasten-http"}
 
 
 def log(msg):
@@ -684,6 +684,34 @@ class Bench:
             self.results["memory"][s.name]["idle_after_load"] = s.memory()
             s.stop()
 
+    # ---- The servers' own share of the sandbox ----------------------------
+
+    def run_lockdown(self):
+        """sandkasten-http with and without its lockdown (SANDKASTEN_LOCKDOWN=1:
+        Landlock on every open, one more seccomp filter on every call), the
+        part of the sandbox that runs inside the server and so can cost."""
+        contenders = []
+        for name, env in (("sandkasten-http", None), ("sandkasten-http + lockdown", {"SANDKASTEN_LOCKDOWN": "1"})):
+            port = free_port()
+            contenders.append(self.spawn(Server(name, [f"{BIN}/sandkasten-http", "--root", self.www,
+                                                       "--listen", f"{HOST}:{port}"], port, env=env)))
+        time.sleep(0.5)
+        for s in contenders:
+            self.check_http(s)
+        for close in (False, True):
+            for label, path in (("1 KiB", "/1k.bin"), ("10 MiB", "/10m.bin")):
+                name = f"lockdown: HTTP {label}, {'new conn' if close else 'keep-alive'}"
+                self.note_busy(name)
+                samples = {s.name: [] for s in contenders}
+                for rep in range(self.reps):
+                    for s in contenders:
+                        log(f"{name}: {s.name} (round {rep + 1}/{self.reps})")
+                        samples[s.name].append(wrk(f"http://{HOST}:{s.port}{path}", self.duration, close,
+                                                   self.lua))
+                self.add("lockdown", name, "req/s", samples)
+        for s in contenders:
+            s.stop()
+
     # ---- Gopher --------------------------------------------------------
 
     def run_gopher(self):
@@ -866,7 +894,9 @@ def table(results):
     lines = []
     for group, title in (("http", "HTTP (wrk, 64 connections; requests/s, p99 latency, errors)"),
                          ("gopher", "Gopher (64 concurrent clients; requests/s)"),
-                         ("echo", "Echo")):
+                         ("echo", "Echo"),
+                         ("lockdown", "The servers' lockdown (SANDKASTEN_LOCKDOWN=1: Landlock + one more "
+                                      "seccomp filter; wrk, 64 connections)")):
         rows = [r for r in results["scenarios"] if r["group"] == group]
         if not rows:
             continue
@@ -894,7 +924,7 @@ def table(results):
                 if e["errors"]:
                     cell += f" · {e['errors']:,} err"
                 cells.append(cell)
-            ours = next(c for c in names if c.startswith("sandkasten"))
+            ours = next(c for c in names if c.startswith("sandkasten") and c != peer)
             ratio = r["contenders"][ours].get("ratio")
             cells.append(f"**{ratio:.2f}**" if ratio is not None else "-")
             lines.append("| " + " | ".join(cells) + " |")
@@ -1039,7 +1069,7 @@ def update_readme(md):
     log("README.md: Benchmarks section updated")
 
 
-ALL_PARTS = ("http", "gopher", "echo", "cold")
+ALL_PARTS = ("http", "gopher", "echo", "cold", "lockdown")
 
 
 def main():
@@ -1095,6 +1125,8 @@ def main():
             bench.run_echo()
         if "cold" in parts:
             bench.run_cold()
+        if "lockdown" in parts:
+            bench.run_lockdown()
     finally:
         bench.cleanup()
     results = bench.results

@@ -27,7 +27,7 @@ pub fn workspace_root() -> PathBuf {
 /// Builds the release binaries with cargo, printing its progress.
 ///
 /// Release, because the guest runs under TCG where a debug build of the
-/// probe's 61 attempts would be needlessly slow; the default target is
+/// probe's attempts would be needlessly slow; the default target is
 /// baseline x86-64, which the guest's `-cpu qemu64` runs.
 pub fn build_binaries(workspace: &Path) -> Result<PathBuf, Error> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

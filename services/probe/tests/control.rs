@@ -137,6 +137,18 @@ fn list_prints_the_whole_catalogue() {
 }
 
 #[test]
+fn the_readme_names_every_route_under_its_goal() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for a in ATTEMPTS {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}`", a.goal.id())))
+            .unwrap_or_else(|| panic!("README.md has no row for goal {}", a.goal.id()));
+        assert!(row.contains(&format!("`{}`", a.id)), "README.md lists {} not under {}", a.id, a.goal.id());
+    }
+}
+
+#[test]
 fn without_a_canary_outside_attempts_are_unsupported_not_passed() {
     util::require_root();
     let got = util::verdicts(Command::new(util::PROBE).env_remove("SANDKASTEN_CANARY").args([
