@@ -649,6 +649,21 @@ class Bench:
                 + (" (--quick does not build it)" if self.quick else ""))
         return out
 
+    def wrk_rounds(self, group, prefix, contenders, targets):
+        """wrk against every contender for each target, kept alive and with a
+        new connection per request, contenders alternated round by round."""
+        for close in (False, True):
+            for label, path in targets:
+                name = f"{prefix} {label}, {'new conn' if close else 'keep-alive'}"
+                self.note_busy(name)
+                samples = {s.name: [] for s in contenders}
+                for rep in range(self.reps):
+                    for s in contenders:
+                        log(f"{name}: {s.name} (round {rep + 1}/{self.reps})")
+                        samples[s.name].append(wrk(f"http://{HOST}:{s.port}{path}", self.duration, close,
+                                                   self.lua))
+                self.add(group, name, "req/s", samples)
+
     def check_http(self, server):
         for path, size in (("/1k.bin", KiB), ("/100k.bin", 100 * KiB), ("/10m.bin", 10 * MiB)):
             status, length = http_get(server.port, path)
@@ -667,18 +682,7 @@ class Bench:
             self.check_http(s)
         targets = [("1 KiB", "/1k.bin"), ("100 KiB", "/100k.bin"), ("10 MiB", "/10m.bin"),
                    ("listing", "/dir/")]
-        for close in (False, True):
-            for label, path in targets:
-                mode = "new conn" if close else "keep-alive"
-                name = f"HTTP {label}, {mode}"
-                self.note_busy(name)
-                samples = {s.name: [] for s in contenders}
-                for rep in range(self.reps):
-                    for s in contenders:
-                        log(f"{name}: {s.name} (round {rep + 1}/{self.reps})")
-                        samples[s.name].append(wrk(f"http://{HOST}:{s.port}{path}", self.duration, close,
-                                                   self.lua))
-                self.add("http", name, "req/s", samples)
+        self.wrk_rounds("http", "HTTP", contenders, targets)
         time.sleep(2)
         for s in contenders:
             self.results["memory"][s.name]["idle_after_load"] = s.memory()
@@ -698,17 +702,7 @@ class Bench:
         time.sleep(0.5)
         for s in contenders:
             self.check_http(s)
-        for close in (False, True):
-            for label, path in (("1 KiB", "/1k.bin"), ("10 MiB", "/10m.bin")):
-                name = f"lockdown: HTTP {label}, {'new conn' if close else 'keep-alive'}"
-                self.note_busy(name)
-                samples = {s.name: [] for s in contenders}
-                for rep in range(self.reps):
-                    for s in contenders:
-                        log(f"{name}: {s.name} (round {rep + 1}/{self.reps})")
-                        samples[s.name].append(wrk(f"http://{HOST}:{s.port}{path}", self.duration, close,
-                                                   self.lua))
-                self.add("lockdown", name, "req/s", samples)
+        self.wrk_rounds("lockdown", "lockdown: HTTP", contenders, [("1 KiB", "/1k.bin"), ("10 MiB", "/10m.bin")])
         for s in contenders:
             s.stop()
 

@@ -194,6 +194,11 @@ fn pick_listener() -> Result<Inherited, Outcome> {
         })
 }
 
+/// The canary and the listener a listener route works on.
+fn canary_and_listener(ctx: &Ctx) -> Result<(&CanaryState, Inherited), Outcome> {
+    Ok((ctx.need_canary()?, pick_listener()?))
+}
+
 /// The common tail of the listener routes: take the listener out of LISTEN
 /// with `disconnect`, connect it to the canary, talk, put it back.
 fn listener_route(
@@ -202,12 +207,8 @@ fn listener_route(
     how: &str,
     disconnect: fn(&SockRef<'_>) -> Result<(), Errno>,
 ) -> Outcome {
-    let c = match ctx.need_canary() {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let l = match pick_listener() {
-        Ok(l) => l,
+    let (c, l) = match canary_and_listener(ctx) {
+        Ok(found) => found,
         Err(o) => return o,
     };
     let s = l.sock();
@@ -258,12 +259,8 @@ pub fn listener_unspec(ctx: &Ctx) -> Outcome {
 /// allowed, then connected by `sendto(MSG_FASTOPEN)`, which needs no
 /// `connect()` (TCP Fast Open's client side, on by default).
 pub fn listener_fastopen(ctx: &Ctx) -> Outcome {
-    let c = match ctx.need_canary() {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let l = match pick_listener() {
-        Ok(l) => l,
+    let (c, l) = match canary_and_listener(ctx) {
+        Ok(found) => found,
         Err(o) => return o,
     };
     let s = l.sock();

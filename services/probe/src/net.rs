@@ -513,23 +513,32 @@ pub fn vsock(ctx: &Ctx) -> Outcome {
     }
 }
 
+/// The canary and one of its unix sockets on the file system.
+fn canary_unix_path(
+    ctx: &Ctx,
+    pick: fn(&CanaryState) -> Option<&std::path::PathBuf>,
+) -> Result<(&CanaryState, std::path::PathBuf), Outcome> {
+    let c = ctx.need_canary()?;
+    match pick(c) {
+        Some(p) => Ok((c, p.clone())),
+        None => Err(Outcome::unsupported(
+            Unsupported::NotApplicable,
+            "this canary has no unix socket on the file system",
+        )),
+    }
+}
+
 /// `net.unix-path`: connect to the canary's unix stream socket at a path
 /// outside /run (where services such as databases keep theirs, open to
 /// all). A read-only mount does not stop a unix `connect()`; hiding the
 /// path does (ENOENT), and so does a filter without `connect` (EPERM).
 pub fn unix_path(ctx: &Ctx) -> Outcome {
-    let c = match ctx.need_canary() {
-        Ok(c) => c,
+    let (c, path) = match canary_unix_path(ctx, |c| c.unix_stream.as_ref()) {
+        Ok(found) => found,
         Err(o) => return o,
     };
-    let Some(path) = &c.unix_stream else {
-        return Outcome::unsupported(
-            Unsupported::NotApplicable,
-            "this canary has no unix socket on the file system",
-        );
-    };
     let what = format!("connect to unix {}", path.display());
-    match UnixStream::connect(path) {
+    match UnixStream::connect(&path) {
         Ok(s) => {
             let _ = s.set_read_timeout(Some(IO_TIMEOUT));
             talk_to_canary(s, c, &ctx.token("net.unix-path"), &what)
@@ -543,22 +552,16 @@ pub fn unix_path(ctx: &Ctx) -> Outcome {
 /// logs to the journal keeps both `socket(AF_UNIX)` and `sendto`: only
 /// hiding the path stops it. The canary's report confirms arrival.
 pub fn unix_dgram(ctx: &Ctx) -> Outcome {
-    let c = match ctx.need_canary() {
-        Ok(c) => c,
+    let (_, path) = match canary_unix_path(ctx, |c| c.unix_dgram.as_ref()) {
+        Ok(found) => found,
         Err(o) => return o,
-    };
-    let Some(path) = &c.unix_dgram else {
-        return Outcome::unsupported(
-            Unsupported::NotApplicable,
-            "this canary has no unix socket on the file system",
-        );
     };
     let what = format!("sendto unix {}", path.display());
     let sock = match std::os::unix::net::UnixDatagram::unbound() {
         Ok(s) => s,
         Err(e) => return Outcome::errno(errno_of(&e), "socket(AF_UNIX, SOCK_DGRAM)"),
     };
-    match sock.send_to(ctx.token("net.unix-dgram").as_bytes(), path) {
+    match sock.send_to(ctx.token("net.unix-dgram").as_bytes(), &path) {
         Ok(_) => Outcome::escaped(format!("{what}: delivered (the canary's report names the token)")),
         Err(e) => Outcome::errno(errno_of(&e), what),
     }
