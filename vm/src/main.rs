@@ -47,8 +47,10 @@ enum Cmd {
         timings: bool,
         /// Install this unit file in the guest (with the servers, the
         /// reference units and content) and run COMMAND inside exactly its
-        /// sandbox: a drop-in replaces ExecStart= only (and makes it a
-        /// one-off: Type=exec, no restart, no watchdog).
+        /// sandbox: a drop-in replaces ExecStart= (and makes it a one-off:
+        /// Type=exec, no restart, no watchdog) and adds COMMAND's program,
+        /// not its libraries, to ExecPaths=: the reference units let nothing
+        /// else run (a static program such as /bin/busybox works).
         #[arg(long, value_name = "FILE", conflicts_with = "payload", requires = "command")]
         unit: Option<PathBuf>,
         /// The command; without one, the payload's `run` script.

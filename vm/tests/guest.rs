@@ -102,21 +102,39 @@ fn library_timeout_is_a_typed_error() {
 
 /// `exec --unit`: a command runs inside exactly the unit's sandbox, here the
 /// reference echo unit: a dynamic user, no /etc/shadow, the command's own
-/// exit status back on the host.
+/// exit status back on the host. The unit lets nothing but its server run
+/// (`ExecPaths=`); exec adds the command's own program, so a static one
+/// (busybox) runs and a dynamic one cannot load its libraries.
 #[test]
 fn exec_unit_runs_the_command_inside_that_units_sandbox() {
     let _guest = one_guest_at_a_time();
     let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/../units/sandkasten-echo.service");
-    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/usr/bin/id", "-u"]);
+    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/bin/busybox", "id", "-u"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("added to ExecPaths="), "exec must say what it added: {stderr}");
     let uid: u32 =
         stdout.lines().find_map(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no uid in {stdout}"));
     assert!((61184..=65519).contains(&uid), "not a dynamic user: uid {uid}");
 
-    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/usr/bin/cat", "/etc/shadow"]);
+    let out = sandkasten_vm(&[
+        "exec",
+        "--accel",
+        "tcg",
+        "--unit",
+        unit,
+        "--",
+        "/bin/busybox",
+        "cat",
+        "/etc/shadow",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "reading /etc/shadow must fail in the sandbox: {stdout}");
     assert!(stdout.contains("Permission denied"), "{stdout}");
+
+    // A dynamically linked program gets its own file, not its libraries.
+    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/usr/bin/id", "-u"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "/usr/bin/id ran with its libraries noexec: {stdout}");
 }

@@ -865,8 +865,9 @@ pub fn query(state: &CanaryState, stop: bool) -> io::Result<Report> {
     serde_json::from_str(text.trim()).map_err(io::Error::other)
 }
 
-/// Finds marker files in the host's directories; removes them if `clean`.
-pub fn scan_markers(content_dir: &Path, clean: bool) -> Vec<Marker> {
+/// Finds marker files in the host's directories; removes them if `clean`
+/// (only those of `run_id`, when given).
+pub fn scan_markers(content_dir: &Path, clean: bool, run_id: Option<&str>) -> Vec<Marker> {
     let mut out = Vec::new();
     let dirs = [
         Path::new("/tmp"),
@@ -888,7 +889,10 @@ pub fn scan_markers(content_dir: &Path, clean: bool) -> Vec<Marker> {
                 continue;
             }
             let path = e.path();
-            let removed = clean && std::fs::remove_file(&path).is_ok();
+            // Only this run's markers: runs side by side must not clean up
+            // each other's evidence before it is reported.
+            let ours = run_id.map_or(true, |r| r == run);
+            let removed = clean && ours && std::fs::remove_file(&path).is_ok();
             out.push(Marker { path, run_id: run.into(), attempt: attempt.into(), removed });
         }
     }

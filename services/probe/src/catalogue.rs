@@ -17,7 +17,9 @@
 
 use crate::context::Ctx;
 use crate::verdict::Outcome;
-use crate::{code, dev, fs, handover, ipc, memory, namespaces, net, privilege, resources, syscalls};
+use crate::{
+    code, dev, fs, handover, ipc, memory, namespaces, net, privilege, resources, siblings, syscalls,
+};
 
 /// What an attacker inside the sandbox wants. A goal is reached when any
 /// one of its routes escapes.
@@ -485,6 +487,17 @@ pub static ATTEMPTS: &[Attempt] = &[
         deadline_ms: 3000,
         host_cap: None,
         run: fs::modules_dir,
+    },
+    Attempt {
+        id: "proc.sibling",
+        goal: Goal::ReadSecrets,
+        what: "read the environment and a page of memory of another process of the same uid (another instance of the same template)",
+        directive: "SANDKASTEN_LOCKDOWN=1 (each instance its own Landlock domain)",
+        // EACCES/EPERM: the kernel's ptrace access check refuses /proc/PID/environ, maps or mem.
+        accepted: &["EACCES", "EPERM"],
+        deadline_ms: 8000,
+        host_cap: None,
+        run: siblings::sibling,
     },
     Attempt {
         id: "dev.disk",

@@ -179,7 +179,7 @@ pub fn dispatch(cli: Cli) -> io::Result<ExitCode> {
             let mut report = canary::query(&st, stop).map_err(|e| {
                 io::Error::other(format!("ask the canary at {}: {e}", st.control_socket.display()))
             })?;
-            report.markers = canary::scan_markers(&st.host.content_dir, clean_markers);
+            report.markers = canary::scan_markers(&st.host.content_dir, clean_markers, run_id.as_deref());
             report.summarize(run_id.as_deref());
             let text = serde_json::to_string_pretty(&report).map_err(io::Error::other)?;
             quiet_pipe(writeln!(stdout.lock(), "{text}"))?;

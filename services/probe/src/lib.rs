@@ -16,7 +16,8 @@
 //! - [`context`]: options, run id, the canary's facts, scratch files.
 //! - [`canary`]: the targets outside the sandbox and their report.
 //! - Attempt families: [`net`], [`handover`], [`fs`], [`code`], [`dev`], [`privilege`],
-//!   [`namespaces`], [`syscalls`], [`memory`], [`resources`], [`ipc`].
+//!   [`namespaces`], [`syscalls`], [`memory`], [`resources`], [`ipc`],
+//!   [`siblings`].
 //! - [`output`], [`cli`]: rendering and the command line; [`sys`]: raw
 //!   system-call helpers.
 //!
@@ -41,6 +42,7 @@ pub mod output;
 pub mod privilege;
 pub mod resources;
 pub mod runner;
+pub mod siblings;
 pub mod sys;
 pub mod syscalls;
 pub mod verdict;

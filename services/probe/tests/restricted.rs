@@ -397,7 +397,8 @@ fn seccomp_filter_blocks_filtered_calls() {
 /// The servers' lockdown (`SANDKASTEN_LOCKDOWN=1`), here on its own, as
 /// root with nothing else in the way: no shared page is mapped executable,
 /// and files are written only beneath /tmp, /var/tmp and /dev (Landlock),
-/// so /proc/self/mem and /etc are out of reach while /tmp is not.
+/// so /proc/self/mem and /etc are out of reach while /tmp is not; and
+/// processes outside our Landlock domain cannot be read through /proc.
 #[test]
 fn the_lockdown_refuses_shared_exec_mappings_and_writes_outside_the_writable_places() {
     util::require_root();
@@ -413,6 +414,7 @@ fn the_lockdown_refuses_shared_exec_mappings_and_writes_outside_the_writable_pla
             "code.proc-mem-pwrite",
             "fs.write-etc",
             "code.file-mmap",
+            "proc.sibling",
         ];
         let locked = util::verdicts(
             Command::new(&args[0])
@@ -428,6 +430,9 @@ fn the_lockdown_refuses_shared_exec_mappings_and_writes_outside_the_writable_pla
             ("code.proc-mem-write", e("EACCES")),
             ("code.proc-mem-pwrite", e("EACCES")),
             ("fs.write-etc", e("EACCES")),
+            // Every other process of the same uid is outside our Landlock
+            // domain: its /proc entries are refused.
+            ("proc.sibling", e("EACCES")),
             // /tmp is a writable place: the lockdown leaves it to noexec.
             ("code.file-mmap", (Escaped, None)),
         ]);

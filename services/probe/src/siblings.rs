@@ -1,0 +1,133 @@
+//! Goal: read what belongs to others, from a sibling.
+//!
+//! Every instance of a template unit with `DynamicUser=yes` runs as the same
+//! dynamic user: systemd names the user after the unit's prefix
+//! (`sandkasten-echo-inetd`), not after the instance. With `Accept=yes` that
+//! means one process per client, all under one uid. `ProtectProc=invisible`
+//! hides only other users' processes, so a compromised instance sees the
+//! others in /proc, and the kernel's same-uid rule would let it read their
+//! environment and memory: another client's connection, mid-flight.
+//!
+//! [`sibling`] looks for a process of its own uid outside its own process
+//! tree and reads its `/proc/PID/environ` and, through `/proc/PID/maps`, a
+//! page of `/proc/PID/mem`. Unsandboxed (root) there is always one.
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use crate::context::Ctx;
+use crate::sys::Errno;
+use crate::verdict::{Outcome, Unsupported};
+
+/// How long to look for a sibling (the harness starts two instances at
+/// once), and how long to stay alive so the other can find this one.
+const LOOK: Duration = Duration::from_secs(3);
+const STAY: Duration = Duration::from_secs(4);
+
+/// The real uid and parent pid of `pid` (from /proc/PID/status).
+fn uid_and_parent(pid: i32) -> Option<(u32, i32)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let uid = field("Uid:")?.split_whitespace().next()?.parse().ok()?;
+    let ppid = field("PPid:")?.parse().ok()?;
+    Some((uid, ppid))
+}
+
+/// Whether `pid` descends from `root` (or is it).
+fn in_tree(mut pid: i32, root: i32) -> bool {
+    for _ in 0..64 {
+        if pid == root {
+            return true;
+        }
+        match uid_and_parent(pid) {
+            Some((_, ppid)) if ppid > 0 => pid = ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Processes of `uid` that are not in the tree below `root`.
+fn strangers(uid: u32, root: i32) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids: Vec<i32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|&pid| uid_and_parent(pid).is_some_and(|(u, _)| u == uid) && !in_tree(pid, root))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Reads a sibling's environment and one page of its memory; Ok(evidence)
+/// or the errno of the first refusal.
+fn read_sibling(pid: i32) -> Result<String, Errno> {
+    let mut environ = Vec::new();
+    std::fs::File::open(format!("/proc/{pid}/environ"))
+        .and_then(|mut f| f.read_to_end(&mut environ))
+        .map_err(Errno::from)?;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(Errno::from)?;
+    let start = maps
+        .lines()
+        .find(|l| l.split_whitespace().nth(1).is_some_and(|p| p.starts_with("rw")))
+        .and_then(|l| l.split('-').next())
+        .and_then(|a| u64::from_str_radix(a, 16).ok())
+        .ok_or(Errno(libc::ENOENT))?;
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).map_err(Errno::from)?;
+    let mut page = vec![0u8; 4096];
+    let n = mem.read_at(&mut page, start).map_err(Errno::from)?;
+    let vars = environ.split(|b| *b == 0).filter(|v| !v.is_empty()).count();
+    Ok(format!("pid {pid}: {vars} environment variables and {n} bytes of memory at {start:#x}"))
+}
+
+/// `proc.sibling`: read the environment and memory of another process of
+/// the same user outside our own tree. Another instance of the same
+/// template, in a unit; any process of the same user, unsandboxed.
+pub fn sibling(_ctx: &Ctx) -> Outcome {
+    let start = Instant::now();
+    // SAFETY: getuid and getppid take no arguments.
+    let (uid, runner) = unsafe { (libc::getuid(), libc::getppid()) };
+    let outcome = loop {
+        let mut refused: Option<(i32, Errno)> = None;
+        let mut readable = None;
+        for pid in strangers(uid, runner) {
+            match read_sibling(pid) {
+                Ok(evidence) => {
+                    readable = Some(evidence);
+                    break;
+                }
+                // A kernel thread has no memory map of its own: no target.
+                Err(Errno(libc::ENOENT)) => {}
+                Err(e) => {
+                    refused.get_or_insert((pid, e));
+                }
+            }
+        }
+        if let Some(evidence) = readable {
+            break Outcome::escaped(format!("read another process of uid {uid}: {evidence}"));
+        }
+        if let Some((pid, e)) = refused {
+            break Outcome::errno(
+                e,
+                format!("reading /proc/{pid}/environ, maps and mem (another process of uid {uid})"),
+            );
+        }
+        if start.elapsed() > LOOK {
+            break Outcome::unsupported(
+                Unsupported::NotApplicable,
+                format!(
+                    "no other process of uid {uid} outside this one's tree within {} s (an Accept=yes template \
+                     has them when two clients are connected)",
+                    LOOK.as_secs()
+                ),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Stay visible long enough for a sibling to look at us in turn.
+    if let Some(rest) = STAY.checked_sub(start.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    outcome
+}
