@@ -492,9 +492,10 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "proc.sibling",
         goal: Goal::ReadSecrets,
         what: "read the environment and a page of memory of another process of the same uid (another instance of the same template)",
-        directive: "SANDKASTEN_LOCKDOWN=1 (each instance its own Landlock domain)",
-        // EACCES/EPERM: the kernel's ptrace access check refuses /proc/PID/environ, maps or mem.
-        accepted: &["EACCES", "EPERM"],
+        directive: "PrivateUsers=yes (a user namespace per instance); SANDKASTEN_LOCKDOWN=1 (a Landlock domain per instance)",
+        // EACCES/EPERM: the kernel's ptrace access check refuses /proc/PID/environ, maps or mem;
+        // invisible: hidepid (ProtectProc=invisible) hides siblings the harness started beside it.
+        accepted: &["EACCES", "EPERM", "invisible"],
         deadline_ms: 8000,
         host_cap: None,
         run: siblings::sibling,

@@ -3,10 +3,14 @@
 //! Every instance of a template unit with `DynamicUser=yes` runs as the same
 //! dynamic user: systemd names the user after the unit's prefix
 //! (`sandkasten-echo-inetd`), not after the instance. With `Accept=yes` that
-//! means one process per client, all under one uid. `ProtectProc=invisible`
-//! hides only other users' processes, so a compromised instance sees the
-//! others in /proc, and the kernel's same-uid rule would let it read their
-//! environment and memory: another client's connection, mid-flight.
+//! means one process per client, all under one uid (measured in the guest).
+//! Without more, the kernel's same-uid rule would let a compromised instance
+//! read the others' environment and memory: another client's connection,
+//! mid-flight. What stops it (measured by removing each): `PrivateUsers=yes`,
+//! which gives each instance a user namespace of its own, so the kernel's
+//! ptrace access check fails between them (and `ProtectProc=invisible`,
+//! which hides exactly what that check refuses, then hides them); and the
+//! servers' lockdown, whose Landlock domain per instance refuses the same.
 //!
 //! [`sibling`] looks for a process of its own uid outside its own process
 //! tree and reads its `/proc/PID/environ` and, through `/proc/PID/maps`, a
@@ -19,6 +23,10 @@ use std::time::{Duration, Instant};
 use crate::context::Ctx;
 use crate::sys::Errno;
 use crate::verdict::{Outcome, Unsupported};
+
+/// Set (to anything) by a harness that starts two instances side by side, so
+/// that seeing no sibling means they are hidden, not absent.
+pub const SIBLINGS_ENV: &str = "SANDKASTEN_PROBE_SIBLINGS";
 
 /// How long to look for a sibling (the harness starts two instances at
 /// once), and how long to stay alive so the other can find this one.
@@ -111,6 +119,14 @@ pub fn sibling(_ctx: &Ctx) -> Outcome {
             break Outcome::errno(
                 e,
                 format!("reading /proc/{pid}/environ, maps and mem (another process of uid {uid})"),
+            );
+        }
+        if start.elapsed() > LOOK && std::env::var_os(SIBLINGS_ENV).is_some() {
+            // The harness started siblings side by side: not seeing any is
+            // the sandbox's doing (hidepid), not their absence.
+            break Outcome::stopped(
+                "invisible",
+                format!("siblings were started beside this process, but no other process of uid {uid} is visible"),
             );
         }
         if start.elapsed() > LOOK {
