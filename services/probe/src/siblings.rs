@@ -126,7 +126,9 @@ pub fn sibling(_ctx: &Ctx) -> Outcome {
             // the sandbox's doing (hidepid), not their absence.
             break Outcome::stopped(
                 "invisible",
-                format!("siblings were started beside this process, but no other process of uid {uid} is visible"),
+                format!(
+                    "siblings were started beside this process, but no other process of uid {uid} is visible"
+                ),
             );
         }
         if start.elapsed() > LOOK {
