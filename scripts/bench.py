@@ -998,11 +998,15 @@ def goals(results):
 
 
 def chart(results, path, title):
+    """Draws the peer comparisons; False when the run has none to draw (a
+    run of only the lockdown part, say)."""
+    groups = [g for g in ("http", "gopher", "echo") if any(r["group"] == g for r in results["scenarios"])]
+    if not groups:
+        return False
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [g for g in ("http", "gopher", "echo") if any(r["group"] == g for r in results["scenarios"])]
     fig, axes = plt.subplots(len(groups), 1, figsize=(11, 3.2 * len(groups) + 0.8),
                              gridspec_kw={"height_ratios": [3 if g == "http" else 1.3 for g in groups]})
     if len(groups) == 1:
@@ -1046,6 +1050,7 @@ def chart(results, path, title):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def update_readme(md):
@@ -1143,7 +1148,8 @@ def main():
         json.dump(results, f, indent=1)
         f.write("\n")
     try:
-        chart(results, png_path, title)
+        if not chart(results, png_path, title):
+            png_path = None
     except ImportError:
         log("matplotlib is missing: no chart (apt-get install python3-matplotlib)")
         png_path = None
