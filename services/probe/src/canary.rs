@@ -660,36 +660,19 @@ impl Canary {
     }
 
     fn drain_streams(&mut self) {
-        let timeout = Some(Duration::from_millis(1000));
-        loop {
-            let Ok((s, peer)) = self.tcp.accept() else { break };
-            let _ = s.set_nonblocking(false);
-            let _ = s.set_read_timeout(timeout);
-            let _ = s.set_write_timeout(timeout);
-            self.greet_stream(s, "tcp-loopback", peer.to_string());
+        while let Ok((s, peer)) = self.tcp.accept() {
+            self.greet_stream(blocking_with_deadlines(s), "tcp-loopback", peer.to_string());
         }
-        loop {
-            let Some(Ok((s, peer))) = self.lan.as_ref().map(|l| l.accept()) else { break };
-            let _ = s.set_nonblocking(false);
-            let _ = s.set_read_timeout(timeout);
-            let _ = s.set_write_timeout(timeout);
-            self.greet_stream(s, "tcp-lan", peer.to_string());
+        while let Some(Ok((s, peer))) = self.lan.as_ref().map(|l| l.accept()) {
+            self.greet_stream(blocking_with_deadlines(s), "tcp-lan", peer.to_string());
         }
-        loop {
-            let Ok((s, _)) = self.unix.accept() else { break };
-            let _ = s.set_nonblocking(false);
-            let _ = s.set_read_timeout(timeout);
-            let _ = s.set_write_timeout(timeout);
+        while let Ok((s, _)) = self.unix.accept() {
             let peer = peer_cred(s.as_raw_fd());
-            self.greet_stream(s, "abstract-unix", peer);
+            self.greet_stream(blocking_with_deadlines(s), "abstract-unix", peer);
         }
-        loop {
-            let Ok((s, _)) = self.unix_path.accept() else { break };
-            let _ = s.set_nonblocking(false);
-            let _ = s.set_read_timeout(timeout);
-            let _ = s.set_write_timeout(timeout);
+        while let Ok((s, _)) = self.unix_path.accept() {
             let peer = peer_cred(s.as_raw_fd());
-            self.greet_stream(s, "unix-path", peer);
+            self.greet_stream(blocking_with_deadlines(s), "unix-path", peer);
         }
         let mut buf = [0u8; 512];
         while let Ok(n) = self.unix_dgram.recv(&mut buf) {
@@ -832,6 +815,17 @@ impl Canary {
         }
         let _ = std::fs::remove_file(state_path);
     }
+}
+
+/// An accepted stream (TCP or unix) made blocking, with a 1 s deadline on
+/// each read and write, so that a silent peer cannot hold the canary up.
+fn blocking_with_deadlines<S: std::os::fd::AsFd>(s: S) -> S {
+    let sock = socket2::SockRef::from(&s);
+    let deadline = Some(Duration::from_millis(1000));
+    let _ = sock.set_nonblocking(false);
+    let _ = sock.set_read_timeout(deadline);
+    let _ = sock.set_write_timeout(deadline);
+    s
 }
 
 /// "pid N uid N" of a unix socket peer.
