@@ -54,8 +54,9 @@ pub fn list(out: &mut impl Write, attempts: &[Attempt], json: bool) -> io::Resul
             });
             writeln!(out, "{v}")?;
         } else {
-            writeln!(out, "{:<20} {:<45} {}", a.id, a.directive, a.accepted.join(" | "))?;
+            writeln!(out, "{:<26} {:<24} {}", a.id, a.goal.id(), a.accepted.join(" | "))?;
             writeln!(out, "    {}", a.what)?;
+            writeln!(out, "    stopped by: {}", a.directive)?;
         }
     }
     Ok(())
