@@ -40,3 +40,14 @@ need_vm_packages() {
         zstd:zstd xz:xz-utils
     [ -f /usr/share/qemu/qboot.rom ] || need_packages __qboot__:qemu-system-data
 }
+
+# need_test_packages: what the host tests need: systemd-socket-activate and
+# systemd-analyze (the servers' and units' tests), curl and strace, iproute2
+# and util-linux (unshare, setpriv, prlimit, findmnt) and a private D-Bus for
+# the escape probe's restricted worlds, and nftables (the egress guard's
+# rules, loaded in a test's own network namespace; systemd-analyze verify).
+need_test_packages() {
+    need_packages systemd-socket-activate:systemd systemd-analyze:systemd curl:curl strace:strace \
+        ip:iproute2 unshare:util-linux setpriv:util-linux prlimit:util-linux findmnt:util-linux \
+        dbus-daemon:dbus-daemon nft:nftables
+}
