@@ -782,6 +782,18 @@ pub static ATTEMPTS: &[Attempt] = &[
         run: syscalls::hostname,
     },
     Attempt {
+        id: "priv.signal-sibling",
+        goal: Goal::OtherProcesses,
+        what: "find a process outside our own tree that accepts our signals (tgkill with signal 0 over every pid; another instance of the same template)",
+        directive: "SANDKASTEN_LOCKDOWN=1 (tgkill aimed at this process only); DynamicUser=yes for other units",
+        // EPERM: the kernel (another user) or the lockdown's filter (a sibling) refuses the signal;
+        // alone: a pid namespace of its own holds no other process.
+        accepted: &["EPERM", "alone"],
+        deadline_ms: 12000,
+        host_cap: None,
+        run: siblings::signal_sibling,
+    },
+    Attempt {
         id: "sys.personality",
         goal: Goal::UnshippedCode,
         what: "personality(READ_IMPLIES_EXEC)",

@@ -28,6 +28,20 @@ use crate::verdict::{Outcome, Unsupported};
 /// that seeing no sibling means they are hidden, not absent.
 pub const SIBLINGS_ENV: &str = "SANDKASTEN_PROBE_SIBLINGS";
 
+/// Whether the harness started siblings beside this process: then a route
+/// keeps looking for them for a while, and stays for them to find it.
+fn siblings_expected() -> bool {
+    std::env::var_os(SIBLINGS_ENV).is_some()
+}
+
+/// Stays alive until [`STAY`] after `start` when siblings are expected, so
+/// that a sibling started a little later still finds this one.
+fn stay_for_siblings(start: Instant) {
+    if let Some(rest) = STAY.checked_sub(start.elapsed()).filter(|_| siblings_expected()) {
+        std::thread::sleep(rest);
+    }
+}
+
 /// How long to look for a sibling (the harness starts two instances at
 /// once), and how long to stay alive so the other can find this one.
 const LOOK: Duration = Duration::from_secs(3);
@@ -121,7 +135,7 @@ pub fn sibling(_ctx: &Ctx) -> Outcome {
                 format!("reading /proc/{pid}/environ, maps and mem (another process of uid {uid})"),
             );
         }
-        if start.elapsed() > LOOK && std::env::var_os(SIBLINGS_ENV).is_some() {
+        if siblings_expected() && start.elapsed() > LOOK {
             // The harness started siblings side by side: not seeing any is
             // the sandbox's doing (hidepid), not their absence.
             break Outcome::stopped(
@@ -131,21 +145,81 @@ pub fn sibling(_ctx: &Ctx) -> Outcome {
                 ),
             );
         }
-        if start.elapsed() > LOOK {
+        if !siblings_expected() {
             break Outcome::unsupported(
                 Unsupported::NotApplicable,
                 format!(
-                    "no other process of uid {uid} outside this one's tree within {} s (an Accept=yes template \
-                     has them when two clients are connected)",
-                    LOOK.as_secs()
+                    "no other process of uid {uid} outside this one's tree (an Accept=yes template has them \
+                     when two clients are connected)"
                 ),
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    // Stay visible long enough for a sibling to look at us in turn.
-    if let Some(rest) = STAY.checked_sub(start.elapsed()) {
-        std::thread::sleep(rest);
-    }
+    stay_for_siblings(start);
+    outcome
+}
+
+/// The highest pid to try: the kernel's limit where /proc/sys shows it
+/// (`ProcSubset=pid` hides it), else the default for small machines, and
+/// at least a margin above our own pid.
+fn pid_ceiling() -> i32 {
+    // SAFETY: getpid takes no arguments.
+    let own = unsafe { libc::getpid() };
+    let max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(32768);
+    max.min(1 << 22).max(own + 4096)
+}
+
+/// `priv.signal-sibling`: find a process outside our own tree that accepts
+/// our signals, without /proc (hidepid may hide it): `tgkill(pid, pid, 0)`
+/// makes the kernel's permission check and delivers nothing. Every instance
+/// of a template runs as the same user, and the kernel lets a user signal
+/// its own processes across user namespaces, so one compromised instance
+/// could kill the others (other clients' sessions). `tgkill` stays in the
+/// allow-lists (glibc's `abort()` needs it); the lockdown lets it aim at
+/// this process only.
+pub fn signal_sibling(_ctx: &Ctx) -> Outcome {
+    let start = Instant::now();
+    // SAFETY: getpid and getppid take no arguments.
+    let (own, runner) = unsafe { (libc::getpid(), libc::getppid()) };
+    let ceiling = pid_ceiling();
+    let outcome = loop {
+        let mut refused = None;
+        let mut accepted = None;
+        for pid in 1..=ceiling {
+            if pid == own || pid == runner {
+                continue;
+            }
+            // SAFETY: signal 0 only checks existence and permission.
+            let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, 0) };
+            if r == 0 {
+                accepted = Some(pid);
+                break;
+            }
+            let e = Errno::last();
+            if e.0 != libc::ESRCH {
+                refused.get_or_insert(e);
+            }
+        }
+        if let Some(pid) = accepted {
+            break Outcome::escaped(format!(
+                "pid {pid}, outside this process's tree, accepts its signals (tgkill with signal 0)"
+            ));
+        }
+        if !siblings_expected() || start.elapsed() > LOOK {
+            break match refused {
+                Some(e) => {
+                    Outcome::errno(e, format!("tgkill(pid, pid, 0) to every other pid up to {ceiling}"))
+                }
+                // A pid namespace of its own: nothing else exists to signal.
+                None => Outcome::stopped("alone", format!("no other process exists up to pid {ceiling}")),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stay_for_siblings(start);
     outcome
 }

@@ -415,6 +415,7 @@ fn the_lockdown_refuses_shared_exec_mappings_and_writes_outside_the_writable_pla
             "fs.write-etc",
             "code.file-mmap",
             "proc.sibling",
+            "priv.signal-sibling",
         ];
         let locked = util::verdicts(
             Command::new(&args[0])
@@ -433,6 +434,8 @@ fn the_lockdown_refuses_shared_exec_mappings_and_writes_outside_the_writable_pla
             // Every other process of the same uid is outside our Landlock
             // domain: its /proc entries are refused.
             ("proc.sibling", e("EACCES")),
+            // tgkill may aim at this process only.
+            ("priv.signal-sibling", e("EPERM")),
             // /tmp is a writable place: the lockdown leaves it to noexec.
             ("code.file-mmap", (Escaped, None)),
         ]);

@@ -17,6 +17,12 @@
 //! Nothing a server legitimately does maps shared memory executable (the
 //! dynamic loader maps libraries `MAP_PRIVATE`).
 //!
+//! The same filter lets `tgkill(2)`, which glibc's `abort()` needs and so
+//! stays in the allow-lists, aim at this process only: every instance of a
+//! template runs as the same dynamic user, and the kernel lets a user
+//! signal its own processes across user namespaces, so one compromised
+//! instance could otherwise kill the others (`priv.signal-sibling`).
+//!
 //! ## No file written outside the places the unit makes writable
 //!
 //! `/proc/self/mem` writes ignore page protections, so a process that can
@@ -128,8 +134,8 @@ fn restrict_writes() -> Result<(), Error> {
     }
 }
 
-/// `mmap(…, prot & PROT_EXEC, flags & MAP_SHARED, …)` → EPERM; everything
-/// else passes on to the other filters.
+/// `mmap(…, prot & PROT_EXEC, flags & MAP_SHARED, …)` and `tgkill` aimed at
+/// another process → EPERM; everything else passes on to the other filters.
 fn filter() -> Result<BpfProgram, Error> {
     let build = |e: seccompiler::BackendError| Error::Build(e.to_string());
     let arg = |index: u8, bit: i32| {
@@ -141,8 +147,16 @@ fn filter() -> Result<BpfProgram, Error> {
     ])
     .map_err(build)?;
     let arch = std::env::consts::ARCH.try_into().map_err(|e: seccompiler::BackendError| build(e))?;
+    // tgkill(tgid, …) for any tgid but ours: a sibling instance runs as the
+    // same user, so the kernel would let us signal (kill) it.
+    let own = std::process::id() as u64;
+    let foreign_signal =
+        SeccompRule::new(vec![
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, own).map_err(build)?
+        ])
+        .map_err(build)?;
     let filter = SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_mmap, vec![shared_exec])]),
+        BTreeMap::from([(libc::SYS_mmap, vec![shared_exec]), (libc::SYS_tgkill, vec![foreign_signal])]),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
         arch,
