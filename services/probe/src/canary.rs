@@ -226,7 +226,7 @@ pub fn host_facts(content_dir: &Path, dbus_socket: &Path) -> HostFacts {
             f.namespaces.insert(ns.to_owned(), ino);
         }
     }
-    for d in ["/tmp", "/dev/shm", "/etc", "/usr/lib", "/var/lib", "/usr/lib/modules"] {
+    for &d in MARKER_DIRS.iter().chain(&["/usr/lib/modules"]) {
         if let Some(id) = sys::dir_identity(Path::new(d)) {
             f.dirs.insert(d.to_owned(), id);
         }
@@ -859,18 +859,16 @@ pub fn query(state: &CanaryState, stop: bool) -> io::Result<Report> {
     serde_json::from_str(text.trim()).map_err(io::Error::other)
 }
 
+/// The host directories the file-system attempts leave markers in (besides
+/// the content directory); the canary records each one's identity, so the
+/// probe can tell the host's directory from a sandbox's private copy.
+const MARKER_DIRS: [&str; 5] = ["/tmp", "/dev/shm", "/etc", "/usr/lib", "/var/lib"];
+
 /// Finds marker files in the host's directories; removes them if `clean`
 /// (only those of `run_id`, when given).
 pub fn scan_markers(content_dir: &Path, clean: bool, run_id: Option<&str>) -> Vec<Marker> {
     let mut out = Vec::new();
-    let dirs = [
-        Path::new("/tmp"),
-        Path::new("/dev/shm"),
-        Path::new("/etc"),
-        Path::new("/usr/lib"),
-        Path::new("/var/lib"),
-        content_dir,
-    ];
+    let dirs = MARKER_DIRS.iter().map(Path::new).chain([content_dir]);
     for dir in dirs {
         let Ok(rd) = std::fs::read_dir(dir) else { continue };
         for e in rd.flatten() {

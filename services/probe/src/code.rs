@@ -21,34 +21,18 @@
 //! (the child's signal), not the end of the report.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::context::Ctx;
-use crate::sys::{self, ChildEnd, Errno};
+use crate::context::{scratch_candidates, Ctx};
+use crate::sys::{self, map_page, unmap_page, ChildEnd, Errno, PAGE};
 use crate::verdict::Outcome;
-
-const PAGE: usize = 4096;
 
 /// `mov eax, 42; ret`, padded with `nop`s to one machine word (POKETEXT
 /// writes words).
 const CODE: [u8; 8] = [0xb8, 42, 0, 0, 0, 0xc3, 0x90, 0x90];
-
-/// The places a sandboxed process might find writable: the private
-/// temporary directories, the shared memory file system, and the
-/// directories systemd may hand a service.
-fn writable_places() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = ["/tmp", "/var/tmp", "/dev/shm"].iter().map(PathBuf::from).collect();
-    for var in ["STATE_DIRECTORY", "RUNTIME_DIRECTORY", "CACHE_DIRECTORY", "LOGS_DIRECTORY"] {
-        if let Some(first) = std::env::var(var).ok().and_then(|s| s.split(':').next().map(PathBuf::from)) {
-            if !first.as_os_str().is_empty() && !v.contains(&first) {
-                v.push(first);
-            }
-        }
-    }
-    v
-}
 
 /// Calls `entry` in a forked child; Some(42) means the code ran.
 fn call_in_child(entry: *const u8) -> Result<ChildEnd, Errno> {
@@ -74,20 +58,24 @@ fn judge_call(entry: *const u8, how: &str) -> Outcome {
     }
 }
 
-/// Maps `len` bytes of `fd` with `prot` (MAP_PRIVATE or MAP_SHARED).
-fn map(fd: i32, prot: i32, flags: i32) -> Result<*mut u8, Errno> {
-    // SAFETY: a new mapping at an address the kernel picks.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), PAGE, prot, flags, fd, 0) };
-    if p == libc::MAP_FAILED {
-        Err(Errno::last())
-    } else {
-        Ok(p.cast())
-    }
+/// Maps the first page of file `fd` `PROT_READ|PROT_EXEC` and calls the code
+/// in it; the errno when the mapping is refused.
+fn map_and_call(fd: i32, how: &str) -> Result<Outcome, Errno> {
+    let p = map_page(fd, libc::PROT_READ | libc::PROT_EXEC, libc::MAP_PRIVATE)?;
+    let o = judge_call(p, how);
+    unmap_page(p);
+    Ok(o)
 }
 
-fn unmap(p: *mut u8) {
-    // SAFETY: unmaps a page this module mapped.
-    unsafe { libc::munmap(p.cast(), PAGE) };
+/// A helper child's exit status that carries an errno (`_exit(100 + e)`),
+/// so the parent can report what stopped the child.
+fn errno_status(e: Errno) -> i32 {
+    100 + (e.0 & 0x3f)
+}
+
+/// The errno a helper child reported with [`errno_status`], if it did.
+fn status_errno(status: i32) -> Option<Errno> {
+    (status >= 100).then(|| Errno(status - 100))
 }
 
 /// What one route found in one place.
@@ -98,7 +86,9 @@ enum Place {
     Refused(Errno, String),
 }
 
-/// Tries `route` in every writable place. Escaped if any place lets the code
+/// Tries `route` in every place a sandboxed process might find writable (the
+/// probe's scratch candidates: the unit's own directories, $TMPDIR, /tmp,
+/// /var/tmp, /dev/shm). Escaped if any place lets the code
 /// run; else `stopped` with the errno of the last step reached (the one that
 /// decides: a place that is merely read-only says less than one that let us
 /// write and then refused exec), all places named in the detail.
@@ -106,7 +96,7 @@ fn in_every_place(ctx: &Ctx, id: &str, route: impl Fn(&Path) -> Place) -> Outcom
     let mut notes = Vec::new();
     let mut decisive: Option<Errno> = None;
     let mut killed: Option<Outcome> = None;
-    for dir in writable_places() {
+    for dir in scratch_candidates(&ctx.opts) {
         let file = dir.join(format!("{}.{}", ctx.marker_name(id), std::process::id()));
         let result = route(&file);
         let _ = std::fs::remove_file(&file);
@@ -160,13 +150,8 @@ pub fn file_mmap(ctx: &Ctx) -> Outcome {
             Ok(f) => f,
             Err(e) => return Place::Refused(Errno::from(e), "open".into()),
         };
-        use std::os::fd::AsRawFd;
-        match map(f.as_raw_fd(), libc::PROT_READ | libc::PROT_EXEC, libc::MAP_PRIVATE) {
-            Ok(p) => {
-                let o = judge_call(p, &format!("mmap(PROT_EXEC) of {}", path.display()));
-                unmap(p);
-                Place::Ran(o)
-            }
+        match map_and_call(f.as_raw_fd(), &format!("mmap(PROT_EXEC) of {}", path.display())) {
+            Ok(o) => Place::Ran(o),
             Err(e) => Place::Refused(e, "mmap(PROT_READ|PROT_EXEC)".into()),
         }
     })
@@ -235,19 +220,13 @@ fn exec_status(program: &Path, args: &[&str]) -> Result<i32, Errno> {
     }
 }
 
-/// An anonymous file holding `bytes`, or the errno of `memfd_create`.
+/// An anonymous file holding `bytes`, without close-on-exec so that a child
+/// can execute it through /proc/self/fd (unless vm.memfd_noexec forbids).
 fn memfd_with(bytes: &[u8]) -> Result<std::fs::File, Errno> {
-    // SAFETY: a constant name; no flags, so the file may be exec'd (unless
-    // vm.memfd_noexec says otherwise).
-    let fd = unsafe { libc::memfd_create(c"sandkasten-probe".as_ptr(), 0) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
+    let fd = sys::memfd_with(bytes, 0)?;
     use std::os::fd::FromRawFd;
-    // SAFETY: memfd_create returned a new fd we own.
-    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-    f.write_all(bytes).map_err(Errno::from)?;
-    Ok(f)
+    // SAFETY: memfd_with returned a new fd we own.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// `code.memfd-mmap`: the code in a memfd, mapped `PROT_READ|PROT_EXEC`.
@@ -258,15 +237,8 @@ pub fn memfd_mmap(_ctx: &Ctx) -> Outcome {
         Ok(f) => f,
         Err(e) => return Outcome::errno(e, "memfd_create"),
     };
-    use std::os::fd::AsRawFd;
-    match map(f.as_raw_fd(), libc::PROT_READ | libc::PROT_EXEC, libc::MAP_PRIVATE) {
-        Ok(p) => {
-            let o = judge_call(p, "mmap(PROT_EXEC) of a memfd");
-            unmap(p);
-            o
-        }
-        Err(e) => Outcome::errno(e, "mmap(PROT_READ|PROT_EXEC) of a memfd"),
-    }
+    map_and_call(f.as_raw_fd(), "mmap(PROT_EXEC) of a memfd")
+        .unwrap_or_else(|e| Outcome::errno(e, "mmap(PROT_READ|PROT_EXEC) of a memfd"))
 }
 
 /// `code.memfd-exec`: a tiny static ELF in a memfd, executed through
@@ -277,7 +249,6 @@ pub fn memfd_exec(_ctx: &Ctx) -> Outcome {
         Ok(f) => f,
         Err(e) => return Outcome::errno(e, "memfd_create"),
     };
-    use std::os::fd::AsRawFd;
     let path = format!("/proc/self/fd/{}", f.as_raw_fd());
     // The child inherits the fd (memfd_create without MFD_CLOEXEC).
     match exec_status(Path::new(&path), &[]) {
@@ -291,7 +262,7 @@ pub fn memfd_exec(_ctx: &Ctx) -> Outcome {
 /// target that `/proc/self/mem` writes into. `MemoryDenyWriteExecute=`
 /// allows it, since the page is never writable.
 fn exec_page() -> Result<*mut u8, Outcome> {
-    map(-1, libc::PROT_READ | libc::PROT_EXEC, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)
+    map_page(-1, libc::PROT_READ | libc::PROT_EXEC, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)
         .map_err(|e| Outcome::failed(format!("mmap(PROT_READ|PROT_EXEC) of an anonymous page: {e}")))
 }
 
@@ -337,14 +308,15 @@ fn proc_mem(positioned: bool) -> Outcome {
             }
         }
     };
-    unmap(page);
+    unmap_page(page);
     out
 }
 
 /// `code.proc-mem-write`: `/proc/self/mem` writes ignore page protections
 /// (the kernel's FOLL_FORCE), so `open`+`lseek`+`write` put code into a page
-/// that was never writable. `MemoryDenyWriteExecute=` cannot see it; a
-/// read-only `/proc` (`ReadOnlyPaths=/proc`) refuses the open (EROFS).
+/// that was never writable. `MemoryDenyWriteExecute=` cannot see it; the
+/// servers' lockdown (Landlock: no writes outside the writable places)
+/// refuses the open (EACCES), as a read-only /proc would (EROFS).
 pub fn proc_mem_write(_ctx: &Ctx) -> Outcome {
     proc_mem(false)
 }
@@ -366,14 +338,14 @@ pub fn ptrace_poke(_ctx: &Ctx) -> Outcome {
     // SAFETY: fork; the child only makes raw calls and exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        unmap(page);
+        unmap_page(page);
         return Outcome::failed(format!("fork: {}", Errno::last()));
     }
     if pid == 0 {
         // SAFETY: the child: TRACEME, stop, then call the (poked) page.
         unsafe {
             if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) < 0 {
-                libc::_exit(100 + (Errno::last().0 & 0x3f));
+                libc::_exit(errno_status(Errno::last()));
             }
             libc::raise(libc::SIGSTOP);
             let f: extern "C" fn() -> i32 = std::mem::transmute(page);
@@ -384,7 +356,7 @@ pub fn ptrace_poke(_ctx: &Ctx) -> Outcome {
     // SAFETY: our own child, killed if still there.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let _ = sys::wait_deadline(pid, Duration::from_millis(500));
-    unmap(page);
+    unmap_page(page);
     out
 }
 
@@ -396,10 +368,9 @@ fn poke_child(pid: libc::pid_t, page: *mut u8) -> Outcome {
     }
     if libc::WIFEXITED(st) {
         let code = libc::WEXITSTATUS(st);
-        return if code >= 100 {
-            Outcome::errno(Errno(code - 100), "ptrace(PTRACE_TRACEME) in the child")
-        } else {
-            Outcome::failed(format!("the child exited {code} before stopping"))
+        return match status_errno(code) {
+            Some(e) => Outcome::errno(e, "ptrace(PTRACE_TRACEME) in the child"),
+            None => Outcome::failed(format!("the child exited {code} before stopping")),
         };
     }
     if libc::WIFSIGNALED(st) {
@@ -427,7 +398,7 @@ fn poke_child(pid: libc::pid_t, page: *mut u8) -> Outcome {
 /// A shared anonymous page mapped `PROT_READ|PROT_EXEC`: allowed by both
 /// flavours of `MemoryDenyWriteExecute=` (it is not writable).
 fn shared_exec_page() -> Result<*mut u8, Outcome> {
-    map(-1, libc::PROT_READ | libc::PROT_EXEC, libc::MAP_SHARED | libc::MAP_ANONYMOUS)
+    map_page(-1, libc::PROT_READ | libc::PROT_EXEC, libc::MAP_SHARED | libc::MAP_ANONYMOUS)
         .map_err(|e| Outcome::errno(e, "mmap(PROT_READ|PROT_EXEC, MAP_SHARED|MAP_ANONYMOUS)"))
 }
 
@@ -455,17 +426,18 @@ pub fn shared_alias_fork(_ctx: &Ctx) -> Outcome {
     };
     let wrote = sys::fork_wait(Duration::from_secs(2), || match write_through_alias(page) {
         Ok(()) => 0,
-        Err(e) => 100 + (e.0 & 0x3f),
+        Err(e) => errno_status(e),
     });
     let out = match wrote {
         Ok(ChildEnd::Exited(0)) => judge_call(page, "a shared page written by a forked child"),
-        Ok(ChildEnd::Exited(n)) if n >= 100 => {
-            Outcome::errno(Errno(n - 100), "mprotect(PROT_READ|PROT_WRITE) of the child's mapping")
-        }
+        Ok(ChildEnd::Exited(n)) => match status_errno(n) {
+            Some(e) => Outcome::errno(e, "mprotect(PROT_READ|PROT_WRITE) of the child's mapping"),
+            None => Outcome::failed(format!("the writing child exited {n}")),
+        },
         Ok(end) => Outcome::failed(format!("the writing child ended with {end:?}")),
         Err(e) => Outcome::failed(format!("fork: {e}")),
     };
-    unmap(page);
+    unmap_page(page);
     out
 }
 
@@ -486,10 +458,10 @@ pub fn shared_alias_mremap(_ctx: &Ctx) -> Outcome {
             Ok(()) => judge_call(page, "a shared page written through its mremap alias"),
             Err(e) => Outcome::errno(e, "mprotect(PROT_READ|PROT_WRITE) of the alias"),
         };
-        unmap(alias.cast());
+        unmap_page(alias.cast());
         o
     };
-    unmap(page);
+    unmap_page(page);
     out
 }
 

@@ -44,8 +44,9 @@ pub struct Options {
     pub dbus_socket: PathBuf,
 
     /// A directory the probe may write its scratch files into (else the
-    /// first writable of $STATE_DIRECTORY, $RUNTIME_DIRECTORY,
-    /// $CACHE_DIRECTORY, $TMPDIR, /tmp, /var/tmp, /dev/shm).
+    /// first writable of the unit's directories ($STATE_DIRECTORY,
+    /// $RUNTIME_DIRECTORY, $CACHE_DIRECTORY, $LOGS_DIRECTORY), $TMPDIR, /tmp,
+    /// /var/tmp, /dev/shm).
     #[arg(long, value_name = "DIR")]
     pub scratch_dir: Option<PathBuf>,
 
@@ -185,8 +186,8 @@ impl Ctx {
             Some(d) => Ok(d.join(format!("{}.{}", self.marker_name(id), suffix))),
             None => Err(Outcome::unsupported(
                 Unsupported::NotApplicable,
-                "no writable directory for the attempt's own file (tried --scratch-dir, $STATE_DIRECTORY, \
-                 $RUNTIME_DIRECTORY, $CACHE_DIRECTORY, $TMPDIR, /tmp, /var/tmp, /dev/shm)",
+                "no writable directory for the attempt's own file (tried --scratch-dir, the unit's \
+                 directories, $TMPDIR, /tmp, /var/tmp, /dev/shm)",
             )),
         }
     }
@@ -202,23 +203,16 @@ impl Ctx {
     }
 }
 
-/// Where scratch files may go, in order of preference.
+/// Where scratch files may go, in order of preference: every place a
+/// sandboxed process might find writable (`--scratch-dir`, the unit's own
+/// directories, $TMPDIR, /tmp, /var/tmp, /dev/shm), each once.
 pub fn scratch_candidates(opts: &Options) -> Vec<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(d) = &opts.scratch_dir {
-        candidates.push(d.clone());
-    }
-    for var in ["STATE_DIRECTORY", "RUNTIME_DIRECTORY", "CACHE_DIRECTORY", "TMPDIR"] {
-        if let Some(v) = std::env::var_os(var) {
-            // systemd passes several directories separated by ':'.
-            if let Some(first) = v.to_string_lossy().split(':').next() {
-                if !first.is_empty() {
-                    candidates.push(PathBuf::from(first));
-                }
-            }
-        }
-    }
+    let mut candidates: Vec<PathBuf> = opts.scratch_dir.iter().cloned().collect();
+    candidates.extend(sandkasten_runtime::lockdown::unit_directories());
+    candidates.extend(std::env::var_os("TMPDIR").filter(|t| !t.is_empty()).map(PathBuf::from));
     candidates.extend(["/tmp", "/var/tmp", "/dev/shm"].map(PathBuf::from));
+    let mut seen = std::collections::BTreeSet::new();
+    candidates.retain(|c| seen.insert(c.clone()));
     candidates
 }
 

@@ -22,15 +22,15 @@
 
 use std::io;
 use std::mem::ManuallyDrop;
-use std::net::{Shutdown, SocketAddr, SocketAddrV6, TcpStream};
+use std::net::{Shutdown, SocketAddr, SocketAddrV6, TcpStream, UdpSocket};
 use std::os::fd::{BorrowedFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, SockRef, Type};
 
-use crate::canary::{greeting, CanaryState};
+use crate::canary::CanaryState;
 use crate::context::Ctx;
-use crate::net::{errno_of, talk_to_canary, IO_TIMEOUT};
+use crate::net::{ask_udp_canary, errno_of, talk_to_canary, IO_TIMEOUT};
 use crate::sys::Errno;
 use crate::verdict::{Outcome, Unsupported};
 
@@ -82,22 +82,25 @@ fn inherited() -> Vec<Inherited> {
 
 /// The canary's loopback address in the socket's own family (an IPv6
 /// socket, as `ListenStream=80` makes, reaches IPv4 through a mapped address).
-fn target_for(domain: Domain, addr: SocketAddr) -> SockAddr {
+fn target_for(domain: Domain, addr: SocketAddr) -> SocketAddr {
     match (domain, addr) {
         (d, SocketAddr::V4(v4)) if d == Domain::IPV6 => {
-            SockAddr::from(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
         }
-        _ => SockAddr::from(addr),
+        _ => addr,
     }
 }
 
-/// `connect(fd, AF_UNSPEC)`: dissolves a connection, or stops a listener.
-fn connect_unspec(fd: i32) -> Result<(), Errno> {
+/// `connect(AF_UNSPEC)`: dissolves a connection, or stops a listener.
+fn connect_unspec(s: &SockRef<'_>) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
     // SAFETY: a zeroed sockaddr with family AF_UNSPEC, passed with its size.
     let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
     sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-    // SAFETY: fd is open; sa lives for the call.
-    let r = unsafe { libc::connect(fd, &sa, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t) };
+    // SAFETY: the socket is open; sa lives for the call.
+    let r = unsafe {
+        libc::connect(s.as_raw_fd(), &sa, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t)
+    };
     if r < 0 {
         Err(Errno::last())
     } else {
@@ -168,14 +171,9 @@ fn restore_listener(s: &SockRef<'_>) {
         return;
     }
     if s.peer_addr().is_ok() {
-        let _ = connect_unspec_ref(s);
+        let _ = connect_unspec(s);
     }
     let _ = s.listen(128);
-}
-
-fn connect_unspec_ref(s: &SockRef<'_>) -> Result<(), Errno> {
-    use std::os::fd::AsRawFd;
-    connect_unspec(s.as_raw_fd())
 }
 
 /// The inherited TCP listener a listener route works on: one that listens,
@@ -217,7 +215,7 @@ fn listener_route(
             return Outcome::errno(e, format!("{how} on the handed-over listener (fd {})", l.fd));
         }
     }
-    let to = target_for(l.domain, c.tcp_loopback);
+    let to = SockAddr::from(target_for(l.domain, c.tcp_loopback));
     let out = match s.connect_timeout(&to, IO_TIMEOUT) {
         Ok(()) => talk(
             l.fd,
@@ -238,10 +236,6 @@ fn by_shutdown(s: &SockRef<'_>) -> Result<(), Errno> {
     s.shutdown(Shutdown::Read).map_err(|e| errno_of(&e))
 }
 
-fn by_unspec(s: &SockRef<'_>) -> Result<(), Errno> {
-    connect_unspec_ref(s)
-}
-
 /// `net.handover-shutdown`: `shutdown(SHUT_RD)` returns a listener to CLOSE
 /// (still bound to its port), and `connect()` then makes it a client in the
 /// host's network namespace.
@@ -252,7 +246,7 @@ pub fn listener_shutdown(ctx: &Ctx) -> Outcome {
 /// `net.handover-unspec`: `connect(AF_UNSPEC)` returns a listener to CLOSE;
 /// then `connect()`.
 pub fn listener_unspec(ctx: &Ctx) -> Outcome {
-    listener_route(ctx, "net.handover-unspec", "connect(AF_UNSPEC)", by_unspec)
+    listener_route(ctx, "net.handover-unspec", "connect(AF_UNSPEC)", connect_unspec)
 }
 
 /// `net.handover-fastopen`: the listener is closed by whichever call is
@@ -266,11 +260,11 @@ pub fn listener_fastopen(ctx: &Ctx) -> Outcome {
     let s = l.sock();
     let token = ctx.token("net.handover-fastopen");
     let closed = if l.listening {
-        by_shutdown(&s).or_else(|_| by_unspec(&s)).map(|_| "closed")
+        by_shutdown(&s).or_else(|_| connect_unspec(&s)).map(|_| "closed")
     } else {
         Ok("found closed")
     };
-    let to = target_for(l.domain, c.tcp_loopback);
+    let to = SockAddr::from(target_for(l.domain, c.tcp_loopback));
     let out = match fastopen(&s, &to, &token) {
         Ok(()) => talk(
             l.fd,
@@ -327,14 +321,14 @@ pub fn accepted(ctx: &Ctx) -> Outcome {
             "this process was handed no TCP listener or connection (socket activation passes them from fd 3)",
         );
     };
-    if let Err(e) = connect_unspec(fd) {
-        return Outcome::errno(e, format!("connect(AF_UNSPEC) on {origin}"));
-    }
     // SAFETY: fd is open for the rest of this function.
     let b = unsafe { BorrowedFd::borrow_raw(fd) };
     let s = SockRef::from(&b);
+    if let Err(e) = connect_unspec(&s) {
+        return Outcome::errno(e, format!("connect(AF_UNSPEC) on {origin}"));
+    }
     let token = ctx.token("net.handover-accepted");
-    match reconnect(&s, &target_for(domain, c.tcp_loopback), &token) {
+    match reconnect(&s, &SockAddr::from(target_for(domain, c.tcp_loopback)), &token) {
         Ok(how) => talk(fd, c, &token, &format!("{origin}, dissolved and connected anew with {how}")),
         Err(e) => {
             Outcome::errno(e, format!("connect() of {origin} to {} after connect(AF_UNSPEC)", c.tcp_loopback))
@@ -381,31 +375,11 @@ pub fn udp(ctx: &Ctx) -> Outcome {
             "this process was handed no UDP socket (socket activation passes them from fd 3)",
         );
     };
-    let s = u.sock();
-    let token = ctx.token("net.handover-udp");
-    let expect = format!("{} seen {token}", greeting(&c.nonce));
-    let to = target_for(u.domain, c.udp);
+    // SAFETY: the fd is open; ManuallyDrop keeps it from being closed here.
+    let sock = ManuallyDrop::new(unsafe { UdpSocket::from_raw_fd(u.fd) });
     let what = format!("sendto {} from the handed-over UDP socket (fd {})", c.udp, u.fd);
-    let _ = s.set_read_timeout(Some(Duration::from_millis(400)));
-    for _ in 0..3 {
-        if let Err(e) = s.send_to(token.as_bytes(), &to) {
-            return Outcome::errno(errno_of(&e), what);
-        }
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 512];
-        let deadline = Instant::now() + Duration::from_millis(400);
-        while Instant::now() < deadline {
-            match s.recv_from(&mut buf) {
-                Ok((n, _)) => {
-                    // SAFETY: recv_from initialised the first n bytes.
-                    let got: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
-                    if got == expect.as_bytes() {
-                        return Outcome::escaped(format!("{what}: the canary answered"));
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-    }
-    let _ = s.set_read_timeout(None);
-    Outcome::stopped("no-reply", format!("{what}: sent 3 datagrams, the canary never answered"))
+    let out = ask_udp_canary(&sock, target_for(u.domain, c.udp), c, &ctx.token("net.handover-udp"), &what);
+    // The socket is PID 1's too: leave it as it was handed over.
+    let _ = sock.set_read_timeout(None);
+    out
 }

@@ -113,21 +113,38 @@ pub fn udp_send(ctx: &Ctx) -> Outcome {
     if let Err(e) = sock.connect(c.udp) {
         return Outcome::errno(errno_of(&e), what);
     }
-    let _ = sock.set_read_timeout(Some(Duration::from_millis(400)));
-    let token = ctx.token("net.udp-send");
+    ask_udp_canary(&sock, c.udp, c, &ctx.token("net.udp-send"), &what)
+}
+
+/// Sends `token` to the UDP canary at `to` from `sock`, up to three times,
+/// each time waiting 400 ms for the canary's answer (and passing over
+/// anything else that arrives). Escaped when the answer comes; `no-reply`
+/// when it never does.
+pub(crate) fn ask_udp_canary(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    c: &CanaryState,
+    token: &str,
+    what: &str,
+) -> Outcome {
+    let wait = Duration::from_millis(400);
     let expect = format!("{} seen {token}", greeting(&c.nonce));
+    let _ = sock.set_read_timeout(Some(wait));
     for _ in 0..3 {
-        if let Err(e) = sock.send(token.as_bytes()) {
+        if let Err(e) = sock.send_to(token.as_bytes(), to) {
             return Outcome::errno(errno_of(&e), format!("{what}: send"));
         }
+        let deadline = Instant::now() + wait;
         let mut buf = [0u8; 512];
-        match sock.recv(&mut buf) {
-            Ok(n) if buf[..n] == *expect.as_bytes() => {
-                return Outcome::escaped(format!("{what}: the canary answered our datagram"));
+        while Instant::now() < deadline {
+            match sock.recv(&mut buf) {
+                Ok(n) if buf[..n] == *expect.as_bytes() => {
+                    return Outcome::escaped(format!("{what}: the canary answered our datagram"));
+                }
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e) => return Outcome::errno(errno_of(&e), format!("{what}: recv")),
             }
-            Ok(_) => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
-            Err(e) => return Outcome::errno(errno_of(&e), format!("{what}: recv")),
         }
     }
     Outcome::stopped("no-reply", format!("{what}: sent 3 datagrams, the canary never answered"))

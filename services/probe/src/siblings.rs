@@ -16,6 +16,7 @@
 //! tree and reads its `/proc/PID/environ` and, through `/proc/PID/maps`, a
 //! page of `/proc/PID/mem`. Unsandboxed (root) there is always one.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
@@ -56,30 +57,33 @@ fn uid_and_parent(pid: i32) -> Option<(u32, i32)> {
     Some((uid, ppid))
 }
 
-/// Whether `pid` descends from `root` (or is it).
-fn in_tree(mut pid: i32, root: i32) -> bool {
-    for _ in 0..64 {
-        if pid == root {
-            return true;
-        }
-        match uid_and_parent(pid) {
-            Some((_, ppid)) if ppid > 0 => pid = ppid,
-            _ => return false,
-        }
-    }
-    false
+/// Every process this one can see: pid → (uid, parent pid), read once.
+fn process_table() -> BTreeMap<i32, (u32, i32)> {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return BTreeMap::new() };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter_map(|pid| uid_and_parent(pid).map(|entry| (pid, entry)))
+        .collect()
 }
 
-/// Processes of `uid` that are not in the tree below `root`.
+/// Processes of `uid` that are not in the tree below `root`, in pid order.
 fn strangers(uid: u32, root: i32) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut pids: Vec<i32> = rd
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .filter(|&pid| uid_and_parent(pid).is_some_and(|(u, _)| u == uid) && !in_tree(pid, root))
-        .collect();
-    pids.sort_unstable();
-    pids
+    let table = process_table();
+    // Whether `pid` descends from `root` (or is it); a parent we cannot see
+    // ends the walk.
+    let in_tree = |mut pid: i32| {
+        for _ in 0..64 {
+            if pid == root {
+                return true;
+            }
+            match table.get(&pid) {
+                Some(&(_, ppid)) if ppid > 0 => pid = ppid,
+                _ => return false,
+            }
+        }
+        false
+    };
+    table.iter().filter(|(&pid, &(u, _))| u == uid && !in_tree(pid)).map(|(&pid, _)| pid).collect()
 }
 
 /// Reads a sibling's environment and one page of its memory; Ok(evidence)

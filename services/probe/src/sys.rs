@@ -168,6 +168,44 @@ pub fn mount_tmpfs(target: &std::ffi::CStr) -> Result<(), Errno> {
     cvt(r).map(drop)
 }
 
+/// An anonymous file (memfd) holding `content`, for calls that need a file
+/// but must not get a real one; its fd, or the errno of `memfd_create`.
+/// `flags` as for memfd_create(2): `MFD_CLOEXEC`, or 0 for a file that a
+/// child may execute through `/proc/self/fd/N`.
+pub fn memfd_with(content: &[u8], flags: libc::c_uint) -> Result<i32, Errno> {
+    // SAFETY: a valid C string name and flags.
+    let fd = cvt(unsafe { libc::memfd_create(c"sandkasten-probe".as_ptr(), flags) })?;
+    // SAFETY: writes from the live slice.
+    let n = unsafe { libc::write(fd, content.as_ptr().cast(), content.len()) };
+    if n < 0 {
+        let e = Errno::last();
+        close(fd);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// The size of the pages the memory attempts map.
+pub const PAGE: usize = 4096;
+
+/// Maps one page of `fd` (-1 with `MAP_ANONYMOUS`) with `prot` and `flags`,
+/// at an address the kernel picks.
+pub fn map_page(fd: i32, prot: i32, flags: i32) -> Result<*mut u8, Errno> {
+    // SAFETY: a new mapping at an address the kernel picks.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), PAGE, prot, flags, fd, 0) };
+    if p == libc::MAP_FAILED {
+        Err(Errno::last())
+    } else {
+        Ok(p.cast())
+    }
+}
+
+/// Unmaps a page [`map_page`] mapped.
+pub fn unmap_page(p: *mut u8) {
+    // SAFETY: unmaps one page the caller mapped and no longer uses.
+    unsafe { libc::munmap(p.cast(), PAGE) };
+}
+
 /// A path as a C string for libc. Paths built by the probe never contain NUL.
 pub fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::from(c"/nonexistent"))

@@ -53,25 +53,10 @@ pub fn mount(ctx: &Ctx) -> Outcome {
     out
 }
 
-/// A memfd with the given content (for calls that need a file but must not
-/// get a real one).
-fn memfd_with(content: &[u8]) -> Result<i32, Errno> {
-    // SAFETY: a valid C string name and flags.
-    let fd = sys::cvt(unsafe { libc::memfd_create(c"sandkasten-probe".as_ptr(), libc::MFD_CLOEXEC) })?;
-    // SAFETY: writes from the live slice.
-    let n = unsafe { libc::write(fd, content.as_ptr().cast(), content.len()) };
-    if n < 0 {
-        let e = Errno::last();
-        sys::close(fd);
-        return Err(e);
-    }
-    Ok(fd)
-}
-
 /// `sys.module`: finit_module of a memfd holding plain text (or, where
 /// `memfd_create` is filtered, of /etc/os-release: any non-module file does).
 pub fn module(ctx: &Ctx) -> Outcome {
-    let fd = match memfd_with(b"sandkasten-probe: this is not a kernel module\n") {
+    let fd = match sys::memfd_with(b"sandkasten-probe: this is not a kernel module\n", libc::MFD_CLOEXEC) {
         Ok(fd) => fd,
         Err(_) => {
             // SAFETY: a constant path, opened read-only.
@@ -152,7 +137,7 @@ pub fn swapon(ctx: &Ctx) -> Outcome {
             }
             (p, None)
         }
-        Err(_) => match memfd_with(&[0u8; 8192]) {
+        Err(_) => match sys::memfd_with(&[0u8; 8192], libc::MFD_CLOEXEC) {
             Ok(fd) => (std::path::PathBuf::from(format!("/proc/self/fd/{fd}")), Some(fd)),
             Err(e) => return Outcome::failed(format!("no file to swapon: {e}")),
         },

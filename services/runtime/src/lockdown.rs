@@ -1,5 +1,5 @@
-//! The two pieces of the sandbox that systemd cannot express, both about
-//! code that was never shipped.
+//! The pieces of the sandbox that systemd cannot express: two about code
+//! that was never shipped, one about sibling instances.
 //!
 //! ## No page executable in one mapping and writable in another
 //!
@@ -46,6 +46,7 @@
 //! same filter the server would.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use landlock::{path_beneath_rules, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI};
 use seccompiler::{
@@ -93,22 +94,30 @@ pub fn install() -> Result<(), Error> {
     seccompiler::apply_filter(&program).map_err(|e| Error::Install(e.to_string()))
 }
 
-/// Where the server may still write: the private temporary directories,
-/// `/dev` (null and friends), and the directories systemd made for the unit.
-fn writable_places() -> Vec<String> {
-    let mut places: Vec<String> = ["/tmp", "/var/tmp", "/dev"].map(String::from).to_vec();
+/// The directories systemd made for the unit (`StateDirectory=` and its
+/// kin), as it passes them: several per variable, separated by ':'.
+pub fn unit_directories() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
     for var in ["STATE_DIRECTORY", "RUNTIME_DIRECTORY", "CACHE_DIRECTORY", "LOGS_DIRECTORY"] {
-        if let Ok(dirs) = std::env::var(var) {
-            places.extend(dirs.split(':').filter(|d| !d.is_empty()).map(String::from));
+        if let Some(value) = std::env::var_os(var) {
+            dirs.extend(value.to_string_lossy().split(':').filter(|d| !d.is_empty()).map(PathBuf::from));
         }
     }
-    places.retain(|p| std::path::Path::new(p).is_dir());
+    dirs
+}
+
+/// Where the server may still write: the private temporary directories,
+/// `/dev` (null and friends), and the directories systemd made for the unit.
+fn writable_places() -> Vec<PathBuf> {
+    let mut places: Vec<PathBuf> = ["/tmp", "/var/tmp", "/dev"].map(PathBuf::from).to_vec();
+    places.extend(unit_directories());
+    places.retain(|p| p.is_dir());
     places
 }
 
-/// Landlock: every write-like right handled, granted only beneath
-/// [`writable_places`]. Fails unless the kernel enforces at least the
-/// write rights (Landlock ABI 1, Linux 5.13).
+/// Landlock: the write, create, remove and rename rights handled, granted
+/// only beneath [`writable_places`]. Fails unless the kernel enforces
+/// Landlock at all (ABI 1, Linux 5.13; ABI 2's rename right where there).
 fn restrict_writes() -> Result<(), Error> {
     let landlock = |e: landlock::RulesetError| Error::Landlock(e.to_string());
     // Write, create, remove and rename rights (Landlock ABI 2). Not the later
@@ -169,8 +178,9 @@ fn filter() -> Result<BpfProgram, Error> {
 mod tests {
     use super::*;
 
-    /// The filter builds for this machine; installing it is tested on real
-    /// processes (tests/runtime.rs), since a filter cannot be removed.
+    /// The filter builds for this machine; installing the lockdown is tested
+    /// on real processes (services/probe/tests/restricted.rs), since a
+    /// filter cannot be removed.
     #[test]
     fn the_filter_builds() {
         assert!(!filter().unwrap().is_empty());
