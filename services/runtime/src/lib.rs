@@ -14,8 +14,9 @@
 //!   idle exit, the shutdown signal and the drain on SIGTERM.
 //! - [`accept`]: the accept loop every stream server shares.
 //! - [`args`]: the command-line flags every server shares.
-//! - [`lockdown`]: the one filter systemd cannot express (no shared page
-//!   both executable and writable), installed when the unit asks for it.
+//! - [`lockdown`]: what systemd cannot express (writes only in the writable
+//!   places, no shared page both executable and writable, signals to this
+//!   process only), installed when the unit asks for it.
 //!
 //! A server's `main` calls [`activation::take`] (before any thread exists),
 //! [`logging::init`], then [`run`] with its serve function.
@@ -124,7 +125,10 @@ where
 {
     // Before the first thread: the filter then covers every thread.
     match lockdown::from_env() {
-        Ok(true) => tracing::info!("lockdown on: mmap(PROT_EXEC) of shared memory is refused"),
+        Ok(true) => tracing::info!(
+            "lockdown on: files written only in /tmp, /var/tmp, /dev and the unit's directories, \
+             no executable shared memory, signals to this process only"
+        ),
         Ok(false) => {}
         Err(err) => {
             // The unit asked for it: serving without it would be a weaker
