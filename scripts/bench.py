@@ -649,20 +649,25 @@ class Bench:
                 + (" (--quick does not build it)" if self.quick else ""))
         return out
 
+    def alternate(self, group, name, unit, contenders, measure, scale=1.0):
+        """One scenario: `measure(server)` for every contender in turn, round
+        by round (A B C A B C …), then the medians and ratios."""
+        self.note_busy(name)
+        samples = {s.name: [] for s in contenders}
+        for rep in range(self.reps):
+            for s in contenders:
+                log(f"{name}: {s.name} (round {rep + 1}/{self.reps})")
+                samples[s.name].append(measure(s))
+        self.add(group, name, unit, samples, scale=scale)
+
     def wrk_rounds(self, group, prefix, contenders, targets):
         """wrk against every contender for each target, kept alive and with a
         new connection per request, contenders alternated round by round."""
         for close in (False, True):
             for label, path in targets:
                 name = f"{prefix} {label}, {'new conn' if close else 'keep-alive'}"
-                self.note_busy(name)
-                samples = {s.name: [] for s in contenders}
-                for rep in range(self.reps):
-                    for s in contenders:
-                        log(f"{name}: {s.name} (round {rep + 1}/{self.reps})")
-                        samples[s.name].append(wrk(f"http://{HOST}:{s.port}{path}", self.duration, close,
-                                                   self.lua))
-                self.add(group, name, "req/s", samples)
+                self.alternate(group, name, "req/s", contenders,
+                               lambda s: wrk(f"http://{HOST}:{s.port}{path}", self.duration, close, self.lua))
 
     def check_http(self, server):
         for path, size in (("/1k.bin", KiB), ("/100k.bin", 100 * KiB), ("/10m.bin", 10 * MiB)):
@@ -736,15 +741,9 @@ class Bench:
             if len(gopher_get(s.port, "/100k.bin")) != 100 * KiB:
                 raise RuntimeError(f"{s.name}: /100k.bin is not 100 KiB")
         for label, selector, expect in (("menu", "/menu", None), ("100 KiB file", "/100k.bin", 100 * KiB)):
-            name = f"Gopher {label}"
-            self.note_busy(name)
-            samples = {s.name: [] for s in contenders}
-            for rep in range(self.reps):
-                for s in contenders:
-                    log(f"{name}: {s.name} (round {rep + 1}/{self.reps})")
-                    r = client("gopher", s.port, self.duration, concurrency=64, selector=selector, expect=expect)
-                    samples[s.name].append(r)
-            self.add("gopher", name, "req/s", samples)
+            self.alternate("gopher", f"Gopher {label}", "req/s", contenders,
+                           lambda s: client("gopher", s.port, self.duration, concurrency=64, selector=selector,
+                                            expect=expect))
         time.sleep(2)
         self.results["memory"][ours.name]["idle_after_load"] = ours.memory()
         for s in contenders:
@@ -766,14 +765,8 @@ class Bench:
         for s in (ours, peer):
             self.results["memory"].setdefault(s.name, {})["idle_after_start"] = s.memory()
         for label, streams in (("1 stream", 1), ("64 streams", 64)):
-            name = f"Echo TCP, {label}"
-            self.note_busy(name)
-            samples = {ours.name: [], peer.name: []}
-            for rep in range(self.reps):
-                for s in (ours, peer):
-                    log(f"{name}: {s.name} (round {rep + 1}/{self.reps})")
-                    samples[s.name].append(client("echo-tcp", s.port, self.duration, concurrency=streams))
-            self.add("echo", name, "MiB/s", samples, scale=1 / MiB)
+            self.alternate("echo", f"Echo TCP, {label}", "MiB/s", (ours, peer),
+                           lambda s: client("echo-tcp", s.port, self.duration, concurrency=streams), scale=1 / MiB)
         name = "Echo UDP, 512 B datagrams"
         self.note_busy(name)
         samples = {ours.name: [], peer.name: []}

@@ -237,24 +237,17 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
         }
     }
 
-    // The canary's word beats the probe's.
-    for result in &mut results {
-        let seen = seen_by_canary.get(&result.unit).is_some_and(|s| s.contains(&result.attempt));
-        if seen && result.verdict != "escaped" {
-            result.detail = format!(
-                "the canary saw it arrive, though the probe said {}: {}",
-                result.verdict, result.detail
-            );
-            result.verdict = "escaped".to_owned();
+    // The canary's word beats the probe's, for the main runs (keyed by unit)
+    // and for the ablation passes alike.
+    let seen = |run: &str, attempt: &str| seen_by_canary.get(run).is_some_and(|s| s.contains(attempt));
+    for r in &mut results {
+        if seen(&r.unit, &r.attempt) {
+            canary_overrules(&mut r.verdict, &mut r.detail);
         }
     }
-
     for a in &mut ablations {
-        let key = format!("ablation:{} in {}", a.label, a.unit);
-        let seen = seen_by_canary.get(&key).is_some_and(|s| s.contains(&a.attempt));
-        if seen && a.verdict != "escaped" {
-            a.detail = format!("the canary saw it arrive, though the probe said {}: {}", a.verdict, a.detail);
-            a.verdict = "escaped".to_owned();
+        if seen(&format!("ablation:{} in {}", a.label, a.unit), &a.attempt) {
+            canary_overrules(&mut a.verdict, &mut a.detail);
         }
     }
     for a in ablations.iter().filter(|a| !a.agrees()) {
@@ -321,6 +314,14 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
     Report { guest, results, functional, ablations, summary, failures }
 }
 
+/// A route the canary saw arrive escaped, whatever the probe believed.
+fn canary_overrules(verdict: &mut String, detail: &mut String) {
+    if verdict != "escaped" {
+        *detail = format!("the canary saw it arrive, though the probe said {verdict}: {detail}");
+        *verdict = "escaped".to_owned();
+    }
+}
+
 impl Report {
     /// Whether the run passed.
     pub fn passed(&self) -> bool {
@@ -344,21 +345,21 @@ impl Report {
         let units = self.units();
         let short: Vec<String> = units.iter().map(|u| short_name(u)).collect();
         // Routes grouped under their goal, goals in order of first appearance.
-        let mut goals: Vec<&str> = Vec::new();
+        let mut goals: Vec<(&str, Vec<&str>)> = Vec::new();
         for r in &self.results {
-            if !goals.contains(&r.goal.as_str()) {
-                goals.push(&r.goal);
-            }
-        }
-        let mut attempts: Vec<&str> = Vec::new();
-        for goal in &goals {
-            for r in self.results.iter().filter(|r| r.goal == *goal) {
-                if !attempts.contains(&r.attempt.as_str()) {
-                    attempts.push(&r.attempt);
+            let at = match goals.iter().position(|(g, _)| *g == r.goal) {
+                Some(at) => at,
+                None => {
+                    goals.push((&r.goal, Vec::new()));
+                    goals.len() - 1
                 }
+            };
+            if !goals[at].1.contains(&r.attempt.as_str()) {
+                goals[at].1.push(&r.attempt);
             }
         }
-        let id_width = attempts.iter().map(|a| a.len() + 2).max().unwrap_or(7).max(7);
+        let id_width =
+            goals.iter().flat_map(|(_, routes)| routes).map(|a| a.len() + 2).max().unwrap_or(7).max(7);
         let width = short.iter().map(String::len).max().unwrap_or(0).max(9);
         let mut out = String::new();
         let g = &self.guest;
@@ -372,25 +373,24 @@ impl Report {
             let _ = write!(out, "  {s:>width$}");
         }
         out.push('\n');
-        let mut goal = None;
-        for attempt in &attempts {
-            let this_goal = self.results.iter().find(|r| r.attempt == *attempt).map(|r| r.goal.as_str());
-            if this_goal != goal && this_goal.is_some_and(|g| !g.is_empty()) {
-                let _ = writeln!(out, "{}:", this_goal.unwrap_or_default());
+        for (goal, routes) in &goals {
+            if !goal.is_empty() {
+                let _ = writeln!(out, "{goal}:");
             }
-            goal = this_goal;
-            let route = format!("  {attempt}");
-            let _ = write!(out, "{route:id_width$}");
-            for unit in &units {
-                let verdict = self
-                    .results
-                    .iter()
-                    .find(|r| r.unit == *unit && r.attempt == *attempt)
-                    .map(|r| cell(&r.verdict, *unit == CONTROL))
-                    .unwrap_or("-");
-                let _ = write!(out, "  {verdict:>width$}");
+            for attempt in routes {
+                let route = format!("  {attempt}");
+                let _ = write!(out, "{route:id_width$}");
+                for unit in &units {
+                    let verdict = self
+                        .results
+                        .iter()
+                        .find(|r| r.unit == *unit && r.attempt == *attempt)
+                        .map(|r| cell(&r.verdict, *unit == CONTROL))
+                        .unwrap_or("-");
+                    let _ = write!(out, "  {verdict:>width$}");
+                }
+                out.push('\n');
             }
-            out.push('\n');
         }
         for check in &self.functional {
             let _ =
