@@ -302,7 +302,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.abstract-unix",
         goal: Goal::HostNetwork,
         what: "connect to the canary's abstract unix socket",
-        directive: "PrivateNetwork=yes",
+        directive: "PrivateNetwork=yes (abstract names are per network namespace); SystemCallFilter= without connect",
         // A system-call allow-list without connect refuses the call itself (EPERM).
         accepted: &["ECONNREFUSED", "EPERM"],
         deadline_ms: 3000,
