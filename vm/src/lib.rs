@@ -29,14 +29,19 @@
 //! `end STATUS UPTIME`). A run passes only when the `end` line arrived.
 #![deny(missing_docs)]
 
+pub mod ablation;
 pub mod accel;
+pub mod contract;
 mod error;
 pub mod guest;
 pub mod image;
 mod initrd;
+pub mod inside;
 pub mod matrix;
+pub mod passes;
 pub mod payload;
 mod qemu;
+pub mod variant;
 
 pub use accel::{Accel, AccelRequest};
 pub use error::Error;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use sandkasten_vm::guest::print_progress;
-use sandkasten_vm::{matrix, payload};
+use sandkasten_vm::{ablation, matrix, passes, payload};
 use sandkasten_vm::{
     AccelRequest, Config, CpuModel, Event, Guest, Image, InitrdKind, Release, EXIT_HARNESS_FAILURE,
 };
@@ -71,11 +71,39 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
+    /// Measure which directive holds which attempt: run the whole catalogue
+    /// in a reference unit as shipped, then once per directive with that
+    /// directive removed (NoExecPaths= and ExecPaths= as a pair), all in
+    /// one guest; attempts that no single removal opens get a second round
+    /// with sets removed. Prints the map per attempt and per directive and
+    /// writes it as JSON and SVG. Exits 1 when the measurement is
+    /// incomplete or (--check) differs from the committed map.
+    Ablate {
+        #[command(flatten)]
+        boot: MatrixArgs,
+        /// The reference unit(s) to measure [default: all four].
+        #[arg(long = "unit", value_name = "UNIT")]
+        units: Vec<String>,
+        /// Where the maps go (UNIT-RELEASE.json and .svg).
+        #[arg(long, value_name = "DIR", default_value = "units/ablation")]
+        out: PathBuf,
+        /// Compare with the maps in --out instead of writing them, and fail
+        /// when a holder differs (the committed map is stale).
+        #[arg(long)]
+        check: bool,
+    },
     /// Boot with the serial console on this terminal and root logged in
     /// (the harness runner does not start). Ctrl-A X quits.
     Shell {
         #[command(flatten)]
         boot: BootArgs,
+    },
+    /// The guest side of `matrix` and `ablate`: carry out PLAN (run in
+    /// the guest by the harness, not by hand).
+    #[command(hide = true)]
+    Inside {
+        /// The plan the host wrote.
+        plan: PathBuf,
     },
     /// Say which accelerator `auto` picks here, and why.
     Accel {
@@ -248,6 +276,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_HARNESS_FAILURE) })
         }
         Cmd::Matrix { boot, json, junit } => matrix(&boot, json.as_deref(), junit.as_deref()),
+        Cmd::Ablate { boot, units, out, check } => ablate(&boot, &units, &out, check),
+        Cmd::Inside { plan } => Ok(ExitCode::from(sandkasten_vm::inside::run(&plan) as u8)),
         Cmd::Exec { boot, timeout, timings, unit, command } => {
             let mut config = boot.config();
             // Kept alive until the run is over: the payload directory.
@@ -329,55 +359,90 @@ fn stage_unit_payload(unit: &Path, command: &[OsString]) -> anyhow::Result<tempf
     Ok(dir)
 }
 
-/// `sandkasten-vm matrix`: one boot per release, every unit and the control
-/// in it.
-fn matrix(args: &MatrixArgs, json: Option<&Path>, junit: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let releases = match args.release {
-        MatrixRelease::Bookworm => vec![Release::Bookworm],
-        MatrixRelease::Trixie => vec![Release::Trixie],
-        MatrixRelease::All => vec![Release::Bookworm, Release::Trixie],
-    };
-    let started = std::time::Instant::now();
+/// Builds the binaries and stages a payload with `staged`'s units and plan.
+fn stage(staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
     let workspace = payload::workspace_root();
-    eprintln!("sandkasten-vm: building the servers and the probe (release)");
+    eprintln!("sandkasten-vm: building the servers, the probe and the guest side (release)");
     let bin_dir = payload::build_binaries(&workspace)?;
-    let catalogue = probe_catalogue(&bin_dir.join("sandkasten-probe"))?;
-    let staged = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(staged.path(), &workspace, &bin_dir, payload::MATRIX_PLAN, &[])?;
+    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
+    payload::stage(dir.path(), &workspace, &bin_dir, payload::INSIDE_PLAN, &[])?;
+    payload::stage_plan(dir.path(), staged)?;
+    Ok(dir)
+}
 
+/// The reference units of `units/`.
+fn references() -> anyhow::Result<Vec<passes::Reference>> {
+    let units = payload::workspace_root().join("units");
+    Ok(passes::REFERENCE_UNITS.iter().map(|u| passes::load_reference(&units, u)).collect::<Result<_, _>>()?)
+}
+
+/// Every attempt of the probe's catalogue.
+fn all_attempts() -> Vec<String> {
+    sandkasten_probe::catalogue::ATTEMPTS.iter().map(|a| a.id.to_owned()).collect()
+}
+
+/// Boots `release` once with the payload in `dir` and returns what its
+/// guest side wrote.
+fn run_plan(
+    args: &MatrixArgs,
+    release: Release,
+    dir: &Path,
+    what: &str,
+) -> anyhow::Result<sandkasten_vm::Run> {
+    let mut config = Config::new(release);
+    config.accel = args.accel.request();
+    config.cache_dir = Some(args.cache_dir.clone().unwrap_or_else(sandkasten_vm::default_cache_dir));
+    config.payload_dir = Some(dir.to_owned());
+    // Passes run side by side, and each may fill its MemoryMax=.
+    config.memory_mib = 2048;
+    let guest = Guest::prepare(&config, &mut print_progress)?;
+    config.timeout = Some(match args.timeout {
+        Some(secs) => Duration::from_secs_f64(secs),
+        None => guest.accel().default_timeout() * 3,
+    });
+    eprintln!("sandkasten-vm: {release:?} {what} under {} (the guest's progress follows)", guest.accel());
+    let mut progress = |event: &Event| match event {
+        Event::Stderr(bytes) => {
+            let _ = std::io::stderr().write_all(bytes);
+        }
+        Event::Stdout(_) => {}
+        other => print_progress(other),
+    };
+    let run = guest.run(&config, &mut progress)?;
+    eprintln!(
+        "sandkasten-vm: {release:?}: guest ready {:.1} s after qemu start, plan ran {:.1} s; console log {}",
+        run.timings.to_script_start.as_secs_f64(),
+        run.timings.script.as_secs_f64(),
+        run.console_log.display()
+    );
+    Ok(run)
+}
+
+impl MatrixArgs {
+    fn releases(&self) -> Vec<Release> {
+        match self.release {
+            MatrixRelease::Bookworm => vec![Release::Bookworm],
+            MatrixRelease::Trixie => vec![Release::Trixie],
+            MatrixRelease::All => vec![Release::Bookworm, Release::Trixie],
+        }
+    }
+}
+
+/// `sandkasten-vm matrix`: one boot per release, every unit, the control
+/// and the plain user in it.
+fn matrix(args: &MatrixArgs, json: Option<&Path>, junit: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let staged = passes::matrix(&references()?, &all_attempts());
+    let dir = stage(&staged)?;
     let mut reports = Vec::new();
-    for release in releases {
-        let mut config = Config::new(release);
-        config.accel = args.accel.request();
-        config.cache_dir = Some(args.cache_dir.clone().unwrap_or_else(sandkasten_vm::default_cache_dir));
-        config.payload_dir = Some(staged.path().to_owned());
-        let guest = Guest::prepare(&config, &mut print_progress)?;
-        config.timeout = Some(match args.timeout {
-            Some(secs) => Duration::from_secs_f64(secs),
-            None => guest.accel().default_timeout() * 3,
-        });
-        eprintln!("sandkasten-vm: {release:?} matrix under {} (the guest's progress follows)", guest.accel());
-        let mut progress = |event: &Event| match event {
-            // The plan's progress lines ("matrix: probing inside ...").
-            Event::Stderr(bytes) => {
-                let _ = std::io::stderr().write_all(bytes);
-            }
-            Event::Stdout(_) => {}
-            other => print_progress(other),
-        };
-        let run = guest.run(&config, &mut progress)?;
+    for release in args.releases() {
+        let run = run_plan(args, release, dir.path(), "matrix")?;
         let output = String::from_utf8_lossy(run.result());
-        let mut report = matrix::evaluate(&output, &run.accel.to_string(), &catalogue);
+        let mut report = matrix::evaluate(&staged.plan, &staged.roles, &output, &run.accel.to_string());
         if run.status != 0 {
-            report.failures.push(format!("the guest plan exited with status {}", run.status));
+            report.failures.push(format!("the guest side exited with status {}", run.status));
         }
         println!("{}", report.table());
-        eprintln!(
-            "sandkasten-vm: {release:?}: guest ready {:.1} s after qemu start, plan ran {:.1} s; console log {}",
-            run.timings.to_script_start.as_secs_f64(),
-            run.timings.script.as_secs_f64(),
-            run.console_log.display()
-        );
         reports.push(report);
     }
     let cross = matrix::cross_release(&reports);
@@ -405,19 +470,83 @@ fn matrix(args: &MatrixArgs, json: Option<&Path>, junit: Option<&Path>) -> anyho
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Every attempt id the probe knows, so that a unit whose probe stopped
-/// half-way shows up as a gap.
-fn probe_catalogue(probe: &Path) -> anyhow::Result<Vec<String>> {
-    let out = std::process::Command::new(probe)
-        .args(["list", "--json"])
-        .output()
-        .with_context(|| format!("cannot run {}", probe.display()))?;
-    anyhow::ensure!(out.status.success(), "{} list --json failed", probe.display());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| {
-            let value: serde_json::Value = serde_json::from_str(line)?;
-            value["id"].as_str().map(str::to_owned).context("catalogue line without an id")
-        })
-        .collect()
+/// `sandkasten-vm ablate`: per unit and release, a first round (baseline,
+/// control, each directive removed) and, where needed, a second (sets).
+fn ablate(args: &MatrixArgs, units: &[String], out: &Path, check: bool) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let references = references()?;
+    let chosen: Vec<&passes::Reference> = if units.is_empty() {
+        references.iter().collect()
+    } else {
+        units
+            .iter()
+            .map(|u| {
+                references.iter().find(|r| &r.name == u || r.short() == *u).with_context(|| {
+                    format!("{u} is not a reference unit (try one of {:?})", passes::REFERENCE_UNITS)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let attempts = all_attempts();
+    let mut ok = true;
+    for reference in chosen {
+        let directives = reference.directives();
+        let labels: Vec<String> = directives.iter().map(|d| d.label.clone()).collect();
+        for release in args.releases() {
+            let singles: Vec<Vec<sandkasten_vm::variant::Directive>> =
+                directives.iter().map(|d| vec![d.clone()]).collect();
+            let first = passes::ablation(reference, &singles, &attempts, true);
+            let dir = stage(&first)?;
+            let run =
+                run_plan(args, release, dir.path(), &format!("ablation of {} (round 1)", reference.name))?;
+            let mut round =
+                ablation::read_round(&first.plan, &first.roles, &String::from_utf8_lossy(run.result()));
+            let sets = round.sets_to_try(&attempts);
+            if !sets.is_empty() {
+                let removals: Vec<Vec<sandkasten_vm::variant::Directive>> = sets
+                    .iter()
+                    .map(|set| directives.iter().filter(|d| set.contains(&d.label)).cloned().collect())
+                    .collect();
+                let second = passes::ablation(reference, &removals, &attempts, false);
+                let dir = stage(&second)?;
+                let what = format!("ablation of {} (round 2: {} sets)", reference.name, sets.len());
+                let run = run_plan(args, release, dir.path(), &what)?;
+                round.merge(ablation::read_round(
+                    &second.plan,
+                    &second.roles,
+                    &String::from_utf8_lossy(run.result()),
+                ));
+            }
+            let mut map = round.map(&reference.name, &labels, &attempts);
+            map.guest.accel = run.accel.to_string();
+            println!("{}", map.table());
+            let stem = out.join(format!("{}-{}", reference.short(), map.guest.release));
+            let json = stem.with_extension("json");
+            if check {
+                let committed: ablation::AblationMap = serde_json::from_str(
+                    &std::fs::read_to_string(&json)
+                        .with_context(|| format!("cannot read {}", json.display()))?,
+                )
+                .with_context(|| format!("{} is not an ablation map", json.display()))?;
+                for difference in ablation::differences(&committed, &map) {
+                    println!("FAIL: {} differs from the measurement: {difference}", json.display());
+                    ok = false;
+                }
+            } else {
+                std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+                std::fs::write(&json, serde_json::to_string_pretty(&map)? + "\n")
+                    .with_context(|| format!("cannot write {}", json.display()))?;
+                let svg = stem.with_extension("svg");
+                std::fs::write(&svg, map.svg()).with_context(|| format!("cannot write {}", svg.display()))?;
+                eprintln!("sandkasten-vm: wrote {} and {}", json.display(), svg.display());
+            }
+            ok &= map.failures.is_empty();
+        }
+    }
+    eprintln!(
+        "sandkasten-vm: ablation {} in {:.0} s",
+        if ok { "complete" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

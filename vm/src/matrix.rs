@@ -15,8 +15,13 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::{complete, parse_events, GuestEvent, PassReport, Plan, Verdict, VerdictKind};
+use crate::passes::Role;
+
 /// The name the unsandboxed run carries in the report.
 pub const CONTROL: &str = "control";
+/// The name the plain-user control carries in the report.
+pub const PLAIN_USER: &str = "plain-user";
 
 /// The whole report (`sandkasten-vm matrix --json FILE`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -27,9 +32,6 @@ pub struct Report {
     pub results: Vec<AttemptResult>,
     /// Functional checks through each socket.
     pub functional: Vec<Functional>,
-    /// Routes run with one fix removed: each fix shown to be what holds.
-    #[serde(default)]
-    pub ablations: Vec<Ablation>,
     /// Counts over `results`.
     pub summary: Summary,
     /// Why the run failed; empty when it passed.
@@ -79,35 +81,10 @@ pub struct AttemptResult {
     /// `systemd-bpf`, `kernel`, `no-canary`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-/// One route in a reference unit with one fix removed (`vm/plan/run`,
-/// "each fix, removed on its own").
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Ablation {
-    /// What was removed (`memfd_create allowed`).
-    pub label: String,
-    /// The unit it was removed from.
-    pub unit: String,
-    /// The route.
-    pub attempt: String,
-    /// `escaped` when the removed fix is what held the route, `blocked`
-    /// when a second layer must still hold it.
-    pub expect: String,
-    /// What happened (after the canary's word).
-    pub verdict: String,
-    /// In words.
-    pub detail: String,
-}
-
-impl Ablation {
-    /// Whether the guest agreed with the expectation.
-    pub fn agrees(&self) -> bool {
-        match self.expect.as_str() {
-            "escaped" => self.verdict == "escaped",
-            _ => matches!(self.verdict.as_str(), "blocked" | "killed"),
-        }
-    }
+    /// The same attempt's verdict for a plain unprivileged user with no
+    /// sandbox: `blocked` there means "not root" already stops it.
+    #[serde(default)]
+    pub plain_user: String,
 }
 
 /// One functional check.
@@ -139,160 +116,61 @@ pub struct Summary {
     pub errors: usize,
 }
 
-/// One line of the guest's output.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum Line {
-    Guest(GuestLine),
-    Check(Functional),
-    Probe { unit: String, result: ProbeResult },
-    Canary { unit: String, report: Option<CanaryReport> },
-    Ablation { label: String, unit: String, expect: String, result: ProbeResult },
-    Done,
-}
-
-#[derive(Debug, Deserialize)]
-struct GuestLine {
-    release: String,
-    systemd: String,
-    kernel: String,
-    features: String,
-}
-
-/// One line of `sandkasten-probe --json`.
-#[derive(Debug, Deserialize)]
-struct ProbeResult {
-    id: String,
-    #[serde(default)]
-    goal: String,
-    directive: String,
-    verdict: String,
-    #[serde(default)]
-    detail: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// The part of `sandkasten-probe canary-report` the matrix needs: which
-/// attempts (of this run) reached the canary or left a marker.
-#[derive(Debug, Default, Deserialize)]
-struct CanaryReport {
-    #[serde(default)]
-    seen: BTreeMap<String, Vec<String>>,
-}
-
-/// Builds the report from the guest's output and decides pass or fail.
+/// Builds the report from the guest's output for the passes of `plan`
+/// (their roles in `roles`) and decides pass or fail.
 ///
-/// `catalogue` is every attempt id the probe knows (`sandkasten-probe list`),
-/// so a unit whose probe run stopped half-way is a failure, not a shorter
-/// table.
-pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
-    let mut guest = GuestInfo { accel: accel.to_owned(), ..GuestInfo::default() };
-    let mut results: Vec<AttemptResult> = Vec::new();
+/// Fail-closed: a pass that never reported, an attempt without a verdict,
+/// a pass the canary was not asked about, a plan that did not reach its
+/// end are failures, never a shorter table. The canary outside the sandbox
+/// has the last word: an attempt it saw arrive (a token on a socket, a
+/// signal, a marker file on the host) is `escaped`, whatever the probe
+/// believed.
+pub fn evaluate(plan: &Plan, roles: &BTreeMap<String, Role>, output: &str, accel: &str) -> Report {
+    let (events, mut failures) = parse_events(output);
+    let mut guest = GuestInfo::default();
     let mut functional = Vec::new();
-    let mut ablations: Vec<Ablation> = Vec::new();
-    let mut seen_by_canary: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut failures = Vec::new();
-    let mut done = false;
-    for (number, line) in output.lines().enumerate().filter(|(_, l)| l.starts_with('{')) {
-        match serde_json::from_str::<Line>(line) {
-            Ok(Line::Guest(g)) => {
-                guest = GuestInfo {
-                    release: g.release,
-                    systemd: g.systemd,
-                    kernel: g.kernel,
-                    features: g.features,
-                    accel: accel.to_owned(),
-                }
-            }
-            Ok(Line::Check(check)) => functional.push(check),
-            Ok(Line::Probe { unit, result }) => results.push(AttemptResult {
-                unit,
-                attempt: result.id,
-                goal: result.goal,
-                directive: result.directive,
-                verdict: result.verdict,
-                detail: match &result.reason {
-                    Some(reason) if !reason.is_empty() => {
-                        format!("{} ({reason})", result.detail).trim().to_owned()
-                    }
-                    _ => result.detail,
-                },
-                reason: result.reason.filter(|r| !r.is_empty()),
-            }),
-            Ok(Line::Canary { unit, report }) => {
-                let seen = seen_by_canary.entry(unit).or_default();
-                seen.extend(report.unwrap_or_default().seen.into_keys());
-            }
-            Ok(Line::Ablation { label, unit, expect, result }) => ablations.push(Ablation {
-                label,
-                unit,
-                attempt: result.id,
-                expect,
-                verdict: result.verdict,
-                detail: result.detail,
-            }),
-            Ok(Line::Done) => done = true,
-            Err(err) => failures.push(format!("guest output line {}: {err}: {line}", number + 1)),
+    for event in &events {
+        match event {
+            GuestEvent::Guest(g) => guest = g.clone(),
+            GuestEvent::Check(check) => functional.push(check.clone()),
+            GuestEvent::Pass(_) | GuestEvent::Done => {}
         }
     }
-
-    // The canary's word beats the probe's, for the main runs (keyed by unit)
-    // and for the ablation passes alike.
-    let seen = |run: &str, attempt: &str| seen_by_canary.get(run).is_some_and(|s| s.contains(attempt));
+    guest.accel = accel.to_owned();
+    let (reports, gaps) = complete(plan, &events);
+    failures.extend(gaps);
+    let mut results: Vec<AttemptResult> = Vec::new();
+    for pass in &plan.passes {
+        let Some(report) = reports.get(pass.name.as_str()) else { continue };
+        let unit = match roles.get(&pass.name) {
+            Some(Role::Unit(unit)) => unit.clone(),
+            Some(Role::Control) => CONTROL.to_owned(),
+            Some(Role::PlainUser) => PLAIN_USER.to_owned(),
+            _ => continue,
+        };
+        failures.extend(report.failures.iter().map(|f| format!("{unit}: {f}")));
+        results.extend(report.verdicts.iter().map(|v| AttemptResult::from_verdict(&unit, v, report)));
+    }
+    if plan.functional && functional.is_empty() {
+        failures.push("no functional check reported".to_owned());
+    }
+    // Every row carries the plain user's verdict: a route a plain user
+    // cannot take either is stopped by "not root", not by the sandbox.
+    let plain: BTreeMap<String, String> = results
+        .iter()
+        .filter(|r| r.unit == PLAIN_USER)
+        .map(|r| (r.attempt.clone(), r.verdict.clone()))
+        .collect();
     for r in &mut results {
-        if seen(&r.unit, &r.attempt) {
-            canary_overrules(&mut r.verdict, &mut r.detail);
-        }
-    }
-    for a in &mut ablations {
-        if seen(&format!("ablation:{} in {}", a.label, a.unit), &a.attempt) {
-            canary_overrules(&mut a.verdict, &mut a.detail);
-        }
-    }
-    for a in ablations.iter().filter(|a| !a.agrees()) {
-        failures.push(if a.expect == "escaped" {
-            format!(
-                "{}: {} stayed {} with {}: the fix it names is not what holds it ({})",
-                a.unit, a.attempt, a.verdict, a.label, a.detail
-            )
-        } else {
-            format!(
-                "{}: {} was expected to stay blocked with {} (a second layer), but it {}: {}",
-                a.unit, a.attempt, a.label, a.verdict, a.detail
-            )
-        });
-    }
-
-    if !done {
-        failures.push("the guest plan did not run to the end".to_owned());
+        r.plain_user = plain.get(&r.attempt).cloned().unwrap_or_default();
     }
     for check in functional.iter().filter(|c| !c.ok) {
         failures.push(format!("{}: {} failed: {}", check.unit, check.check, check.detail));
     }
-    let units: BTreeSet<&str> = results.iter().map(|r| r.unit.as_str()).collect();
-    if !units.contains(CONTROL) {
-        failures.push("no control run".to_owned());
-    }
-    for unit in &units {
-        let attempts: BTreeSet<&str> =
-            results.iter().filter(|r| r.unit == *unit).map(|r| r.attempt.as_str()).collect();
-        let missing: Vec<&str> =
-            catalogue.iter().map(String::as_str).filter(|a| !attempts.contains(a)).collect();
-        if !missing.is_empty() {
-            failures.push(format!("{unit}: no verdict for {}", missing.join(", ")));
-        }
-    }
-    let mut verdicts = BTreeSet::new();
-    for r in &results {
-        if !verdicts.insert((r.unit.as_str(), r.attempt.as_str())) {
-            failures.push(format!("{}: {} has more than one verdict", r.unit, r.attempt));
-        }
-    }
     for r in &results {
         let in_control = r.unit == CONTROL;
         match r.verdict.as_str() {
-            "escaped" if !in_control => {
+            "escaped" if !in_control && r.unit != PLAIN_USER => {
                 failures.push(format!("{}: {} ESCAPED: {}", r.unit, r.attempt, r.detail))
             }
             "blocked" | "killed" if in_control => failures.push(format!(
@@ -303,7 +181,7 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
             _ => {}
         }
     }
-
+    let units: BTreeSet<&str> = results.iter().map(|r| r.unit.as_str()).collect();
     let summary = Summary {
         attempts: results.iter().map(|r| r.attempt.as_str()).collect::<BTreeSet<_>>().len(),
         units: units.len(),
@@ -311,11 +189,44 @@ pub fn evaluate(output: &str, accel: &str, catalogue: &[String]) -> Report {
         escaped: results.iter().filter(|r| r.verdict == "escaped").count(),
         errors: results.iter().filter(|r| r.verdict == "error").count(),
     };
-    Report { guest, results, functional, ablations, summary, failures }
+    Report { guest, results, functional, summary, failures }
+}
+
+impl AttemptResult {
+    /// A row from a probe verdict, after the canary's word.
+    pub fn from_verdict(unit: &str, v: &Verdict, pass: &PassReport) -> AttemptResult {
+        let reason = v.reason.map(|r| {
+            serde_json::to_value(r).ok().and_then(|j| j.as_str().map(str::to_owned)).unwrap_or_default()
+        });
+        let mut verdict = v.verdict.as_str().to_owned();
+        let mut detail = match &reason {
+            Some(reason) if !reason.is_empty() => format!("{} ({reason})", v.detail).trim().to_owned(),
+            _ => v.detail.clone(),
+        };
+        // The catalogue accepts the errnos a sandbox gives; a plain user is
+        // stopped by others (EACCES from the mode bits): stopped all the same.
+        if unit == PLAIN_USER && v.verdict == VerdictKind::Error && v.outcome.is_some() {
+            verdict = "blocked".to_owned();
+            detail = format!("not root: {detail}");
+        }
+        if pass.canary_saw(&v.id) {
+            canary_overrules(&mut verdict, &mut detail);
+        }
+        AttemptResult {
+            unit: unit.to_owned(),
+            attempt: v.id.clone(),
+            goal: v.goal.clone(),
+            directive: v.directive.clone(),
+            verdict,
+            detail,
+            reason: reason.filter(|r| !r.is_empty()),
+            plain_user: String::new(),
+        }
+    }
 }
 
 /// A route the canary saw arrive escaped, whatever the probe believed.
-fn canary_overrules(verdict: &mut String, detail: &mut String) {
+pub fn canary_overrules(verdict: &mut String, detail: &mut String) {
     if verdict != "escaped" {
         *detail = format!("the canary saw it arrive, though the probe said {verdict}: {detail}");
         *verdict = "escaped".to_owned();
@@ -328,15 +239,15 @@ impl Report {
         self.failures.is_empty()
     }
 
-    /// Units in display order: reference units as they ran, the control last.
+    /// Units in display order: the root control, the plain user, then the
+    /// reference units as they ran.
     fn units(&self) -> Vec<&str> {
-        let mut units: Vec<&str> = Vec::new();
+        let mut units: Vec<&str> = vec![CONTROL, PLAIN_USER];
         for r in &self.results {
-            if r.unit != CONTROL && !units.contains(&r.unit.as_str()) {
+            if !units.contains(&r.unit.as_str()) {
                 units.push(&r.unit);
             }
         }
-        units.push(CONTROL);
         units
     }
 
@@ -359,7 +270,7 @@ impl Report {
             }
         }
         let id_width =
-            goals.iter().flat_map(|(_, routes)| routes).map(|a| a.len() + 2).max().unwrap_or(7).max(7);
+            goals.iter().flat_map(|(_, routes)| routes).map(|a| a.len() + 13).max().unwrap_or(7).max(7);
         let width = short.iter().map(String::len).max().unwrap_or(0).max(9);
         let mut out = String::new();
         let g = &self.guest;
@@ -378,14 +289,19 @@ impl Report {
                 let _ = writeln!(out, "{goal}:");
             }
             for attempt in routes {
-                let route = format!("  {attempt}");
+                // A route the plain user cannot take either: "not root" stops it.
+                let not_root = self
+                    .results
+                    .iter()
+                    .any(|r| r.attempt == *attempt && matches!(r.plain_user.as_str(), "blocked" | "killed"));
+                let route = format!("  {attempt}{}", if not_root { " (not root)" } else { "" });
                 let _ = write!(out, "{route:id_width$}");
                 for unit in &units {
                     let verdict = self
                         .results
                         .iter()
                         .find(|r| r.unit == *unit && r.attempt == *attempt)
-                        .map(|r| cell(&r.verdict, *unit == CONTROL))
+                        .map(|r| cell(&r.verdict, unit))
                         .unwrap_or("-");
                     let _ = write!(out, "  {verdict:>width$}");
                 }
@@ -395,25 +311,6 @@ impl Report {
         for check in &self.functional {
             let _ =
                 writeln!(out, "{} {}: {}", if check.ok { "ok  " } else { "FAIL" }, check.unit, check.check);
-        }
-        if !self.ablations.is_empty() {
-            let _ = writeln!(out, "each fix removed on its own (route: expected, got):");
-            let mut pass = ("", "");
-            for a in &self.ablations {
-                if (a.label.as_str(), a.unit.as_str()) != pass {
-                    let _ = writeln!(out, "  {} ({}):", a.label, short_name(&a.unit));
-                    pass = (&a.label, &a.unit);
-                }
-                let mark = if a.agrees() { "ok  " } else { "FAIL" };
-                let _ = writeln!(
-                    out,
-                    "    {mark} {:width$} {} -> {}",
-                    a.attempt,
-                    a.expect,
-                    a.verdict,
-                    width = id_width
-                );
-            }
         }
         let s = &self.summary;
         let _ = writeln!(
@@ -438,7 +335,7 @@ impl Report {
         for r in &self.results {
             let bad = match r.verdict.as_str() {
                 "error" => true,
-                "escaped" => r.unit != CONTROL,
+                "escaped" => r.unit != CONTROL && r.unit != PLAIN_USER,
                 "blocked" | "killed" => r.unit == CONTROL,
                 _ => false,
             };
@@ -471,17 +368,20 @@ impl Report {
 
 /// A unit's name as a column heading.
 fn short_name(unit: &str) -> String {
-    unit.trim_start_matches("sandkasten-").trim_end_matches(".service").replace("@probe", "@").to_owned()
+    crate::passes::short_name(unit)
 }
 
-/// A verdict as a table cell: failures shout.
-fn cell(verdict: &str, control: bool) -> &'static str {
-    match (verdict, control) {
-        ("blocked", false) => "blocked",
-        ("killed", false) => "killed",
-        ("escaped", true) => "escaped",
-        ("escaped", false) => "ESCAPED",
-        ("blocked" | "killed", true) => "HELD",
+/// A verdict as a table cell: failures shout. The plain user is neither
+/// expected to escape nor to hold.
+fn cell(verdict: &str, unit: &str) -> &'static str {
+    match (verdict, unit) {
+        ("escaped", CONTROL | PLAIN_USER) => "escaped",
+        ("blocked", PLAIN_USER) => "blocked",
+        ("killed", PLAIN_USER) => "killed",
+        ("blocked" | "killed", CONTROL) => "HELD",
+        ("blocked", _) => "blocked",
+        ("killed", _) => "killed",
+        ("escaped", _) => "ESCAPED",
         ("unsupported", _) => "n/a",
         _ => "ERROR",
     }
@@ -500,7 +400,10 @@ pub fn cross_release(reports: &[Report]) -> Vec<String> {
     let mut failures = Vec::new();
     for report in reports {
         let unsupported = report.results.iter().filter(|r| {
-            r.unit != CONTROL && r.verdict == "unsupported" && r.reason.as_deref() != Some("not-applicable")
+            r.unit != CONTROL
+                && r.unit != PLAIN_USER
+                && r.verdict == "unsupported"
+                && r.reason.as_deref() != Some("not-applicable")
         });
         for r in unsupported {
             let blocked_elsewhere = reports.iter().any(|other| {
@@ -525,82 +428,129 @@ pub fn cross_release(reports: &[Report]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::{Pass, PassReport};
+    use std::collections::BTreeMap;
 
-    fn output(lines: &[&str]) -> String {
-        lines.join("\n")
+    fn plan_and_roles() -> (Plan, BTreeMap<String, Role>) {
+        let pass = |name: &str| Pass {
+            name: name.into(),
+            attempts: vec!["a".into(), "b".into()],
+            deadline_s: 60,
+            ..Pass::default()
+        };
+        let plan =
+            Plan { functional: false, parallel: 2, passes: vec![pass("control"), pass("plain"), pass("u")] };
+        let roles = BTreeMap::from([
+            ("control".to_owned(), Role::Control),
+            ("plain".to_owned(), Role::PlainUser),
+            ("u".to_owned(), Role::Unit("u.service".into())),
+        ]);
+        (plan, roles)
     }
 
-    const GUEST: &str = r#"{"kind":"guest","release":"bookworm","systemd":"252.39","kernel":"6.1.0","features":"+PAM -BPF_FRAMEWORK"}"#;
-
-    fn probe(unit: &str, id: &str, verdict: &str) -> String {
-        format!(
-            r#"{{"kind":"probe","unit":"{unit}","result":{{"id":"{id}","directive":"X=yes","verdict":"{verdict}","detail":"d"}}}}"#
-        )
+    fn verdict(id: &str, verdict: &str, outcome: Option<&str>) -> Verdict {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "goal": "g", "directive": "X=", "verdict": verdict, "outcome": outcome,
+            "accepted": ["EPERM"], "detail": "d", "elapsed_ms": 1
+        }))
+        .unwrap()
     }
 
-    fn catalogue() -> Vec<String> {
-        vec!["a".into(), "b".into()]
+    fn pass(name: &str, verdicts: &[(&str, &str)], canary: Option<&[&str]>) -> String {
+        let report = PassReport {
+            name: name.into(),
+            verdicts: verdicts.iter().map(|(id, v)| verdict(id, v, Some("EPERM"))).collect(),
+            canary: canary
+                .map(|seen| seen.iter().map(|a| ((*a).to_owned(), vec![name.to_owned()])).collect()),
+            result: "success".into(),
+            elapsed_ms: 1,
+            failures: if canary.is_none() { vec!["no canary report: refused".into()] } else { vec![] },
+        };
+        serde_json::to_string(&GuestEvent::Pass(report)).unwrap()
+    }
+
+    const GUEST: &str = r#"{"kind":"guest","release":"bookworm","systemd":"252","kernel":"6.1","features":"-BPF_FRAMEWORK","accel":""}"#;
+    const DONE: &str = r#"{"kind":"done"}"#;
+
+    fn good() -> Vec<String> {
+        vec![
+            GUEST.to_owned(),
+            pass("control", &[("a", "escaped"), ("b", "escaped")], Some(&[])),
+            pass("plain", &[("a", "blocked"), ("b", "escaped")], Some(&[])),
+            pass("u", &[("a", "blocked"), ("b", "killed")], Some(&[])),
+            DONE.to_owned(),
+        ]
+    }
+
+    fn evaluate_lines(lines: &[String]) -> Report {
+        let (plan, roles) = plan_and_roles();
+        evaluate(&plan, &roles, &lines.join("\n"), "tcg")
     }
 
     #[test]
-    fn blocked_in_units_and_escaped_in_the_control_passes() {
-        let lines = [
-            GUEST.to_owned(),
-            probe("u.service", "a", "blocked"),
-            probe("u.service", "b", "killed"),
-            probe("control", "a", "escaped"),
-            probe("control", "b", "unsupported"),
-            r#"{"kind":"check","unit":"u.socket","check":"GET /","ok":true,"detail":"200"}"#.to_owned(),
-            r#"{"kind":"done"}"#.to_owned(),
-        ];
-        let report =
-            evaluate(&output(&lines.iter().map(String::as_str).collect::<Vec<_>>()), "tcg", &catalogue());
+    fn blocked_in_the_unit_and_escaped_in_the_control_passes_with_the_plain_user_beside() {
+        let report = evaluate_lines(&good());
         assert!(report.passed(), "{:?}", report.failures);
-        assert_eq!(report.summary, Summary { attempts: 2, units: 2, blocked: 2, escaped: 1, errors: 0 });
-        assert!(!report.guest.bpf_framework());
-        assert!(report.table().contains("PASS"));
+        let row = report.results.iter().find(|r| r.unit == "u.service" && r.attempt == "a").unwrap();
+        assert_eq!(row.plain_user, "blocked", "every row carries the plain user's verdict");
+        let table = report.table();
+        assert!(table.contains("  a (not root)"), "{table}");
+        assert!(table.contains("control  plain-user"), "{table}");
     }
 
     #[test]
-    fn an_escape_a_held_control_an_error_a_gap_and_a_failed_check_all_fail() {
-        let lines = [
-            GUEST.to_owned(),
-            probe("u.service", "a", "escaped"),
-            probe("v.service", "a", "error"),
-            probe("control", "a", "blocked"),
-            probe("control", "b", "escaped"),
-            probe("control", "b", "escaped"),
-            r#"{"kind":"check","unit":"u.socket","check":"GET /","ok":false,"detail":"refused"}"#.to_owned(),
-        ];
-        let report =
-            evaluate(&output(&lines.iter().map(String::as_str).collect::<Vec<_>>()), "tcg", &catalogue());
-        let text = report.failures.join("\n");
-        for needle in [
-            "u.service: a ESCAPED",
-            "v.service: a error",
-            "control: a did not escape",
-            "u.service: no verdict for b",
-            "GET / failed",
-            "did not run to the end",
-            "control: b has more than one verdict",
-        ] {
-            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    fn a_unit_that_never_reported_fails() {
+        let mut lines = good();
+        lines.remove(3);
+        let report = evaluate_lines(&lines);
+        assert_eq!(report.failures, ["pass u (sk-u.service) never reported"]);
+    }
+
+    #[test]
+    fn a_missing_verdict_fails() {
+        // The guest side names the gap; the host passes it on.
+        let mut lines = good();
+        let mut report: PassReport = match serde_json::from_str(&lines[3]).unwrap() {
+            GuestEvent::Pass(r) => r,
+            _ => unreachable!(),
+        };
+        report.verdicts.pop();
+        report.failures.push("no verdict for b".into());
+        lines[3] = serde_json::to_string(&GuestEvent::Pass(report)).unwrap();
+        assert_eq!(evaluate_lines(&lines).failures, ["u.service: no verdict for b"]);
+    }
+
+    #[test]
+    fn a_missing_canary_report_fails() {
+        let mut lines = good();
+        lines[3] = pass("u", &[("a", "blocked"), ("b", "killed")], None);
+        assert_eq!(evaluate_lines(&lines).failures, ["u.service: no canary report: refused"]);
+    }
+
+    #[test]
+    fn a_plan_that_did_not_end_fails() {
+        let mut lines = good();
+        lines.pop();
+        assert_eq!(evaluate_lines(&lines).failures, ["the guest plan did not run to its end"]);
+    }
+
+    #[test]
+    fn an_escape_a_held_control_and_an_error_fail() {
+        let mut lines = good();
+        lines[1] = pass("control", &[("a", "blocked"), ("b", "escaped")], Some(&[]));
+        lines[3] = pass("u", &[("a", "escaped"), ("b", "error")], Some(&[]));
+        let failures = evaluate_lines(&lines).failures.join("\n");
+        for needle in ["u.service: a ESCAPED", "u.service: b error", "control: a did not escape"] {
+            assert!(failures.contains(needle), "{needle}: {failures}");
         }
-        assert!(report.table().contains("ESCAPED") && report.table().contains("HELD"));
-        assert!(report.junit().contains(r#"failures="4""#), "{}", report.junit());
     }
 
     #[test]
     fn the_canary_overrules_a_probe_that_believes_it_was_blocked() {
-        let lines = [
-            GUEST.to_owned(),
-            probe("u.service", "a", "blocked"),
-            r#"{"kind":"canary","unit":"u.service","report":{"seen":{"a":["u"]}}}"#.to_owned(),
-            r#"{"kind":"done"}"#.to_owned(),
-        ];
-        let report =
-            evaluate(&output(&lines.iter().map(String::as_str).collect::<Vec<_>>()), "tcg", &["a".into()]);
-        let a = &report.results[0];
+        let mut lines = good();
+        lines[3] = pass("u", &[("a", "blocked"), ("b", "killed")], Some(&["a"]));
+        let report = evaluate_lines(&lines);
+        let a = report.results.iter().find(|r| r.unit == "u.service" && r.attempt == "a").unwrap();
         assert_eq!(a.verdict, "escaped");
         assert!(a.detail.contains("canary saw it"), "{}", a.detail);
         assert!(!report.passed());
@@ -608,91 +558,13 @@ mod tests {
 
     #[test]
     fn unsupported_on_one_release_must_be_blocked_on_another() {
-        let mk = |release: &str, verdict: &str| {
-            let guest = format!(
-                r#"{{"kind":"guest","release":"{release}","systemd":"1","kernel":"k","features":""}}"#
-            );
-            let lines = [guest, probe("u.service", "a", verdict), r#"{"kind":"done"}"#.to_owned()];
-            evaluate(&output(&lines.iter().map(String::as_str).collect::<Vec<_>>()), "tcg", &["a".into()])
+        let mk = |release: &str, v: &str| {
+            let mut lines = good();
+            lines[0] = GUEST.replace("bookworm", release);
+            lines[3] = pass("u", &[("a", v), ("b", "killed")], Some(&[]));
+            evaluate_lines(&lines)
         };
         assert!(cross_release(&[mk("bookworm", "unsupported"), mk("trixie", "blocked")]).is_empty());
-        let gaps = cross_release(&[mk("bookworm", "unsupported"), mk("trixie", "unsupported")]);
-        assert_eq!(gaps.len(), 2, "{gaps:?}");
-    }
-
-    #[test]
-    fn a_route_with_nothing_to_work_on_is_no_cross_release_gap() {
-        let mk = |release: &str| {
-            let guest = format!(
-                r#"{{"kind":"guest","release":"{release}","systemd":"1","kernel":"k","features":""}}"#
-            );
-            let na = r#"{"kind":"probe","unit":"u.service","result":{"id":"a","goal":"g","directive":"X=","verdict":"unsupported","detail":"no UDP socket","reason":"not-applicable"}}"#;
-            let lines = [guest.as_str(), na, r#"{"kind":"done"}"#];
-            evaluate(&output(&lines), "tcg", &["a".into()])
-        };
-        assert!(cross_release(&[mk("bookworm"), mk("trixie")]).is_empty());
-    }
-
-    fn ablation(label: &str, id: &str, expect: &str, verdict: &str) -> String {
-        format!(
-            r#"{{"kind":"ablation","label":"{label}","unit":"u.service","expect":"{expect}","result":{{"id":"{id}","directive":"X=","verdict":"{verdict}","detail":"d"}}}}"#
-        )
-    }
-
-    #[test]
-    fn each_fix_must_be_what_holds_its_route() {
-        let lines = [
-            GUEST.to_owned(),
-            probe("u.service", "a", "blocked"),
-            probe("control", "a", "escaped"),
-            // Removing the fix lets the route escape: the fix is what holds it.
-            ablation("fix a removed", "a", "escaped", "escaped"),
-            // A second layer must still hold this one.
-            ablation("layer one removed", "a", "blocked", "blocked"),
-            r#"{"kind":"done"}"#.to_owned(),
-        ];
-        let text = lines.iter().map(String::as_str).collect::<Vec<_>>();
-        let report = evaluate(&output(&text), "tcg", &["a".into()]);
-        assert!(report.passed(), "{:?}", report.failures);
-        assert!(report.table().contains("fix a removed (u):"), "{}", report.table());
-
-        // The fix removed, the route still blocked: the catalogue names the
-        // wrong cause. A layer that should hold alone but does not: also a
-        // failure. Neither may pass.
-        let lines = [
-            GUEST.to_owned(),
-            probe("u.service", "a", "blocked"),
-            probe("control", "a", "escaped"),
-            ablation("fix a removed", "a", "escaped", "blocked"),
-            ablation("layer one removed", "a", "blocked", "escaped"),
-            ablation("fix b removed", "a", "escaped", "unsupported"),
-            r#"{"kind":"done"}"#.to_owned(),
-        ];
-        let text = lines.iter().map(String::as_str).collect::<Vec<_>>();
-        let report = evaluate(&output(&text), "tcg", &["a".into()]);
-        let failures = report.failures.join("\n");
-        assert!(
-            failures.contains("stayed blocked with fix a removed: the fix it names is not what holds it"),
-            "{failures}"
-        );
-        assert!(failures.contains("expected to stay blocked with layer one removed"), "{failures}");
-        assert!(failures.contains("stayed unsupported with fix b removed"), "{failures}");
-    }
-
-    #[test]
-    fn the_canary_has_the_last_word_on_an_ablation_too() {
-        let lines = [
-            GUEST.to_owned(),
-            probe("u.service", "a", "blocked"),
-            probe("control", "a", "escaped"),
-            ablation("fix a removed", "a", "escaped", "blocked"),
-            r#"{"kind":"canary","unit":"ablation:fix a removed in u.service","report":{"seen":{"a":["x"]}}}"#
-                .to_owned(),
-            r#"{"kind":"done"}"#.to_owned(),
-        ];
-        let text = lines.iter().map(String::as_str).collect::<Vec<_>>();
-        let report = evaluate(&output(&text), "tcg", &["a".into()]);
-        assert!(report.passed(), "{:?}", report.failures);
-        assert_eq!(report.ablations[0].verdict, "escaped");
+        assert_eq!(cross_release(&[mk("bookworm", "unsupported"), mk("trixie", "unsupported")]).len(), 2);
     }
 }

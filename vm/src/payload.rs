@@ -9,15 +9,19 @@ use std::process::Command;
 
 use crate::error::Error;
 
-/// The guest side of the matrix (`vm/plan/run`).
-pub const MATRIX_PLAN: &str = include_str!("../plan/run");
+/// The guest side of a matrix or ablation: `sandkasten-vm inside` (see
+/// [`crate::inside`]) with the plan the host wrote beside it.
+pub const INSIDE_PLAN: &str = "#!/bin/sh\n\
+# The guest side of a matrix or ablation run (vm/src/inside).\n\
+exec /usr/libexec/sandkasten/sandkasten-vm inside /payload/plan.json\n";
 
 /// The guest side of `exec --unit` (`vm/plan/in-unit`).
 pub const IN_UNIT_PLAN: &str = include_str!("../plan/in-unit");
 
-/// The binaries the guest needs.
-pub const BINARIES: [&str; 4] =
-    ["sandkasten-http", "sandkasten-gopher", "sandkasten-echo", "sandkasten-probe"];
+/// The binaries the guest needs: the servers, the probe, and this harness
+/// for its guest side.
+pub const BINARIES: [&str; 5] =
+    ["sandkasten-http", "sandkasten-gopher", "sandkasten-echo", "sandkasten-probe", "sandkasten-vm"];
 
 /// The workspace this harness was built from (the parent of `vm/`).
 pub fn workspace_root() -> PathBuf {
@@ -84,6 +88,24 @@ pub fn stage(
     let run = dir.join("run");
     std::fs::write(&run, plan).map_err(|e| io(&run, e))?;
     set_mode(&run, 0o755)
+}
+
+/// Adds a plan to a staged payload: the generated units beside the
+/// reference units, and the plan for `sandkasten-vm inside`.
+pub fn stage_plan(dir: &Path, staged: &crate::passes::Staged) -> Result<(), Error> {
+    let units = dir.join("overlay/etc/systemd/system");
+    for g in &staged.units {
+        write(&units.join(&g.service_name), &g.service)?;
+        if let (Some(name), Some(text)) = (&g.socket_name, &g.socket) {
+            write(&units.join(name), text)?;
+        }
+    }
+    let plan = serde_json::to_string_pretty(&staged.plan).expect("a plan serializes");
+    write(&dir.join("plan.json"), &plan)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|e| io(path, e))
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {

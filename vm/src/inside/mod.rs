@@ -1,0 +1,176 @@
+//! The guest side of a matrix or ablation run (`sandkasten-vm inside
+//! PLAN`), run as root in a fresh guest whose PID 1 is systemd.
+//!
+//! It carries out a [`Plan`]: the functional checks of every reference
+//! server (in a thread of their own, beside the probe passes), the canary
+//! outside every sandbox, then each pass in its generated unit, several at
+//! once. Every wait has a deadline. Each pass ends in one
+//! [`PassReport`](crate::contract::PassReport) that says what is missing as
+//! plainly as what was found: a unit that never started, an attempt without
+//! a verdict, a canary that could not be asked. The host decides; this side
+//! only reports, one [`GuestEvent`] per line on stdout.
+
+mod functional;
+mod pass;
+mod systemd;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::contract::{GuestEvent, Plan, OUTPUT_DIR};
+use crate::matrix::GuestInfo;
+
+pub use pass::collect;
+
+/// The canary's state file: in /etc, which every sandbox sees read-only
+/// (the reference units hide /var).
+pub const CANARY_STATE: &str = "/etc/sandkasten-probe/canary.json";
+/// Where the canary's unix sockets live (net.unix-path, net.unix-dgram):
+/// where services keep theirs, outside /run.
+pub const CANARY_UNIX_DIR: &str = "/var/lib/sandkasten-probe";
+/// The probe as installed.
+pub const PROBE: &str = "/usr/libexec/sandkasten/sandkasten-probe";
+/// The content the servers serve (fs.write-content's target).
+pub const CONTENT_DIR: &str = "/usr/share/sandkasten/www";
+
+/// Runs the plan at `plan_path`; the exit status is 0 when the plan ran to
+/// its end (the verdicts are the host's business), 1 when it could not.
+pub fn run(plan_path: &Path) -> i32 {
+    let plan: Plan = match std::fs::read_to_string(plan_path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("inside: cannot read the plan {}: {e}", plan_path.display());
+            return 1;
+        }
+    };
+    let started = Instant::now();
+    emit(&GuestEvent::Guest(guest_info()));
+    let (tx, rx) = mpsc::channel();
+    let functional = plan.functional.then(|| {
+        let tx = tx.clone();
+        std::thread::spawn(move || functional::run(&mut |check| drop(tx.send(GuestEvent::Check(check)))))
+    });
+    drop(tx);
+    if let Err(e) = std::fs::create_dir_all(OUTPUT_DIR) {
+        eprintln!("inside: cannot create {OUTPUT_DIR}: {e}");
+        return 1;
+    }
+    let canary = start_canary();
+    if let Err(e) = &canary {
+        log(&format!("the canary did not start: {e}"));
+    }
+    pass::run_all(&plan, canary.is_ok(), &mut |report| {
+        // Checks that came in meanwhile go out first.
+        for event in rx.try_iter() {
+            emit(&event);
+        }
+        emit(&GuestEvent::Pass(report));
+    });
+    if let Some(handle) = functional {
+        if handle.join().is_err() {
+            log("the functional checks panicked");
+        }
+    }
+    for event in rx.try_iter() {
+        emit(&event);
+    }
+    log(&format!("plan done in {:.1} s", started.elapsed().as_secs_f64()));
+    emit(&GuestEvent::Done);
+    0
+}
+
+/// One event on stdout, flushed at once (the host follows the port live).
+fn emit(event: &GuestEvent) {
+    let line = serde_json::to_string(event).expect("events serialize");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// A progress line for the person watching (stderr, shown by the host).
+pub(crate) fn log(message: &str) {
+    eprintln!("inside: {message}");
+}
+
+fn guest_info() -> GuestInfo {
+    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let release = os
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let version = systemd::output(&["systemctl", "--version"]).unwrap_or_default();
+    let mut lines = version.lines();
+    let systemd = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+        .trim_matches(|c| c == '(' || c == ')')
+        .to_owned();
+    let features = lines.next().unwrap_or("").to_owned();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+    GuestInfo { release, systemd, kernel, features, accel: String::new() }
+}
+
+/// Starts the canary outside every sandbox (a transient unit) on a dummy
+/// interface with the documentation address 192.0.2.1, and waits for its
+/// state file.
+fn start_canary() -> Result<(), String> {
+    for dir in [Path::new(CANARY_STATE).parent().expect("state in a directory"), Path::new(CANARY_UNIX_DIR)] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(CANARY_STATE);
+    let _ = systemd::output(&["modprobe", "dummy"]);
+    if systemd::output(&["ip", "link", "add", "sk-canary", "type", "dummy"]).is_err() {
+        systemd::output(&[
+            "ip",
+            "link",
+            "add",
+            "sk-canary",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "sk-canary-peer",
+        ])?;
+        systemd::output(&["ip", "link", "set", "sk-canary-peer", "up"])?;
+    }
+    systemd::output(&["ip", "addr", "add", "192.0.2.1/24", "dev", "sk-canary"])?;
+    systemd::output(&["ip", "link", "set", "sk-canary", "up"])?;
+    systemd::output(&[
+        "systemd-run",
+        "--quiet",
+        "--unit=sandkasten-canary",
+        "-p",
+        "Type=exec",
+        PROBE,
+        "canary",
+        "--state",
+        CANARY_STATE,
+        "--unix-dir",
+        CANARY_UNIX_DIR,
+        "--content-dir",
+        CONTENT_DIR,
+        "--lifetime",
+        "3600",
+    ])?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::fs::metadata(CANARY_STATE).is_ok_and(|m| m.len() > 0) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(0o644);
+            return std::fs::set_permissions(CANARY_STATE, mode).map_err(|e| e.to_string());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!(
+        "no state file after 20 s; its journal: {}",
+        systemd::output(&["journalctl", "-u", "sandkasten-canary", "--no-pager", "-n", "20"])
+            .unwrap_or_default()
+    ))
+}

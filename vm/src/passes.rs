@@ -1,0 +1,267 @@
+//! The host side of a plan: which passes a matrix or an ablation runs, and
+//! the units each runs in (generated from the reference units in `units/`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::contract::{Pass, Plan};
+use crate::error::Error;
+use crate::variant::{self, Directive, Generated, Probe, UnitFile};
+
+/// The probe as the generated units run it: JSON verdicts, the canary's
+/// state, markers left for the canary to find, limits just above every
+/// reference unit's (TasksMax= 32, MemoryMax= 128M) so that the controls
+/// show the escape without a minute of fork bomb.
+pub fn probe() -> Probe {
+    Probe {
+        command: format!(
+            "{} --json --canary {} --keep-markers --content-dir {} --fork-limit 100 --memory-mib 192",
+            crate::inside::PROBE,
+            crate::inside::CANARY_STATE,
+            crate::inside::CONTENT_DIR
+        ),
+        // fork (clone, allowed) needs nothing more; waiting for, killing
+        // and reading each attempt's child does.
+        infra_calls: "kill pipe2 setpgid wait4 waitid".to_owned(),
+    }
+}
+
+/// A reference service of `units/` and its socket.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// `sandkasten-http.service`, `sandkasten-echo-inetd@.service`.
+    pub name: String,
+    /// The service file.
+    pub service: UnitFile,
+    /// Its socket's name and file.
+    pub socket: Option<(String, UnitFile)>,
+}
+
+impl Reference {
+    /// The short name passes and tables use: `http`, `echo-inetd`.
+    pub fn short(&self) -> String {
+        short_name(&self.name)
+    }
+
+    /// Whether instances are started per connection (`Accept=yes`).
+    pub fn template(&self) -> bool {
+        self.name.ends_with("@.service")
+    }
+
+    /// The directives an ablation can remove.
+    pub fn directives(&self) -> Vec<Directive> {
+        variant::directives(&self.service, self.socket.as_ref().map(|(_, s)| s))
+    }
+}
+
+/// `sandkasten-echo-inetd@.service` → `echo-inetd`.
+pub fn short_name(unit: &str) -> String {
+    unit.trim_start_matches("sandkasten-").trim_end_matches(".service").trim_end_matches('@').to_owned()
+}
+
+/// The reference services the matrix runs, in this order.
+pub const REFERENCE_UNITS: [&str; 4] = [
+    "sandkasten-http.service",
+    "sandkasten-gopher.service",
+    "sandkasten-echo.service",
+    "sandkasten-echo-inetd@.service",
+];
+
+/// Reads reference service `name` (and the socket it `Requires=`) from
+/// `units_dir`.
+pub fn load_reference(units_dir: &Path, name: &str) -> Result<Reference, Error> {
+    let read = |file: &str| -> Result<UnitFile, Error> {
+        let path = units_dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        UnitFile::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    };
+    let service = read(name)?;
+    let socket_name = service
+        .get("Unit", "Requires")
+        .and_then(|r| r.split_whitespace().find(|u| u.ends_with(".socket")))
+        .map(str::to_owned);
+    let socket = match socket_name {
+        Some(s) => Some((s.clone(), read(&s)?)),
+        None => None,
+    };
+    Ok(Reference { name: name.to_owned(), service, socket })
+}
+
+/// Why a pass ran: the host reads its verdicts accordingly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The probe in a reference unit's sandbox.
+    Unit(String),
+    /// No sandbox, root: must escape wherever the machine allows it.
+    Control,
+    /// A plain unprivileged user, nothing else: what "not root" alone stops.
+    PlainUser,
+    /// A reference unit with these directives removed.
+    Ablation {
+        /// The reference unit.
+        unit: String,
+        /// Labels of the removed directives (none: the baseline).
+        removed: Vec<String>,
+    },
+}
+
+/// A plan, the units it needs, and what each pass is for.
+#[derive(Debug, Clone, Default)]
+pub struct Staged {
+    /// For the guest.
+    pub plan: Plan,
+    /// The generated units, for the payload's overlay.
+    pub units: Vec<Generated>,
+    /// Pass name → role.
+    pub roles: BTreeMap<String, Role>,
+}
+
+/// The user the plain-user control runs as. Not `DynamicUser=yes`: that
+/// implies `ProtectSystem=strict`, `ProtectHome=read-only`, `PrivateTmp=`,
+/// `RemoveIPC=`, `NoNewPrivileges=` and `RestrictSUIDSGID=` (systemd.exec(5)),
+/// and what those stop is the sandbox's doing, not the missing root.
+pub const PLAIN_USER: &str = "nobody";
+
+const CONTROL_SERVICE: &str = "[Unit]\nDescription=sandkasten-probe control: no sandbox at all\n\
+Requires=control.socket\nAfter=control.socket\n\n[Service]\nType=exec\nExecStart=/bin/false\n\
+# No limits: systemd's default TasksMax= would stop the fork bomb, and a\n\
+# control that is stopped proves nothing.\nTasksMax=infinity\nMemoryMax=infinity\n";
+const CONTROL_SOCKET: &str = "[Socket]\nListenStream=127.0.0.1:1\nListenDatagram=127.0.0.1:1\n";
+
+impl Staged {
+    /// Adds a pass in a unit generated from `reference` (its service file's
+    /// name, socket and parsed text) with `removed` taken out.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        name: String,
+        role: Role,
+        reference: &Reference,
+        port: u16,
+        removed: &[&Directive],
+        attempts: &[String],
+        extra: &[(&str, &str)],
+    ) {
+        let template = reference.template();
+        let socket = reference.socket.as_ref().map(|(n, s)| (n.as_str(), s));
+        let mut extra = extra.to_vec();
+        if template {
+            extra.push(("Environment", "SANDKASTEN_PROBE_SIBLINGS=2"));
+        }
+        let generated = variant::generate(
+            &name,
+            &reference.name,
+            socket,
+            &reference.service,
+            port,
+            removed,
+            &probe(),
+            attempts,
+            &extra,
+        );
+        let dial = template || attempts.iter().any(|a| a == "net.handover-accepted");
+        self.plan.passes.push(Pass {
+            name: name.clone(),
+            template,
+            port: (dial && generated.socket.is_some()).then_some(port),
+            // Two instances side by side: the sibling routes need them.
+            clients: if template { 2 } else { 1 },
+            attempts: attempts.to_vec(),
+            deadline_s: 300,
+        });
+        self.units.push(generated);
+        self.roles.insert(name, role);
+    }
+
+    /// The root control and the plain-user control.
+    fn controls(&mut self, attempts: &[String]) {
+        let service = UnitFile::parse(CONTROL_SERVICE).expect("valid");
+        let socket = UnitFile::parse(CONTROL_SOCKET).expect("valid");
+        let control = Reference {
+            name: "control.service".to_owned(),
+            service: service.clone(),
+            socket: Some(("control.socket".to_owned(), socket.clone())),
+        };
+        self.add("control".into(), Role::Control, &control, 7901, &[], attempts, &[]);
+        let plain = Reference { name: "plain.service".to_owned(), ..control };
+        self.add(
+            "plain".into(),
+            Role::PlainUser,
+            &plain,
+            7902,
+            &[],
+            attempts,
+            &[("User", PLAIN_USER), ("Group", "nogroup")],
+        );
+    }
+}
+
+/// The matrix: every reference unit, the control and the plain user, each
+/// making every attempt.
+pub fn matrix(references: &[Reference], attempts: &[String]) -> Staged {
+    let mut staged = Staged::default();
+    staged.plan.functional = true;
+    staged.plan.parallel = 3;
+    staged.controls(attempts);
+    for (i, reference) in references.iter().enumerate() {
+        let name = reference.short();
+        staged.add(
+            name.clone(),
+            Role::Unit(reference.name.clone()),
+            reference,
+            20000 + i as u16,
+            &[],
+            attempts,
+            &[],
+        );
+    }
+    staged
+}
+
+/// An ablation of `reference`: the unit as it is (the baseline), then once
+/// per set in `removals` with that set of its directives removed; and the
+/// root control beside them, which shows what can escape at all.
+/// Later rounds (`first_round` false) leave out the control and the
+/// baseline, which the first measured.
+pub fn ablation(
+    reference: &Reference,
+    removals: &[Vec<Directive>],
+    attempts: &[String],
+    first_round: bool,
+) -> Staged {
+    let mut staged = Staged::default();
+    staged.plan.parallel = 3;
+    let unit = reference.name.clone();
+    if first_round {
+        let mut controls = Staged::default();
+        controls.controls(attempts);
+        // The root control only: the plain user is the matrix's business.
+        staged.plan.passes.push(controls.plan.passes[0].clone());
+        staged.units.push(controls.units[0].clone());
+        staged.roles.insert("control".into(), Role::Control);
+        staged.add(
+            "abl-0".into(),
+            Role::Ablation { unit: unit.clone(), removed: vec![] },
+            reference,
+            21000,
+            &[],
+            attempts,
+            &[],
+        );
+    }
+    for (i, set) in removals.iter().enumerate() {
+        let removed: Vec<&Directive> = set.iter().collect();
+        let labels = set.iter().map(|d| d.label.clone()).collect();
+        staged.add(
+            format!("abl-{}", i + 1),
+            Role::Ablation { unit: unit.clone(), removed: labels },
+            reference,
+            21001 + i as u16,
+            &removed,
+            attempts,
+            &[],
+        );
+    }
+    staged
+}
