@@ -118,7 +118,8 @@ pub struct Attempt {
     /// this attempt escaping. If the canary's bounding set lacks it, the
     /// attempt is `unsupported` here: no sandbox could be credited for it.
     pub host_cap: Option<u32>,
-    /// Makes the attempt (in a fresh `run-one` child).
+    /// Makes the attempt (in a child the runner forks for it, or in a
+    /// `run-one` process).
     pub run: fn(&Ctx) -> Outcome,
 }
 

@@ -1,5 +1,6 @@
 //! Command-line interface: `run` (the default), `list`, `canary`,
-//! `canary-report`, and the hidden `run-one` used by the runner.
+//! `canary-report`, and the hidden `run-one` (one attempt in this process,
+//! for debugging; the runner forks a child per attempt instead).
 
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
@@ -17,7 +18,7 @@ use crate::{output, runner, sys};
 /// Escape-attempt probe for systemd sandboxes.
 ///
 /// Without a subcommand it runs the catalogue (or `--only` a part of it),
-/// each attempt in its own process with a deadline, and prints one verdict
+/// each attempt in a forked process with a deadline, and prints one verdict
 /// per attempt: blocked, killed, escaped, unsupported or error.
 #[derive(Debug, Parser)]
 #[command(name = "sandkasten-probe", version, args_conflicts_with_subcommands = true)]
@@ -92,6 +93,10 @@ pub enum Cmd {
         run_id: Option<String>,
     },
     /// Make one attempt in this process and print its outcome as JSON.
+    ///
+    /// For debugging by hand: a probe run forks one child per attempt
+    /// instead. The canary names the run and the attempt of a `run-one`
+    /// process that signals or traces its target from the command line.
     #[command(hide = true)]
     RunOne {
         /// Attempt id.
@@ -150,11 +155,10 @@ pub fn dispatch(cli: Cli) -> io::Result<ExitCode> {
             let ctx = Ctx::new(opts, run_id);
             // The probe stands in for a compromised server: where the unit
             // switches the server's lockdown on, the attempt runs under it
-            // too, installed the same way and at the same point (before any
-            // thread).
-            let outcome = match sandkasten_runtime::lockdown::from_env() {
-                Ok(_) => runner::run_here(&ctx, a),
-                Err(e) => crate::verdict::Outcome::failed(format!("{e}")),
+            // too, installed as the runner installs it (before any thread).
+            let outcome = match runner::lock_down() {
+                Ok(()) => runner::run_here(&ctx, a),
+                Err(o) => o,
             };
             let line = serde_json::to_string(&outcome).map_err(io::Error::other)?;
             let mut out = stdout.lock();

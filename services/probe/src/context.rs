@@ -16,7 +16,8 @@ use crate::canary::CanaryState;
 use crate::sys::{self, Errno};
 use crate::verdict::{Outcome, Unsupported};
 
-/// Options shared by a probe run and each `run-one` child it spawns.
+/// Options of a probe run (or of one `run-one` process). The runner builds
+/// one [`Ctx`] from them, which every attempt's forked child shares.
 #[derive(Debug, Clone, Args)]
 pub struct Options {
     /// The canary's state file (written by `sandkasten-probe canary`).
@@ -26,7 +27,9 @@ pub struct Options {
     pub canary: Option<PathBuf>,
 
     /// Names this run in marker files and in the tokens the canary records
-    /// (letters, digits, `-` and `_`; random when omitted).
+    /// (letters, digits, `-` and `_`; random when omitted). The canary's
+    /// signal and ptrace targets receive no token and read the run id from
+    /// the probe's command line: given here, their events name the run.
     #[arg(long, value_name = "ID", value_parser = parse_run_id)]
     pub run_id: Option<String>,
 

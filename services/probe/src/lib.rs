@@ -12,7 +12,8 @@
 //! # Layout
 //! - [`catalogue`]: the attempts as data (id, directive, accepted outcomes).
 //! - [`verdict`]: outcomes, verdicts and the one place they are classified.
-//! - [`runner`]: one re-executed process per attempt, deadline, group kill.
+//! - [`runner`]: the lockdown once, then one forked process per attempt,
+//!   deadline, group kill.
 //! - [`context`]: options, run id, the canary's facts, scratch files.
 //! - [`canary`]: the targets outside the sandbox and their report.
 //! - Attempt families: [`net`], [`handover`], [`fs`], [`code`], [`dev`], [`privilege`],

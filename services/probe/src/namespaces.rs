@@ -4,8 +4,8 @@
 //! its view of the system. RestrictNamespaces=yes filters unshare/clone
 //! flags with EPERM.
 //!
-//! Each attempt runs in its own `run-one` child, so the new namespace dies
-//! with that child.
+//! Each attempt runs in a child the runner forks for it, so the new
+//! namespace dies with that child and the runner keeps its own.
 
 use std::ffi::CString;
 
@@ -14,8 +14,8 @@ use crate::sys::Errno;
 use crate::verdict::Outcome;
 
 fn unshare(flag: libc::c_int, name: &str) -> Result<(), Outcome> {
-    // SAFETY: unshare takes an integer; the run-one child is single-threaded
-    // as CLONE_NEWUSER requires.
+    // SAFETY: unshare takes an integer; the attempt's forked child is
+    // single-threaded as CLONE_NEWUSER requires.
     if unsafe { libc::unshare(flag) } < 0 {
         return Err(Outcome::errno(Errno::last(), format!("unshare({name})")));
     }

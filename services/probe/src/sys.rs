@@ -354,11 +354,12 @@ pub enum ChildEnd {
 
 /// Runs `f` in a forked child and waits (bounded) for it.
 ///
-/// Used inside a `run-one` process, which is single-threaded, so `fork` is
-/// safe there; the child only runs `f` and `_exit`s with its return value.
+/// Used inside an attempt's process (forked by the runner, or `run-one`),
+/// which is single-threaded, so `fork` is safe there; the child only runs
+/// `f` and `_exit`s with its return value.
 pub fn fork_wait(deadline: Duration, f: impl FnOnce() -> i32) -> Result<ChildEnd, Errno> {
-    // SAFETY: the run-one process has a single thread; the child calls only
-    // `f` (async-signal-safe work by contract) and `_exit`.
+    // SAFETY: the attempt's process has a single thread; the child calls
+    // only `f` (async-signal-safe work by contract) and `_exit`.
     let pid = cvt(unsafe { libc::fork() })?;
     if pid == 0 {
         let code = f();

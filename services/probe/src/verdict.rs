@@ -27,8 +27,9 @@ pub enum Unsupported {
     NoCanary,
 }
 
-/// The raw observation one attempt makes, sent from the `run-one` child to
-/// the runner as one JSON line.
+/// The raw observation one attempt makes, sent from the attempt's forked
+/// child to the runner as one JSON line on a pipe (printed on stdout by
+/// `run-one`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Outcome {
@@ -149,11 +150,12 @@ pub struct Verdict {
     pub reason: Option<Unsupported>,
     /// Evidence in words.
     pub detail: String,
-    /// Wall time of the attempt's child, in milliseconds.
+    /// Wall time of the attempt's child (from the fork to the reap), in
+    /// milliseconds.
     pub elapsed_ms: u64,
 }
 
-/// How the `run-one` child ended, as the runner saw it.
+/// How the attempt's forked child ended, as the runner saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildResult {
     /// The child reported an outcome.

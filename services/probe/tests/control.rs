@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use sandkasten_probe::catalogue::ATTEMPTS;
+use sandkasten_probe::verdict::Outcome;
 use sandkasten_probe::verdict::VerdictKind::{Escaped, Unsupported};
 
 use crate::util::{self, Bus, Canary, Expect, TempDir};
@@ -163,4 +164,16 @@ fn without_a_canary_outside_attempts_are_unsupported_not_passed() {
         assert_eq!(v.verdict, Unsupported, "{}: {}", v.id, v.detail);
     }
     assert_eq!(got.len(), 4);
+}
+
+/// `run-one`, kept for debugging by hand, makes one attempt in its own
+/// process and prints the attempt's outcome (not a verdict) as JSON.
+#[test]
+fn run_one_makes_one_attempt_by_hand() {
+    util::require_root();
+    let out = util::run_ok(
+        Command::new(util::PROBE).env_remove("SANDKASTEN_CANARY").args(["run-one", "priv.capabilities"]),
+    );
+    let outcome: Outcome = serde_json::from_slice(&out.stdout).expect("run-one prints one outcome");
+    assert!(matches!(outcome, Outcome::Escaped { .. }), "{outcome:?}");
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use sandkasten_probe::verdict::VerdictKind::{Blocked, Escaped, Killed};
+use sandkasten_probe::verdict::VerdictKind::{Blocked, Error, Escaped, Killed};
 
 use crate::util::{self, Canary, Expect, TempDir};
 
@@ -445,6 +445,25 @@ fn the_lockdown_refuses_shared_exec_mappings_and_writes_outside_the_writable_pla
         let escaped: BTreeMap<&str, Expect> = routes.iter().map(|r| (*r, (Escaped, None))).collect();
         util::assert_expected(&open, &escaped);
     });
+}
+
+/// A lockdown the unit asks for but the probe cannot install: no attempt
+/// is made (the runner installs it once, before the first fork), and each
+/// is an `error` that says why.
+#[test]
+fn a_lockdown_that_cannot_be_installed_makes_no_attempt() {
+    let got =
+        util::verdicts(
+            Command::new(util::PROBE)
+                .env_remove("SANDKASTEN_CANARY")
+                .env("SANDKASTEN_LOCKDOWN", "yes")
+                .args(["--json", "--only", "ns.user", "fs.write-etc"]),
+        );
+    assert_eq!(got.len(), 2);
+    for v in got.values() {
+        assert_eq!(v.verdict, Error, "{}: {}", v.id, v.detail);
+        assert!(v.detail.contains("SANDKASTEN_LOCKDOWN must be 0 or 1"), "{}: {}", v.id, v.detail);
+    }
 }
 
 /// The egress guard (units/sandkasten-egress.nft) on this kernel: sockets

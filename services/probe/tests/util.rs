@@ -59,10 +59,15 @@ impl TempDir {
     /// A copy of the probe binary in this directory. Restricted runs hide
     /// /tmp, /home and /root (where a checkout may live) or run as nobody
     /// (who cannot enter /root): the copy in /var/tmp is reachable from all.
+    ///
+    /// The copy is written by `cp`, not by this process: a file this
+    /// process held open for writing would be inherited by whatever another
+    /// test thread forks meanwhile, until that child's exec, and exec'ing
+    /// the copy then could fail with ETXTBSY.
     pub fn probe(&self) -> PathBuf {
         let copy = self.0.join("sandkasten-probe");
         if !copy.exists() {
-            std::fs::copy(PROBE, &copy).expect("copy the probe binary");
+            run_ok(Command::new("cp").arg(PROBE).arg(&copy));
         }
         copy
     }
