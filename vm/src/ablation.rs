@@ -2,14 +2,19 @@
 //! attempt, measured by taking directives out one at a time.
 //!
 //! A verdict "blocked by X" counts only when removing X lets the attempt
-//! escape in the same guest. Round one runs the whole catalogue in the
-//! unit as it is (the baseline), once per directive with that directive
-//! removed, and in the root control (what can escape at all). An attempt
-//! that no single removal opens is held by several layers: round two
-//! removes together the directives whose removal alone changed how it was
-//! stopped (a different errno is the next layer showing), and, for sets of
-//! three or more, each set with one member put back, so that the set
-//! reported is one no member of which can be spared.
+//! escape in the same guest. Three rounds, each one boot, each pass the
+//! whole catalogue:
+//! 1. the unit as shipped (the baseline), the root control (what can escape
+//!    at all), and once per directive with that directive removed: an
+//!    attempt that escapes is held by that directive alone (load-bearing);
+//! 2. for attempts that no single removal opens (held by several layers):
+//!    every directive removed, and every directive but one removed, once
+//!    per directive: which layers hold the attempt on their own;
+//! 3. those layers removed together, per attempt: the set must open it.
+//!    No member of such a set can be spared, since each holds it alone.
+//!
+//! An attempt no set opens is reported as such (`layers-unknown`), never
+//! given a cause that was not measured.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -138,6 +143,25 @@ fn held(verdict: &str) -> bool {
     matches!(verdict, "blocked" | "killed")
 }
 
+impl Seen {
+    /// Stopped at all: blocked, killed, or stopped by an errno or signal
+    /// the catalogue does not list (a directive on its own may stop an
+    /// attempt another way than the whole unit does).
+    fn stopped(&self) -> bool {
+        held(&self.verdict) || (self.verdict == "error" && !self.outcome.is_empty())
+    }
+}
+
+/// Directives that change how a block shows, not whether: round two keeps
+/// them while it isolates the others, as the unit has them. Without
+/// `SystemCallErrorNumber=` a call outside the allow-list kills the
+/// process, the probe's runner included.
+const KEPT_IN_ISOLATION: [&str; 1] = ["SystemCallErrorNumber="];
+
+fn isolating(labels: &[String]) -> Vec<String> {
+    labels.iter().filter(|l| !KEPT_IN_ISOLATION.contains(&l.as_str())).cloned().collect()
+}
+
 /// The guest's answer to one ablation plan, by pass: (removed set, what
 /// each attempt did), the control's and the baseline's observations.
 #[derive(Debug, Clone, Default)]
@@ -184,28 +208,47 @@ impl Round {
         self.failures.extend(later.failures);
     }
 
-    /// Round two's sets: per attempt that no single removal opens, the
-    /// directives whose removal changed how it was stopped, removed
-    /// together; for sets of three or more, each with one member put back.
-    pub fn sets_to_try(&self, attempts: &[String]) -> Vec<Vec<String>> {
+    /// Round two's sets: everything removed, and everything but one
+    /// directive removed, for each directive: which layers hold an
+    /// attempt on their own.
+    pub fn isolation_sets(labels: &[String]) -> Vec<Vec<String>> {
+        let removable = isolating(labels);
+        let mut sets = vec![removable.clone()];
+        sets.extend(removable.iter().map(|keep| removable.iter().filter(|l| *l != keep).cloned().collect()));
+        sets
+    }
+
+    /// Round three's sets: per attempt that no single removal opens, the
+    /// directives each of which holds it on its own (round two), removed
+    /// together.
+    pub fn sets_to_verify(&self, attempts: &[String], labels: &[String]) -> Vec<Vec<String>> {
+        let tried: BTreeSet<&Vec<String>> = self.removals.iter().map(|(r, _)| r).collect();
         let mut sets: BTreeSet<Vec<String>> = BTreeSet::new();
         for attempt in attempts {
-            if !self.openable(attempt) || !self.opened_alone(attempt).is_empty() {
-                continue;
-            }
-            let set = self.layers(attempt);
-            if set.len() < 2 {
-                continue;
-            }
-            if set.len() >= 3 {
-                for leave in &set {
-                    sets.insert(set.iter().filter(|d| *d != leave).cloned().collect());
+            if self.openable(attempt) && self.opened_alone(attempt).is_empty() {
+                let set = self.sufficient(attempt, labels);
+                if set.len() >= 2 && !tried.contains(&set) {
+                    sets.insert(set);
                 }
             }
-            sets.insert(set);
         }
-        let tried: BTreeSet<&Vec<String>> = self.removals.iter().map(|(r, _)| r).collect();
-        sets.into_iter().filter(|s| !tried.contains(s)).collect()
+        sets.into_iter().collect()
+    }
+
+    /// The directives that hold `attempt` with every other directive
+    /// removed (round two), in the unit's order.
+    fn sufficient(&self, attempt: &str, labels: &[String]) -> Vec<String> {
+        let removable = isolating(labels);
+        removable
+            .iter()
+            .filter(|keep| {
+                let others: Vec<String> = removable.iter().filter(|l| l != keep).cloned().collect();
+                self.removals
+                    .iter()
+                    .any(|(r, seen)| *r == others && seen.get(attempt).is_some_and(Seen::stopped))
+            })
+            .cloned()
+            .collect()
     }
 
     /// Whether the attempt is held in the unit and escapes in the control.
@@ -218,16 +261,6 @@ impl Round {
         self.removals
             .iter()
             .filter(|(r, seen)| r.len() == 1 && seen.get(attempt).is_some_and(|s| s.verdict == "escaped"))
-            .map(|(r, _)| r[0].clone())
-            .collect()
-    }
-
-    /// Single removals that changed how the attempt was stopped.
-    fn layers(&self, attempt: &str) -> Vec<String> {
-        let Some(base) = self.baseline.get(attempt) else { return Vec::new() };
-        self.removals
-            .iter()
-            .filter(|(r, seen)| r.len() == 1 && seen.get(attempt).is_some_and(|s| s != base))
             .map(|(r, _)| r[0].clone())
             .collect()
     }
@@ -271,7 +304,7 @@ impl Round {
             } else {
                 row.alone = self.opened_alone(attempt);
                 if row.alone.is_empty() {
-                    row.together = self.smallest_set(attempt);
+                    row.together = self.smallest_set(attempt, directives);
                     if row.together.is_some() { "layers" } else { "layers-unknown" }.to_owned()
                 } else {
                     "held".to_owned()
@@ -299,26 +332,17 @@ impl Round {
         map
     }
 
-    /// The smallest removed set (of two or more) that opens `attempt` while
-    /// each of its subsets with one member fewer, where measured, does not.
-    fn smallest_set(&self, attempt: &str) -> Option<Vec<String>> {
-        let opens = |set: &Vec<String>| {
-            self.removals
-                .iter()
-                .any(|(r, seen)| r == set && seen.get(attempt).is_some_and(|s| s.verdict == "escaped"))
-        };
-        let mut candidates: Vec<&Vec<String>> =
-            self.removals.iter().map(|(r, _)| r).filter(|r| r.len() >= 2 && opens(r)).collect();
-        candidates.sort_by_key(|r| r.len());
-        candidates
-            .into_iter()
-            .find(|set| {
-                set.iter().all(|leave| {
-                    let fewer: Vec<String> = set.iter().filter(|d| d != &leave).cloned().collect();
-                    !opens(&fewer)
-                })
-            })
-            .cloned()
+    /// The set whose removal opens `attempt` when no single removal does:
+    /// the directives each of which holds it alone (round two), measured
+    /// to open it when removed together (round three). No member can be
+    /// spared: each holds it on its own.
+    fn smallest_set(&self, attempt: &str, labels: &[String]) -> Option<Vec<String>> {
+        let set = self.sufficient(attempt, labels);
+        let opens = self
+            .removals
+            .iter()
+            .any(|(r, seen)| *r == set && seen.get(attempt).is_some_and(|s| s.verdict == "escaped"));
+        (set.len() >= 2 && opens).then_some(set)
     }
 }
 

@@ -501,19 +501,30 @@ fn ablate(args: &MatrixArgs, units: &[String], out: &Path, check: bool) -> anyho
                 run_plan(args, release, dir.path(), &format!("ablation of {} (round 1)", reference.name))?;
             let mut round =
                 ablation::read_round(&first.plan, &first.roles, &String::from_utf8_lossy(run.result()));
-            let sets = round.sets_to_try(&attempts);
-            if !sets.is_empty() {
-                let removals: Vec<Vec<sandkasten_vm::variant::Directive>> = sets
-                    .iter()
+            let removals = |sets: &[Vec<String>]| -> Vec<Vec<sandkasten_vm::variant::Directive>> {
+                sets.iter()
                     .map(|set| directives.iter().filter(|d| set.contains(&d.label)).cloned().collect())
-                    .collect();
-                let second = passes::ablation(reference, &removals, &attempts, false);
-                let dir = stage(&second)?;
-                let what = format!("ablation of {} (round 2: {} sets)", reference.name, sets.len());
+                    .collect()
+            };
+            let isolation = ablation::Round::isolation_sets(&labels);
+            let second = passes::ablation(reference, &removals(&isolation), &attempts, false);
+            let dir = stage(&second)?;
+            let what = format!("ablation of {} (round 2: each layer on its own)", reference.name);
+            let run = run_plan(args, release, dir.path(), &what)?;
+            round.merge(ablation::read_round(
+                &second.plan,
+                &second.roles,
+                &String::from_utf8_lossy(run.result()),
+            ));
+            let sets = round.sets_to_verify(&attempts, &labels);
+            if !sets.is_empty() {
+                let third = passes::ablation(reference, &removals(&sets), &attempts, false);
+                let dir = stage(&third)?;
+                let what = format!("ablation of {} (round 3: {} sets of layers)", reference.name, sets.len());
                 let run = run_plan(args, release, dir.path(), &what)?;
                 round.merge(ablation::read_round(
-                    &second.plan,
-                    &second.roles,
+                    &third.plan,
+                    &third.roles,
                     &String::from_utf8_lossy(run.result()),
                 ));
             }

@@ -20,9 +20,13 @@ pub fn probe() -> Probe {
             crate::inside::CANARY_STATE,
             crate::inside::CONTENT_DIR
         ),
-        // fork (clone, allowed) needs nothing more; waiting for, killing
-        // and reading each attempt's child does.
-        infra_calls: "kill pipe2 setpgid wait4 waitid".to_owned(),
+        // fork (clone) is allowed already; the runner waits for, kills and
+        // reads each attempt's child (kill pipe2 setpgid waitid), and the
+        // attempts' own helpers wait for theirs, point their stdio at
+        // /dev/null and list directories (wait4 dup2 getdents64). Without
+        // dup2, code.file-exec would stop at it and pass for the wrong
+        // reason.
+        infra_calls: "kill pipe2 setpgid waitid wait4 dup2 getdents64".to_owned(),
     }
 }
 

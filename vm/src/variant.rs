@@ -266,6 +266,9 @@ pub fn generate(
         removed.iter().flat_map(|d| &d.lines).filter(|(f, _)| *f == file).map(|(_, i)| *i).collect()
     };
     unit.remove(&lines(In::Service));
+    if !removed.is_empty() {
+        tolerate_missing_paths(&mut unit);
+    }
     if let Some(socket) = &mut socket {
         socket.remove(&lines(In::Socket));
     }
@@ -280,6 +283,8 @@ pub fn generate(
     );
     unit.set("Service", "Restart", "no");
     unit.set("Service", "StandardOutput", &format!("append:{output}"));
+    // The probe's own complaints go to the journal, not into the verdicts.
+    unit.set("Service", "StandardError", "journal");
     unit.set("Service", "OOMPolicy", "continue");
     if unit.entries("Service").any(|(_, k, v)| k == "SystemCallFilter" && !v.starts_with('~')) {
         unit.append("Service", "SystemCallFilter", &probe.infra_calls);
@@ -296,6 +301,27 @@ pub fn generate(
         service: unit.render(),
         socket_name: socket.as_ref().map(|_| socket_name),
         socket,
+    }
+}
+
+/// Path lists whose paths may be gone once other directives are removed
+/// (`/var/tmp` exists in an empty `/var` only by `PrivateTmp=`).
+const PATH_LISTS: [&str; 4] = ["NoExecPaths", "ExecPaths", "ReadOnlyPaths", "InaccessiblePaths"];
+
+/// Marks every path of [`PATH_LISTS`] `-` (ignored when missing), so that
+/// an ablation measures the directives that remain instead of failing to
+/// start. Nothing that exists is treated differently.
+fn tolerate_missing_paths(unit: &mut UnitFile) {
+    for line in &mut unit.lines {
+        if let Line::Entry { section, key, value } = line {
+            if section == "Service" && PATH_LISTS.contains(&key.as_str()) {
+                *value = value
+                    .split_whitespace()
+                    .map(|p| if p.starts_with('-') { p.to_owned() } else { format!("-{p}") })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+        }
     }
 }
 

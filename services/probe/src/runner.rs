@@ -42,8 +42,10 @@
 //!   (`priv.signal-sibling` skips both).
 //!
 //! The runner's own system calls beyond a server's allow-list: `pipe2`,
-//! `setpgid` (in both processes), `waitid` and `kill`, and `getdents64`
-//! where a server's list lacks it ([`remove_scratch`] lists directories).
+//! `setpgid` (in both processes), `waitid` and `kill`, `wait4` for the
+//! clean-up child, and `getdents64` where a server's list lacks it
+//! ([`remove_scratch`] lists directories; it runs in a child of its own, so
+//! a filter that kills on unlink kills only that child).
 //! Fork is `clone`; the child moves its stdio fds with `close`, `openat`
 //! and `fcntl(F_DUPFD)`, not `dup2`.
 //!
@@ -120,8 +122,15 @@ pub fn run_all(
             Err(o) => verdict(a, ChildResult::Reported(o.clone()), Duration::ZERO),
         };
         // Under the lockdown too: the attempt ran in the runner's Landlock
-        // domain, so whatever it could create, the runner may remove.
-        crate::context::remove_scratch(opts, run_id, a.id);
+        // domain, so whatever it could create, the runner may remove. In a
+        // throw-away child of its own: unlink and rmdir are outside every
+        // server's allow-list, and a unit without SystemCallErrorNumber=
+        // (an ablation takes it out) kills whoever calls them. The runner
+        // must outlive its bookkeeping.
+        let _ = crate::sys::fork_wait(std::time::Duration::from_secs(5), || {
+            crate::context::remove_scratch(opts, run_id, a.id);
+            0
+        });
         each(&v);
         out.push(v);
         reap_orphans();

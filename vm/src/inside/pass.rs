@@ -158,7 +158,15 @@ fn finish(run: Running, result: &str, canary_up: bool) -> PassReport {
     let output = std::fs::read_to_string(pass.output()).unwrap_or_default();
     let canary = if canary_up { ask_canary(&pass.name) } else { Err("the canary never started".to_owned()) };
     let elapsed = run.started.elapsed();
-    let report = collect(pass, &output, result, canary, elapsed, run.failures);
+    let mut report = collect(pass, &output, result, canary, elapsed, run.failures);
+    if !report.failures.is_empty() {
+        // What the probe said on stderr, for whoever reads the failure.
+        let unit = if pass.template { format!("sk-{}@*.service", pass.name) } else { pass.unit() };
+        let journal = systemd::output(&["journalctl", "-o", "cat", "--no-pager", "-n", "8", "-u", &unit]);
+        report
+            .failures
+            .push(format!("its journal: {}", journal.unwrap_or_else(|e| e).trim().replace('\n', " | ")));
+    }
     log(&format!(
         "pass {} done in {:.1} s: {} verdicts{}",
         pass.name,
