@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{complete, parse_events, GuestEvent, PassReport, Plan};
-use crate::matrix::{canary_overrules, GuestInfo};
+use crate::matrix::{canary_overrules, xml, GuestInfo};
 use crate::passes::Role;
 
 /// The measured map of one unit on one release.
@@ -305,7 +305,14 @@ impl Round {
                 row.alone = self.opened_alone(attempt);
                 if row.alone.is_empty() {
                     row.together = self.smallest_set(attempt, directives);
-                    if row.together.is_some() { "layers" } else { "layers-unknown" }.to_owned()
+                    if row.together.is_some() {
+                        "layers".to_owned()
+                    } else {
+                        map.failures.push(format!(
+                            "{attempt}: no single removal and no measured set of layers opens it"
+                        ));
+                        "layers-unknown".to_owned()
+                    }
                 } else {
                     "held".to_owned()
                 }
@@ -469,10 +476,6 @@ impl AblationMap {
         out.push_str("</svg>\n");
         out
     }
-}
-
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Where a fresh map disagrees with a committed one on what holds an

@@ -17,10 +17,15 @@
 //! - `qemu` (private): the qemu command line and the child process, which never
 //!   outlives the harness.
 //! - `initrd` (private): the tiny initrd (a cpio archive written by hand).
-//! - [`payload`]: the servers, units and content staged for a run, with the
-//!   guest plans of `vm/plan/`.
-//! - [`matrix`]: the guest plan's report turned into DESIGN.md's schema, a
-//!   table, JUnit, and a verdict.
+//! - [`payload`]: the servers, units and content staged for a run.
+//! - [`contract`]: the plan the host gives the guest and the events the guest
+//!   answers with, typed once for both sides.
+//! - [`passes`] and [`variant`]: which probe passes a matrix or an ablation
+//!   runs, and the units they run in, generated from the reference units.
+//! - [`inside`]: the guest side (`sandkasten-vm inside PLAN`).
+//! - [`matrix`]: the guest's answer turned into DESIGN.md's schema, a table,
+//!   JUnit, and a verdict, failing closed on every gap.
+//! - [`ablation`]: the measured map of which directive holds which attempt.
 //!
 //! # Protocol with the guest
 //! `vm/guest/overlay/usr/lib/sandkasten/harness-runner` runs the command and

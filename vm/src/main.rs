@@ -84,9 +84,10 @@ enum Cmd {
         /// The reference unit(s) to measure [default: all four].
         #[arg(long = "unit", value_name = "UNIT")]
         units: Vec<String>,
-        /// Where the maps go (UNIT-RELEASE.json and .svg).
-        #[arg(long, value_name = "DIR", default_value = "units/ablation")]
-        out: PathBuf,
+        /// Where the maps go (UNIT-RELEASE.json and .svg) [default: the
+        /// workspace's units/ablation].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
         /// Compare with the maps in --out instead of writing them, and fail
         /// when a holder differs (the committed map is stale).
         #[arg(long)]
@@ -276,7 +277,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_HARNESS_FAILURE) })
         }
         Cmd::Matrix { boot, json, junit } => matrix(&boot, json.as_deref(), junit.as_deref()),
-        Cmd::Ablate { boot, units, out, check } => ablate(&boot, &units, &out, check),
+        Cmd::Ablate { boot, units, out, check } => {
+            let out = out.unwrap_or_else(|| payload::workspace_root().join("units/ablation"));
+            ablate(&boot, &units, &out, check)
+        }
         Cmd::Inside { plan } => Ok(ExitCode::from(sandkasten_vm::inside::run(&plan) as u8)),
         Cmd::Exec { boot, timeout, timings, unit, command } => {
             let mut config = boot.config();
@@ -408,7 +412,20 @@ fn run_plan(
         Event::Stdout(_) => {}
         other => print_progress(other),
     };
-    let run = guest.run(&config, &mut progress)?;
+    let run = match guest.run(&config, &mut progress) {
+        // Root passes make the guest kernel patch its own text (static
+        // keys); under TCG that has crashed it. Said loudly, tried once more.
+        Err(sandkasten_vm::Error::NoResult { console_log, console_tail })
+            if console_tail.contains("Kernel panic") =>
+        {
+            eprintln!(
+                "sandkasten-vm: the guest kernel panicked ({}); booting once more",
+                console_log.display()
+            );
+            guest.run(&config, &mut progress)?
+        }
+        other => other?,
+    };
     eprintln!(
         "sandkasten-vm: {release:?}: guest ready {:.1} s after qemu start, plan ran {:.1} s; console log {}",
         run.timings.to_script_start.as_secs_f64(),

@@ -387,7 +387,8 @@ fn cell(verdict: &str, unit: &str) -> &'static str {
     }
 }
 
-fn xml(text: &str) -> String {
+/// `text` escaped for XML (JUnit, the ablation map's SVG).
+pub(crate) fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

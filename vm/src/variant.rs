@@ -186,15 +186,9 @@ pub fn directives(service: &UnitFile, socket: Option<&UnitFile>) -> Vec<Directiv
         service.entries("Service").filter(|(_, k, _)| !NOT_SANDBOXING.contains(k)).collect();
     let count = |key: &str| entries.iter().filter(|(_, k, _)| *k == key).count();
     for &(i, key, value) in &entries {
-        if let Some((first, second)) = PAIRS.iter().find(|(a, b)| *a == key || *b == key) {
-            let label = format!("{first}= + {second}=");
-            match out.iter_mut().find(|d| d.label == label) {
-                Some(d) => d.lines.push((In::Service, i)),
-                None => out.push(Directive { label, lines: vec![(In::Service, i)] }),
-            }
-            continue;
-        }
-        let label = if key == "SystemCallFilter" {
+        let label = if let Some((first, second)) = PAIRS.iter().find(|(a, b)| *a == key || *b == key) {
+            format!("{first}= + {second}=")
+        } else if key == "SystemCallFilter" {
             if value.starts_with('~') {
                 "SystemCallFilter=~ (deny-list)".to_owned()
             } else {

@@ -8,5 +8,7 @@ mod accel;
 mod fake;
 // Real guests under TCG: builds (or reuses) the bookworm image, minutes when cold.
 mod guest;
+// The catalogue against the measured ablation maps (units/ablation/): no guest.
+mod catalogue;
 // Helpers: running the CLI, serialising the guests.
 mod util;

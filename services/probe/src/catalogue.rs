@@ -107,8 +107,9 @@ pub struct Attempt {
     pub goal: Goal,
     /// What the attempt does, in words.
     pub what: &'static str,
-    /// The directive(s) that should stop it.
-    pub directive: &'static str,
+    /// What holds it in the reference units, as `sandkasten-vm ablate`
+    /// measures it (units/ablation/; a test keeps the two in step).
+    pub held_by: Held,
     /// Errno names, signal names or named observations that count as
     /// blocked. Anything else that is not an escape is an `error`.
     pub accepted: &'static [&'static str],
@@ -122,6 +123,56 @@ pub struct Attempt {
     /// `run-one` process).
     pub run: fn(&Ctx) -> Outcome,
 }
+
+/// What holds an attempt in a reference unit: the directives (as the
+/// ablation map names them: `PrivateNetwork=`, `SystemCallFilter=
+/// (allow-list)`, `NoExecPaths= + ExecPaths=`, `Mark= (socket)`) whose
+/// removal lets it escape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Removing any one of these alone lets it escape: each is
+    /// load-bearing (several: they hold it only together).
+    Alone(&'static [&'static str]),
+    /// No single removal lets it escape; removing all of these does, and
+    /// each of them holds it on its own: layers.
+    Layers(&'static [&'static str]),
+}
+
+impl Held {
+    /// The directives named.
+    pub fn directives(&self) -> &'static [&'static str] {
+        match self {
+            Held::Alone(d) | Held::Layers(d) => d,
+        }
+    }
+
+    /// In words, for the report: `PrivateNetwork=`, or
+    /// `layers: A= + B=` (all must go before it escapes).
+    pub fn describe(&self) -> String {
+        match self {
+            Held::Alone(d) => d.join(" and "),
+            Held::Layers(d) => format!("layers: {}", d.join(" + ")),
+        }
+    }
+}
+
+impl Attempt {
+    /// What holds it in `unit` (a reference unit's name): [`Attempt::held_by`],
+    /// unless [`UNIT_DIFFERENCES`] says otherwise for that unit.
+    pub fn held_in(&self, unit: &str) -> Held {
+        UNIT_DIFFERENCES
+            .iter()
+            .find(|(id, u, _)| *id == self.id && *u == unit)
+            .map_or(self.held_by, |(_, _, held)| *held)
+    }
+}
+
+/// Where a reference unit's measured holders differ from `held_by` (which
+/// is what holds the attempt in sandkasten-http.service, or in the first
+/// unit where it applies): (attempt, unit, what holds it there). Each unit
+/// has its own allow-list and limits, so a layer one unit has may be
+/// missing in another.
+pub const UNIT_DIFFERENCES: &[(&str, &str, Held)] = &[];
 
 /// Capability numbers used in `host_cap` (linux/capability.h).
 pub mod caps {
@@ -182,7 +233,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.tcp-loopback",
         goal: Goal::HostNetwork,
         what: "connect to the canary on the guest's 127.0.0.1",
-        directive: "PrivateNetwork=yes",
+        held_by: Held::Layers(&["PrivateNetwork=", "RestrictAddressFamilies=", "IPAddressDeny=", "SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT) before PrivateNetwork= is reached.
         // EPERM: a filter without connect refuses the call itself.
         accepted: &["ECONNREFUSED", "EAFNOSUPPORT", "EPERM"],
@@ -194,7 +245,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.tcp-lan",
         goal: Goal::HostNetwork,
         what: "connect to the canary on 192.0.2.1",
-        directive: "PrivateNetwork=yes",
+        held_by: Held::Layers(&["PrivateNetwork=", "RestrictAddressFamilies=", "IPAddressDeny=", "SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
         // EPERM: a filter without connect refuses the call itself.
         accepted: &["ENETUNREACH", "EAFNOSUPPORT", "EPERM"],
@@ -206,7 +257,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.udp-send",
         goal: Goal::HostNetwork,
         what: "sendto the UDP canary and wait for its acknowledgement",
-        directive: "PrivateNetwork=yes",
+        held_by: Held::Layers(&["PrivateNetwork=", "RestrictAddressFamilies=", "IPAddressDeny=", "SocketBindDeny=", "SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
         // EPERM: a filter without connect refuses the call itself.
         accepted: &["ENETUNREACH", "ECONNREFUSED", "no-reply", "EAFNOSUPPORT", "EPERM"],
@@ -218,10 +269,10 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.listen-new",
         goal: Goal::HostNetwork,
         what: "bind+listen a new TCP port; the canary tries to reach it from the root netns",
-        directive: "PrivateNetwork=yes",
+        held_by: Held::Layers(&["PrivateNetwork=", "RestrictAddressFamilies=", "IPAddressDeny=", "SocketBindDeny=", "SystemCallFilter= (allow-list)"]),
         // RestrictAddressFamilies= refuses the IP socket itself (EAFNOSUPPORT).
         accepted: &["unreachable", "EAFNOSUPPORT"],
-        deadline_ms: 5000,
+        deadline_ms: 9000,
         host_cap: None,
         run: net::listen_new,
     },
@@ -229,7 +280,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.handover-accepted",
         goal: Goal::HostNetwork,
         what: "dissolve an accepted (or Accept=yes) connection with connect(AF_UNSPEC), connect it to the canary on the host's 127.0.0.1",
-        directive: "SystemCallFilter= without connect/shutdown; egress guard (.socket Mark= + sandkasten-egress.nft)",
+        held_by: Held::Layers(&["SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)", "Mark= (socket)"]),
         // EPERM: the filter refuses connect(); ECONNREFUSED: the egress guard answers the SYN with a reset
         // (ECONNABORTED where the socket was a listener before: shutdown(2) leaves that error pending).
         accepted: &["EPERM", "ECONNREFUSED", "ECONNABORTED"],
@@ -241,7 +292,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.handover-udp",
         goal: Goal::HostNetwork,
         what: "sendto the UDP canary from the handed-over UDP socket and wait for its answer",
-        directive: "egress guard (.socket Mark= + sandkasten-egress.nft)",
+        held_by: Held::Alone(&["Mark= (socket)"]),
         // EPERM: netfilter refused the datagram on its way out.
         accepted: &["EPERM", "no-reply"],
         deadline_ms: 6000,
@@ -252,7 +303,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.handover-unspec",
         goal: Goal::HostNetwork,
         what: "connect(AF_UNSPEC) takes the handed-over listener out of LISTEN; connect() it to the canary",
-        directive: "SystemCallFilter= without connect/shutdown; egress guard (.socket Mark= + sandkasten-egress.nft)",
+        held_by: Held::Layers(&["SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)", "Mark= (socket)"]),
         accepted: &["EPERM", "ECONNREFUSED", "ECONNABORTED"],
         deadline_ms: 6000,
         host_cap: None,
@@ -262,7 +313,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.handover-shutdown",
         goal: Goal::HostNetwork,
         what: "shutdown(SHUT_RD) takes the handed-over listener out of LISTEN; connect() it to the canary",
-        directive: "SystemCallFilter= without connect/shutdown; egress guard (.socket Mark= + sandkasten-egress.nft)",
+        held_by: Held::Layers(&["SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)", "Mark= (socket)"]),
         accepted: &["EPERM", "ECONNREFUSED", "ECONNABORTED"],
         deadline_ms: 6000,
         host_cap: None,
@@ -272,7 +323,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.handover-fastopen",
         goal: Goal::HostNetwork,
         what: "close the handed-over listener by any allowed call, connect it with sendto(MSG_FASTOPEN), which needs no connect()",
-        directive: "SystemCallFilter= without connect/shutdown; egress guard (.socket Mark= + sandkasten-egress.nft)",
+        held_by: Held::Layers(&["SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)", "Mark= (socket)"]),
         // EISCONN: the listener could not be closed, and Fast Open refuses a socket that listens.
         accepted: &["EISCONN", "EPERM", "ECONNREFUSED", "ECONNABORTED"],
         deadline_ms: 6000,
@@ -283,7 +334,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.packet",
         goal: Goal::NetworkControl,
         what: "socket(AF_PACKET, SOCK_RAW)",
-        directive: "RestrictAddressFamilies=, no CAP_NET_RAW",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "RestrictAddressFamilies="]),
         accepted: &["EAFNOSUPPORT", "EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_NET_RAW),
@@ -293,7 +344,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.netlink-route",
         goal: Goal::NetworkControl,
         what: "socket(AF_NETLINK) and RTM_NEWADDR (to a non-existent interface, so nothing changes)",
-        directive: "RestrictAddressFamilies=, no CAP_NET_ADMIN",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "RestrictAddressFamilies="]),
         accepted: &["EAFNOSUPPORT", "EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_NET_ADMIN),
@@ -303,7 +354,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.abstract-unix",
         goal: Goal::HostNetwork,
         what: "connect to the canary's abstract unix socket",
-        directive: "PrivateNetwork=yes (abstract names are per network namespace); SystemCallFilter= without connect",
+        held_by: Held::Layers(&["PrivateNetwork=", "SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         // A system-call allow-list without connect refuses the call itself (EPERM).
         accepted: &["ECONNREFUSED", "EPERM"],
         deadline_ms: 3000,
@@ -314,7 +365,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.unix-path",
         goal: Goal::HostNetwork,
         what: "connect to the canary's unix stream socket at a path outside /run (mode 0666)",
-        directive: "TemporaryFileSystem=/var; SystemCallFilter= without connect",
+        held_by: Held::Layers(&["TemporaryFileSystem=/var:ro", "SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         accepted: &["EPERM", "ENOENT"],
         deadline_ms: 4000,
         host_cap: None,
@@ -324,7 +375,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.unix-dgram",
         goal: Goal::HostNetwork,
         what: "sendto the canary's unix datagram socket at a path outside /run (mode 0666)",
-        directive: "TemporaryFileSystem=/var",
+        held_by: Held::Alone(&["TemporaryFileSystem=/var:ro"]),
         accepted: &["ENOENT", "EACCES"],
         deadline_ms: 4000,
         host_cap: None,
@@ -334,7 +385,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.dbus",
         goal: Goal::SystemManager,
         what: "connect to the system bus, authenticate, Hello and ListUnits",
-        directive: "TemporaryFileSystem=/run / SystemCallFilter= without connect",
+        held_by: Held::Layers(&["DynamicUser=", "TemporaryFileSystem=/run:ro", "SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         // A system-call allow-list without connect refuses the call itself (EPERM).
         accepted: &["EAFNOSUPPORT", "ENOENT", "EPERM"],
         deadline_ms: 4000,
@@ -345,7 +396,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "net.vsock",
         goal: Goal::HostNetwork,
         what: "socket(AF_VSOCK)",
-        directive: "RestrictAddressFamilies=",
+        held_by: Held::Alone(&["RestrictAddressFamilies="]),
         accepted: &["EAFNOSUPPORT"],
         deadline_ms: 3000,
         host_cap: None,
@@ -355,7 +406,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-etc",
         goal: Goal::ChangeSystem,
         what: "create a file in /etc",
-        directive: "ProtectSystem=strict",
+        held_by: Held::Layers(&["DynamicUser=", "ProtectSystem=", "Environment=SANDKASTEN_LOCKDOWN=1"]),
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
         accepted: &["EROFS", "EACCES"],
         deadline_ms: 3000,
@@ -366,7 +417,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-usr",
         goal: Goal::ChangeSystem,
         what: "create a file in /usr/lib",
-        directive: "ProtectSystem=strict",
+        held_by: Held::Layers(&["DynamicUser=", "ProtectSystem=", "Environment=SANDKASTEN_LOCKDOWN=1"]),
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
         accepted: &["EROFS", "EACCES"],
         deadline_ms: 3000,
@@ -377,7 +428,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-var",
         goal: Goal::ChangeSystem,
         what: "create a file in /var/lib (outside StateDirectory)",
-        directive: "ProtectSystem=strict / TemporaryFileSystem=/var",
+        held_by: Held::Layers(&["DynamicUser=", "ProtectSystem=", "TemporaryFileSystem=/var:ro", "Environment=SANDKASTEN_LOCKDOWN=1"]),
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
         // TemporaryFileSystem=/var leaves no /var/lib to write in (ENOENT).
         accepted: &["EROFS", "EACCES", "ENOENT"],
@@ -389,7 +440,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.write-content",
         goal: Goal::ChangeSystem,
         what: "create a file in the served content directory",
-        directive: "ProtectSystem=strict / ReadOnlyPaths=",
+        held_by: Held::Layers(&["DynamicUser=", "ProtectSystem=", "Environment=SANDKASTEN_LOCKDOWN=1"]),
         // a non-root user meets the file mode (EACCES) before the read-only mount (EROFS).
         accepted: &["EROFS", "EACCES"],
         deadline_ms: 3000,
@@ -400,7 +451,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.read-home",
         goal: Goal::ReadSecrets,
         what: "list /home and /root",
-        directive: "ProtectHome=yes",
+        held_by: Held::Layers(&["DynamicUser=", "ProtectHome="]),
         accepted: &["ENOENT", "EACCES", "empty"],
         deadline_ms: 3000,
         host_cap: None,
@@ -410,7 +461,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.read-shadow",
         goal: Goal::ReadSecrets,
         what: "read /etc/shadow",
-        directive: "DynamicUser=yes (not root)",
+        held_by: Held::Alone(&["DynamicUser="]),
         accepted: &["EACCES"],
         deadline_ms: 3000,
         host_cap: None,
@@ -420,7 +471,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.tmp-shared",
         goal: Goal::ShareData,
         what: "write /tmp/<marker>; the host's /tmp must not show it",
-        directive: "PrivateTmp=yes",
+        held_by: Held::Layers(&["DynamicUser=", "ProtectSystem=", "PrivateTmp="]),
         accepted: &["not-visible-outside"],
         deadline_ms: 3000,
         host_cap: None,
@@ -430,7 +481,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.shm-shared",
         goal: Goal::ShareData,
         what: "write /dev/shm/x; the canary knows whether it is the host's /dev/shm",
-        directive: "TemporaryFileSystem=/dev/shm:ro",
+        held_by: Held::Alone(&["TemporaryFileSystem=/var:ro"]),
         accepted: &["not-visible-outside", "EROFS", "EACCES", "ENOENT"],
         deadline_ms: 3000,
         host_cap: None,
@@ -440,7 +491,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.proc-pid1",
         goal: Goal::ReadSecrets,
         what: "read /proc/1/environ and /proc/1/cmdline",
-        directive: "ProtectProc=invisible, ProcSubset=pid",
+        held_by: Held::Alone(&["DynamicUser=", "ProtectProc="]),
         accepted: &["ENOENT", "other-pid-namespace"],
         deadline_ms: 3000,
         host_cap: None,
@@ -450,7 +501,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.proc-sys",
         goal: Goal::ChangeSystem,
         what: "write /proc/sys/kernel/hostname (its own value) and 'h' (help) to /proc/sysrq-trigger",
-        directive: "ProtectKernelTunables=yes",
+        held_by: Held::Layers(&["DynamicUser=", "ProcSubset=", "ProtectKernelTunables=", "Environment=SANDKASTEN_LOCKDOWN=1"]),
         // ProcSubset=pid hides /proc/sys and /proc/sysrq-trigger altogether (ENOENT).
         accepted: &["EROFS", "ENOENT"],
         deadline_ms: 3000,
@@ -461,7 +512,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.core-pattern",
         goal: Goal::ChangeSystem,
         what: "write /proc/sys/kernel/core_pattern (its own value)",
-        directive: "ProtectKernelTunables=yes",
+        held_by: Held::Layers(&["DynamicUser=", "ProcSubset=", "ProtectKernelTunables=", "Environment=SANDKASTEN_LOCKDOWN=1"]),
         // ProcSubset=pid hides /proc/sys altogether (ENOENT).
         accepted: &["EROFS", "ENOENT"],
         deadline_ms: 3000,
@@ -472,7 +523,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.cgroup",
         goal: Goal::ChangeSystem,
         what: "mkdir (then rmdir) in the cgroup tree, write release_agent (its own value)",
-        directive: "ProtectControlGroups=yes",
+        held_by: Held::Layers(&["DynamicUser=", "ProtectControlGroups=", "Environment=SANDKASTEN_LOCKDOWN=1", "SystemCallFilter= (allow-list)"]),
         // a system-call allow-list without mkdir (EPERM), or a non-root user (EACCES), stops it before the read-only mount.
         accepted: &["EROFS", "EPERM", "EACCES"],
         deadline_ms: 3000,
@@ -483,7 +534,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "fs.modules-dir",
         goal: Goal::ReadSecrets,
         what: "list /usr/lib/modules",
-        directive: "ProtectKernelModules=yes",
+        held_by: Held::Alone(&["ProtectKernelModules="]),
         accepted: &["ENOENT", "EACCES", "empty"],
         deadline_ms: 3000,
         host_cap: None,
@@ -493,7 +544,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "proc.sibling",
         goal: Goal::ReadSecrets,
         what: "read the environment and a page of memory of another process of the same uid (another instance of the same template)",
-        directive: "PrivateUsers=yes (a user namespace per instance); SANDKASTEN_LOCKDOWN=1 (a Landlock domain per instance)",
+        held_by: Held::Layers(&["PrivateUsers=", "Environment=SANDKASTEN_LOCKDOWN=1"]),
         // EACCES/EPERM: the kernel's ptrace access check refuses /proc/PID/environ, maps or mem;
         // invisible: hidepid (ProtectProc=invisible) hides siblings the harness started beside it.
         accepted: &["EACCES", "EPERM", "invisible"],
@@ -505,7 +556,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "dev.disk",
         goal: Goal::ReadSecrets,
         what: "open a disk block device for reading",
-        directive: "PrivateDevices=yes",
+        held_by: Held::Layers(&["DynamicUser=", "PrivateDevices=", "DevicePolicy="]),
         accepted: &["ENOENT"],
         deadline_ms: 3000,
         host_cap: None,
@@ -515,7 +566,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "dev.mem",
         goal: Goal::ReadSecrets,
         what: "open /dev/mem and /dev/port for reading",
-        directive: "PrivateDevices=yes",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "PrivateDevices=", "DevicePolicy="]),
         accepted: &["ENOENT"],
         deadline_ms: 3000,
         host_cap: None,
@@ -525,7 +576,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "dev.kmsg",
         goal: Goal::ReadSecrets,
         what: "read /dev/kmsg",
-        directive: "ProtectKernelLogs=yes / PrivateDevices=yes",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "PrivateDevices=", "DevicePolicy=", "ProtectKernelLogs="]),
         accepted: &["ENOENT", "EACCES", "EPERM"],
         deadline_ms: 3000,
         host_cap: None,
@@ -535,7 +586,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "dev.mknod",
         goal: Goal::ChangeSystem,
         what: "mknod a block device in a writable directory",
-        directive: "PrivateDevices=yes, no CAP_MKNOD",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "PrivateDevices=", "DevicePolicy=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_MKNOD),
@@ -545,7 +596,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.setuid-root",
         goal: Goal::GainPrivilege,
         what: "setuid(0)",
-        directive: "DynamicUser=yes, no capabilities",
+        held_by: Held::Layers(&["DynamicUser=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: None,
@@ -555,7 +606,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.suid-binary",
         goal: Goal::GainPrivilege,
         what: "exec a setuid-root binary and read its euid",
-        directive: "NoNewPrivileges=yes / ExecPaths=",
+        held_by: Held::Layers(&["DynamicUser=", "NoExecPaths= + ExecPaths="]),
         // ExecPaths= (only the servers' binaries may run) refuses the exec itself (EACCES).
         accepted: &["non-root-euid", "EACCES"],
         deadline_ms: 5000,
@@ -566,7 +617,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.chmod-suid",
         goal: Goal::GainPrivilege,
         what: "chmod 4755 on an own file",
-        directive: "RestrictSUIDSGID=yes",
+        held_by: Held::Layers(&["DynamicUser=", "RestrictSUIDSGID=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: None,
@@ -576,7 +627,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.capabilities",
         goal: Goal::GainPrivilege,
         what: "read the effective, permitted, bounding and ambient capability sets",
-        directive: "CapabilityBoundingSet=",
+        held_by: Held::Alone(&["CapabilityBoundingSet="]),
         accepted: &["all-zero"],
         deadline_ms: 3000,
         host_cap: None,
@@ -586,7 +637,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.chown",
         goal: Goal::GainPrivilege,
         what: "chown an own file to another uid (root, or nobody when already root)",
-        directive: "CapabilityBoundingSet=",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_CHOWN),
@@ -596,9 +647,9 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.ptrace",
         goal: Goal::OtherProcesses,
         what: "ptrace(PTRACE_ATTACH) to the canary's target process",
-        directive: "no CAP_SYS_PTRACE, SystemCallFilter=",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "Environment=SANDKASTEN_LOCKDOWN=1", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "ESRCH"],
-        deadline_ms: 4000,
+        deadline_ms: 5000,
         host_cap: None,
         run: privilege::ptrace,
     },
@@ -606,7 +657,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.signal",
         goal: Goal::OtherProcesses,
         what: "kill(canary target, SIGTERM)",
-        directive: "ProtectProc=invisible, other uid",
+        held_by: Held::Alone(&["DynamicUser="]),
         accepted: &["ESRCH", "EPERM"],
         deadline_ms: 3000,
         host_cap: None,
@@ -616,7 +667,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "ns.user",
         goal: Goal::GainPrivilege,
         what: "unshare(CLONE_NEWUSER)",
-        directive: "RestrictNamespaces=yes",
+        held_by: Held::Layers(&["RestrictNamespaces=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: None,
@@ -626,7 +677,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "ns.net",
         goal: Goal::GainPrivilege,
         what: "unshare(CLONE_NEWNET)",
-        directive: "RestrictNamespaces=yes",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "RestrictNamespaces=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_ADMIN),
@@ -636,7 +687,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "ns.mount",
         goal: Goal::GainPrivilege,
         what: "unshare(CLONE_NEWNS), make it private, mount a tmpfs",
-        directive: "RestrictNamespaces=yes, SystemCallFilter=",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "RestrictNamespaces=", "Environment=SANDKASTEN_LOCKDOWN=1", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_ADMIN),
@@ -646,7 +697,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.mount",
         goal: Goal::ChangeSystem,
         what: "mount(2) a tmpfs on a fresh directory (then unmount it)",
-        directive: "SystemCallFilter=~@mount",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "Environment=SANDKASTEN_LOCKDOWN=1", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_ADMIN),
@@ -656,7 +707,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.module",
         goal: Goal::ChangeSystem,
         what: "finit_module on a file that is not a module",
-        directive: "ProtectKernelModules=yes",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "ProtectKernelModules=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_MODULE),
@@ -666,7 +717,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.kexec",
         goal: Goal::ChangeSystem,
         what: "kexec_load with invalid flags (fails after the permission check)",
-        directive: "SystemCallFilter= (@reboot)",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_BOOT),
@@ -676,7 +727,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.reboot",
         goal: Goal::ChangeSystem,
         what: "reboot(2) with an invalid magic (fails after the permission check)",
-        directive: "SystemCallFilter= (@reboot)",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_BOOT),
@@ -686,7 +737,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.swapon",
         goal: Goal::ChangeSystem,
         what: "swapon a file without a swap signature",
-        directive: "SystemCallFilter= (@swap)",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_ADMIN),
@@ -696,7 +747,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.bpf",
         goal: Goal::GainPrivilege,
         what: "bpf(BPF_PROG_LOAD) of a two-instruction socket filter",
-        directive: "SystemCallFilter=",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: None,
@@ -706,7 +757,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.perf",
         goal: Goal::GainPrivilege,
         what: "perf_event_open of a CPU clock event including kernel samples",
-        directive: "SystemCallFilter=",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: None,
@@ -716,7 +767,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.open-by-handle",
         goal: Goal::GainPrivilege,
         what: "open_by_handle_at (the \"shocker\" escape)",
-        directive: "SystemCallFilter=, no CAP_DAC_READ_SEARCH",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_DAC_READ_SEARCH),
@@ -726,7 +777,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.userfaultfd",
         goal: Goal::GainPrivilege,
         what: "userfaultfd() without UFFD_USER_MODE_ONLY",
-        directive: "explicit SystemCallFilter=~userfaultfd",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: None,
@@ -736,7 +787,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.io-uring",
         goal: Goal::GainPrivilege,
         what: "io_uring_setup",
-        directive: "explicit deny",
+        held_by: Held::Layers(&["SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         accepted: &["EPERM", "SIGSYS"],
         deadline_ms: 3000,
         host_cap: None,
@@ -746,7 +797,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.keyctl",
         goal: Goal::ShareData,
         what: "add_key to the user keyring",
-        directive: "KeyringMode=private / explicit deny",
+        held_by: Held::Layers(&["SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: None,
@@ -756,7 +807,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.syslog",
         goal: Goal::ReadSecrets,
         what: "syslog(SYSLOG_ACTION_READ_ALL)",
-        directive: "ProtectKernelLogs=yes",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "ProtectKernelLogs=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYSLOG),
@@ -766,7 +817,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.clock",
         goal: Goal::ChangeSystem,
         what: "adjtimex(ADJ_TICK) to the current tick (a write that changes nothing)",
-        directive: "ProtectClock=yes",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "ProtectClock=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_TIME),
@@ -776,7 +827,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.hostname",
         goal: Goal::ChangeSystem,
         what: "sethostname to the current hostname",
-        directive: "ProtectHostname=yes",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "ProtectHostname=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "private-uts-namespace"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_ADMIN),
@@ -786,7 +837,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "priv.signal-sibling",
         goal: Goal::OtherProcesses,
         what: "find a process outside our own tree that accepts our signals (tgkill with signal 0 over every pid; another instance of the same template)",
-        directive: "SANDKASTEN_LOCKDOWN=1 (tgkill aimed at this process only); DynamicUser=yes for other units",
+        held_by: Held::Layers(&["DynamicUser=", "Environment=SANDKASTEN_LOCKDOWN=1"]),
         // EPERM: the kernel (another user) or the lockdown's filter (a sibling) refuses the signal;
         // alone: a pid namespace of its own holds no other process.
         accepted: &["EPERM", "alone"],
@@ -798,7 +849,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.personality",
         goal: Goal::UnshippedCode,
         what: "personality(READ_IMPLIES_EXEC)",
-        directive: "LockPersonality=yes",
+        held_by: Held::Layers(&["LockPersonality=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: None,
@@ -808,7 +859,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "sys.x32-abi",
         goal: Goal::GainPrivilege,
         what: "getpid through the x32 and the i386 system call ABI",
-        directive: "SystemCallArchitectures=native",
+        held_by: Held::Layers(&["Environment=SANDKASTEN_LOCKDOWN=1", "SystemCallArchitectures="]),
         accepted: &["SIGSYS", "ENOSYS"],
         deadline_ms: 3000,
         host_cap: None,
@@ -818,7 +869,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.file-mmap",
         goal: Goal::UnshippedCode,
         what: "write code to a file in /tmp, /var/tmp, /dev/shm or a unit directory, mmap it PROT_EXEC, call it",
-        directive: "NoExecPaths=/tmp /var/tmp",
+        held_by: Held::Alone(&["TemporaryFileSystem=/var:ro", "NoExecPaths= + ExecPaths="]),
         // EPERM: mmap(PROT_EXEC) of a file on a noexec mount; EROFS/EACCES/ENOENT: no writable place at all.
         accepted: &["EPERM", "EACCES", "EROFS", "ENOENT"],
         deadline_ms: 6000,
@@ -829,7 +880,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.file-exec",
         goal: Goal::UnshippedCode,
         what: "write a static ELF (mode 0700, no chmod needed) to each writable place and execve it",
-        directive: "NoExecPaths=/tmp /var/tmp",
+        held_by: Held::Alone(&["TemporaryFileSystem=/var:ro", "NoExecPaths= + ExecPaths="]),
         accepted: &["EACCES", "EROFS", "ENOENT", "EPERM"],
         deadline_ms: 6000,
         host_cap: None,
@@ -839,7 +890,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.ld-so",
         goal: Goal::UnshippedCode,
         what: "copy a program to each writable place and run it through the dynamic loader",
-        directive: "NoExecPaths=/tmp /var/tmp",
+        held_by: Held::Alone(&["TemporaryFileSystem=/var:ro", "NoExecPaths= + ExecPaths="]),
         accepted: &["EPERM", "EACCES", "EROFS", "ENOENT"],
         deadline_ms: 8000,
         host_cap: None,
@@ -849,7 +900,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.memfd-mmap",
         goal: Goal::UnshippedCode,
         what: "write code to a memfd, mmap it PROT_EXEC, call it",
-        directive: "SystemCallFilter= without memfd_create",
+        held_by: Held::Layers(&["SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 4000,
         host_cap: None,
@@ -859,7 +910,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.memfd-exec",
         goal: Goal::UnshippedCode,
         what: "write a static ELF to a memfd and execve /proc/self/fd/N",
-        directive: "SystemCallFilter= without memfd_create",
+        held_by: Held::Layers(&["SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         accepted: &["EPERM", "EACCES"],
         deadline_ms: 4000,
         host_cap: None,
@@ -869,7 +920,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.proc-mem-write",
         goal: Goal::UnshippedCode,
         what: "open /proc/self/mem read-write, lseek+write code into an r-x page, call it",
-        directive: "SANDKASTEN_LOCKDOWN=1 (Landlock: writes only in /tmp, /var/tmp, /dev)",
+        held_by: Held::Alone(&["Environment=SANDKASTEN_LOCKDOWN=1"]),
         accepted: &["EROFS", "EACCES", "EPERM"],
         deadline_ms: 4000,
         host_cap: None,
@@ -879,7 +930,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.proc-mem-pwrite",
         goal: Goal::UnshippedCode,
         what: "the same with pwrite64 (no lseek)",
-        directive: "SystemCallFilter= without pwrite64; SANDKASTEN_LOCKDOWN=1 (Landlock)",
+        held_by: Held::Layers(&["Environment=SANDKASTEN_LOCKDOWN=1", "SystemCallFilter= (allow-list)"]),
         accepted: &["EROFS", "EACCES", "EPERM"],
         deadline_ms: 4000,
         host_cap: None,
@@ -889,7 +940,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.ptrace-poke",
         goal: Goal::UnshippedCode,
         what: "PTRACE_POKETEXT code into a traced child's r-x page and let it run",
-        directive: "SystemCallFilter= without ptrace",
+        held_by: Held::Alone(&["SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 4000,
         host_cap: None,
@@ -899,7 +950,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.shared-alias-fork",
         goal: Goal::UnshippedCode,
         what: "a MAP_SHARED page executable here, made writable in a forked child, written there, called here",
-        directive: "SANDKASTEN_LOCKDOWN=1 (no mmap(PROT_EXEC, MAP_SHARED))",
+        held_by: Held::Alone(&["Environment=SANDKASTEN_LOCKDOWN=1"]),
         accepted: &["EPERM"],
         deadline_ms: 4000,
         host_cap: None,
@@ -909,7 +960,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.shared-alias-mremap",
         goal: Goal::UnshippedCode,
         what: "a MAP_SHARED executable page mapped again with mremap(old_size 0), the alias made writable, written, called",
-        directive: "SANDKASTEN_LOCKDOWN=1; SystemCallFilter= without mremap",
+        held_by: Held::Layers(&["Environment=SANDKASTEN_LOCKDOWN=1", "SystemCallFilter= (allow-list)", "SystemCallFilter=~ (deny-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 4000,
         host_cap: None,
@@ -919,7 +970,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "code.interpreter",
         goal: Goal::UnshippedCode,
         what: "run code given as text to a shipped interpreter (perl -e, python3 -c, sh -c)",
-        directive: "ExecPaths= (our binaries and their libraries only)",
+        held_by: Held::Alone(&["NoExecPaths= + ExecPaths="]),
         accepted: &["EACCES"],
         deadline_ms: 6000,
         host_cap: None,
@@ -929,7 +980,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "mem.wx-mmap",
         goal: Goal::UnshippedCode,
         what: "mmap PROT_WRITE|PROT_EXEC",
-        directive: "MemoryDenyWriteExecute=yes",
+        held_by: Held::Alone(&["MemoryDenyWriteExecute="]),
         // systemd >= 254 on Linux >= 6.3 uses the kernel's own PR_SET_MDWE, which
         // refuses with EACCES where the older seccomp filter says EPERM.
         accepted: &["EPERM", "EACCES"],
@@ -941,7 +992,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "mem.mprotect-exec",
         goal: Goal::UnshippedCode,
         what: "mprotect a writable page to PROT_EXEC",
-        directive: "MemoryDenyWriteExecute=yes",
+        held_by: Held::Alone(&["MemoryDenyWriteExecute="]),
         // systemd >= 254 on Linux >= 6.3 uses the kernel's own PR_SET_MDWE, which
         // refuses with EACCES where the older seccomp filter says EPERM.
         accepted: &["EPERM", "EACCES"],
@@ -953,7 +1004,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "res.realtime",
         goal: Goal::Exhaust,
         what: "sched_setscheduler(SCHED_FIFO)",
-        directive: "RestrictRealtime=yes",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "RestrictRealtime=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_NICE),
@@ -963,7 +1014,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "res.nice",
         goal: Goal::Exhaust,
         what: "setpriority to -10",
-        directive: "no CAP_SYS_NICE",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers=", "SystemCallFilter= (allow-list)"]),
         accepted: &["EPERM", "EACCES"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_NICE),
@@ -973,7 +1024,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "res.rlimit",
         goal: Goal::Exhaust,
         what: "raise the hard RLIMIT_NOFILE (after lowering it by one)",
-        directive: "no CAP_SYS_RESOURCE",
+        held_by: Held::Layers(&["DynamicUser=", "CapabilityBoundingSet=", "PrivateUsers="]),
         accepted: &["EPERM"],
         deadline_ms: 3000,
         host_cap: Some(caps::CAP_SYS_RESOURCE),
@@ -983,7 +1034,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "res.fork-bomb",
         goal: Goal::Exhaust,
         what: "create processes until failure (bounded by --fork-limit, all reaped)",
-        directive: "TasksMax=",
+        held_by: Held::Alone(&["TasksMax="]),
         accepted: &["EAGAIN"],
         deadline_ms: 30000,
         host_cap: None,
@@ -993,7 +1044,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "res.memory",
         goal: Goal::Exhaust,
         what: "allocate and touch memory until stopped (bounded by --memory-mib)",
-        directive: "MemoryMax=",
+        held_by: Held::Alone(&["MemoryMax="]),
         accepted: &["SIGKILL", "ENOMEM"],
         deadline_ms: 30000,
         host_cap: None,
@@ -1003,7 +1054,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "ipc.sysv",
         goal: Goal::ShareData,
         what: "attach the canary's SysV shared memory key and write a token",
-        directive: "PrivateIPC=yes",
+        held_by: Held::Layers(&["PrivateIPC=", "SystemCallFilter= (allow-list)"]),
         // A system-call allow-list without the IPC calls refuses them outright (EPERM).
         accepted: &["ENOENT", "EPERM"],
         deadline_ms: 3000,
@@ -1014,7 +1065,7 @@ pub static ATTEMPTS: &[Attempt] = &[
         id: "ipc.mqueue",
         goal: Goal::ShareData,
         what: "open the canary's POSIX message queue and send a token",
-        directive: "PrivateIPC=yes",
+        held_by: Held::Layers(&["Environment=SANDKASTEN_LOCKDOWN=1", "PrivateIPC=", "SystemCallFilter= (allow-list)"]),
         // A system-call allow-list without the IPC calls refuses them outright (EPERM).
         accepted: &["ENOENT", "EPERM"],
         deadline_ms: 3000,

@@ -159,9 +159,18 @@ pub fn listen_new(ctx: &Ctx) -> Outcome {
         Err(o) => return o,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], c.listen_port));
-    let listener = match TcpListener::bind(addr) {
-        Ok(l) => l,
-        Err(e) => return Outcome::errno(errno_of(&e), format!("bind+listen {addr}")),
+    // Every probe run listens on the canary's one port: when a run in
+    // another unit holds it (the harness runs several at once), EADDRINUSE
+    // says nothing about this sandbox. Wait for it to let go.
+    let started = Instant::now();
+    let listener = loop {
+        match TcpListener::bind(addr) {
+            Ok(l) => break l,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < Duration::from_secs(4) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => return Outcome::errno(errno_of(&e), format!("bind+listen {addr}")),
+        }
     };
     if let Err(e) = listener.set_nonblocking(true) {
         return Outcome::failed(format!("set_nonblocking: {e}"));

@@ -49,14 +49,14 @@ pub fn list(out: &mut impl Write, attempts: &[Attempt], json: bool) -> io::Resul
     for a in attempts {
         if json {
             let v = serde_json::json!({
-                "id": a.id, "goal": a.goal.id(), "what": a.what, "directive": a.directive,
+                "id": a.id, "goal": a.goal.id(), "what": a.what, "directive": a.held_by.describe(),
                 "accepted": a.accepted, "deadline_ms": a.deadline_ms,
             });
             writeln!(out, "{v}")?;
         } else {
             writeln!(out, "{:<26} {:<24} {}", a.id, a.goal.id(), a.accepted.join(" | "))?;
             writeln!(out, "    {}", a.what)?;
-            writeln!(out, "    stopped by: {}", a.directive)?;
+            writeln!(out, "    held by: {}", a.held_by.describe())?;
         }
     }
     Ok(())

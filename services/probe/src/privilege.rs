@@ -183,10 +183,20 @@ pub fn ptrace(ctx: &Ctx) -> Outcome {
         Ok(p) => p,
         Err(o) => return o,
     };
-    // SAFETY: PTRACE_ATTACH takes a pid and null pointers.
-    let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0usize, 0usize) };
-    if r < 0 {
-        return Outcome::errno(Errno::last(), format!("PTRACE_ATTACH to the canary target {pid}"));
+    // The target takes one tracer at a time: when a probe in another unit
+    // (the harness runs several at once) holds it, EPERM says nothing
+    // about this sandbox. Wait for it to let go, when /proc shows that.
+    let started = std::time::Instant::now();
+    loop {
+        // SAFETY: PTRACE_ATTACH takes a pid and null pointers.
+        if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0usize, 0usize) } == 0 {
+            break;
+        }
+        let e = Errno::last();
+        if e.0 != libc::EPERM || !traced_by_another(pid) || started.elapsed() > Duration::from_secs(2) {
+            return Outcome::errno(e, format!("PTRACE_ATTACH to the canary target {pid}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     let stopped = sys::wait_deadline_stop(pid, Duration::from_secs(1));
     // SAFETY: PEEKUSER at offset 0 reads one word of the tracee's registers.
@@ -197,6 +207,14 @@ pub fn ptrace(ctx: &Ctx) -> Outcome {
     Outcome::escaped(format!(
         "attached to the canary target {pid} (stopped: {stopped}, first register word {word:#x}), then detached"
     ))
+}
+
+/// Whether /proc shows `pid` traced by someone (`TracerPid:` not 0).
+fn traced_by_another(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("TracerPid:")).map(|t| t.trim() != "0"))
+        .unwrap_or(false)
 }
 
 /// `priv.signal`: SIGTERM to the canary's target, which records the sender

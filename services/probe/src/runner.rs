@@ -367,7 +367,7 @@ fn verdict(a: &Attempt, result: ChildResult, elapsed: Duration) -> Verdict {
     Verdict {
         id: a.id.to_owned(),
         goal: a.goal.id().to_owned(),
-        directive: a.directive.to_owned(),
+        directive: a.held_by.describe(),
         verdict,
         outcome,
         accepted: a.accepted.iter().map(|s| (*s).to_owned()).collect(),

@@ -197,8 +197,12 @@ pub fn bpf(ctx: &Ctx) -> Outcome {
     fd_result(ctx, r, "bpf", "bpf(BPF_PROG_LOAD)")
 }
 
-/// `sys.perf`: a CPU-clock event that includes kernel samples, which needs
-/// CAP_PERFMON (or root) at any perf_event_paranoid >= 2.
+/// `sys.perf`: a CPU-clock event on CPU 0 that includes kernel samples,
+/// which needs CAP_PERFMON (or root) at any perf_event_paranoid >= 2.
+/// CPU-wide, not bound to this task: a task-bound event switches on a
+/// static key in the scheduler (`perf_sched_events`), and the kernel
+/// patching its own text while the other vCPU runs it crashed a TCG guest
+/// (int3 in `__schedule`, kernel 6.12). The open is the escape either way.
 pub fn perf(ctx: &Ctx) -> Outcome {
     // struct perf_event_attr, PERF_ATTR_SIZE_VER0 (64 bytes): type, size,
     // config, …, flags (bit 0 = disabled).
@@ -208,8 +212,8 @@ pub fn perf(ctx: &Ctx) -> Outcome {
     attr[8..16].copy_from_slice(&0u64.to_ne_bytes()); // PERF_COUNT_SW_CPU_CLOCK
     attr[40..48].copy_from_slice(&1u64.to_ne_bytes()); // disabled
                                                        // SAFETY: attr is 64 live bytes, as its size field says.
-    let r = unsafe { syscall6(libc::SYS_perf_event_open, [attr.as_ptr() as libc::c_long, 0, -1, -1, 8, 0]) };
-    fd_result(ctx, r, "perf_event_open", "perf_event_open(cpu-clock, kernel included)")
+    let r = unsafe { syscall6(libc::SYS_perf_event_open, [attr.as_ptr() as libc::c_long, -1, 0, -1, 8, 0]) };
+    fd_result(ctx, r, "perf_event_open", "perf_event_open(cpu-clock on CPU 0, kernel included)")
 }
 
 /// `sys.open-by-handle`: name_to_handle_at on /, then open_by_handle_at,

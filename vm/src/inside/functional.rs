@@ -23,11 +23,11 @@
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::systemd::{self, command, failure, QUERY_TIMEOUT};
 use crate::matrix::Functional;
 
 /// The sockets the checks go through, started in one `systemctl` call.
@@ -51,7 +51,6 @@ const DETAIL_FAILED: usize = 300;
 /// `systemctl start` of the sockets (their egress guard comes up first).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// `systemctl show` and `list-units`.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// One `journalctl` read.
 const JOURNAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the journal gets to show the first native record.
@@ -372,17 +371,12 @@ fn systemctl_show(unit: &str) -> Show {
 }
 
 fn parse_show(stdout: &str) -> Show {
-    let mut show = Show::default();
-    for line in stdout.lines() {
-        match line.split_once('=') {
-            Some(("ActiveState", state)) if !state.trim().is_empty() => {
-                show.active_state = Some(state.trim().to_owned());
-            }
-            Some(("MainPID", pid)) => show.main_pid = pid.trim().parse().ok().filter(|&pid| pid != 0),
-            _ => {}
-        }
+    let block = systemd::parse_show(stdout).into_iter().next().unwrap_or_default();
+    Show {
+        active_state: block.get("ActiveState").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        main_pid: block.get("MainPID").and_then(|pid| pid.trim().parse().ok()).filter(|&pid| pid != 0),
+        error: None,
     }
-    show
 }
 
 /// The first unit of `systemctl list-units --plain --no-legend`.
@@ -590,74 +584,6 @@ fn io_error(what: &str, address: SocketAddr, limit: Duration, error: &std::io::E
 
 fn secs(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
-}
-
-// --- commands with a deadline -----------------------------------------------------
-
-/// A finished command.
-#[derive(Debug)]
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `program` with `args`, killed after `limit`. Its output is read on
-/// threads of their own, so a full pipe never stalls it.
-fn command(program: &str, args: &[&str], limit: Duration) -> Result<Output, String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| format!("{program}: {error}"))?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} {}: no answer in {}", args.join(" "), secs(limit)));
-            }
-            Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program}: {error}"));
-            }
-        }
-    };
-    // A grandchild may hold the pipes open: wait a little, not forever.
-    let grace = Duration::from_secs(1);
-    let take = |pipe: mpsc::Receiver<Vec<u8>>| {
-        pipe.recv_timeout(grace).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
-    };
-    Ok(Output { status, stdout: take(stdout), stderr: take(stderr) })
-}
-
-/// Reads a pipe to its end on a thread; the bytes arrive on the receiver.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    if let Some(mut pipe) = pipe {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            let _ = tx.send(bytes);
-        });
-    }
-    rx
-}
-
-/// Why a command failed, in one line: its stderr's first line, else its status.
-fn failure(what: &str, out: &Output) -> String {
-    match out.stderr.lines().map(str::trim).find(|line| !line.is_empty()) {
-        Some(line) => format!("{what}: {}", cut(line, DETAIL_FAILED)),
-        None => format!("{what}: {}", out.status),
-    }
 }
 
 /// `systemctl start` of `units`, all in one call.

@@ -240,7 +240,7 @@ pub fn collect(
                 verdicts.push(Verdict {
                     id: id.clone(),
                     goal: a.goal.id().to_owned(),
-                    directive: a.directive.to_owned(),
+                    directive: a.held_by.describe(),
                     verdict: VerdictKind::Killed,
                     outcome: Some("oom-kill".to_owned()),
                     accepted: a.accepted.iter().map(|s| (*s).to_owned()).collect(),

@@ -1,22 +1,97 @@
 //! The few things the guest side asks systemd (and other programs), each a
-//! short child process with its output captured.
+//! short child process with its output captured and a deadline.
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
-/// Runs `argv`; its stdout, or a message with its stderr when it failed.
+/// How long a query (`systemctl show`, `journalctl`, `ip`) may take.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `argv` (at most [`QUERY_TIMEOUT`]); its stdout, or why it failed.
 pub fn output(argv: &[&str]) -> Result<String, String> {
     let (program, args) = argv.split_first().expect("a program");
-    let out = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    let out = command(program, args, QUERY_TIMEOUT)?;
     if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(out.stdout)
     } else {
-        Err(format!(
-            "{} failed ({}): {}",
-            argv.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(failure(&argv.join(" "), &out))
+    }
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Output {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// What it printed.
+    pub stdout: String,
+    /// What it complained.
+    pub stderr: String,
+}
+
+/// Runs `program` with `args`, killed after `limit`. Its output is read on
+/// threads of their own, so a full pipe never stalls it.
+pub fn command(program: &str, args: &[&str], limit: Duration) -> Result<Output, String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("{program}: {error}"))?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{program} {}: no answer in {}",
+                    args.join(" "),
+                    format!("{:.0} s", limit.as_secs_f64())
+                ));
+            }
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{program}: {error}"));
+            }
+        }
+    };
+    // A grandchild may hold the pipes open: wait a little, not forever.
+    let grace = Duration::from_secs(1);
+    let take = |pipe: mpsc::Receiver<Vec<u8>>| {
+        pipe.recv_timeout(grace).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+    };
+    Ok(Output { status, stdout: take(stdout), stderr: take(stderr) })
+}
+
+/// Reads a pipe to its end on a thread; the bytes arrive on the receiver.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = tx.send(bytes);
+        });
+    }
+    rx
+}
+
+/// Why a command failed, in one line: its stderr's first line, else its status.
+pub fn failure(what: &str, out: &Output) -> String {
+    match out.stderr.lines().map(str::trim).find(|line| !line.is_empty()) {
+        Some(line) => format!("{what}: {}", line.chars().take(300).collect::<String>()),
+        None => format!("{what}: {}", out.status),
     }
 }
 
