@@ -36,7 +36,8 @@ pub struct AblationMap {
     pub attempts: Vec<AttemptHolders>,
     /// Per directive: what only it holds.
     pub directives: Vec<DirectiveEffect>,
-    /// Every (directive removed, attempt) observation.
+    /// Every (directive removed, attempt) observation of round one that
+    /// differs from the unit as shipped.
     pub cells: Vec<Cell>,
     /// Why the measurement is incomplete; empty when it is not.
     pub failures: Vec<String>,
@@ -274,16 +275,21 @@ impl Round {
             failures: self.failures.clone(),
             ..AblationMap::default()
         };
-        for (removed, seen) in &self.removals {
+        // Round one's observations that differ from the unit as shipped:
+        // what the picture draws. Rounds two and three are summed up in
+        // each attempt's `together`.
+        for (removed, seen) in self.removals.iter().filter(|(r, _)| r.len() == 1) {
             for attempt in attempts {
                 let (Some(s), Some(base)) = (seen.get(attempt), self.baseline.get(attempt)) else { continue };
-                map.cells.push(Cell {
-                    removed: removed.clone(),
-                    attempt: attempt.clone(),
-                    verdict: s.verdict.clone(),
-                    outcome: s.outcome.clone(),
-                    changed: s != base,
-                });
+                if s != base {
+                    map.cells.push(Cell {
+                        removed: removed.clone(),
+                        attempt: attempt.clone(),
+                        verdict: s.verdict.clone(),
+                        outcome: s.outcome.clone(),
+                        changed: true,
+                    });
+                }
             }
         }
         for attempt in attempts {
@@ -432,6 +438,20 @@ impl AblationMap {
                 xml(&a.attempt)
             );
         }
+        // The grid once, as a pattern; only the cells that say something
+        // are drawn on it.
+        let _ = writeln!(
+            out,
+            r##"<defs><pattern id="grid" width="{CELL}" height="{CELL}" patternUnits="userSpaceOnUse"><rect width="{}" height="{}" fill="#eeeeee"/></pattern></defs>"##,
+            CELL - 1,
+            CELL - 1
+        );
+        let _ = writeln!(
+            out,
+            r#"<rect x="{left}" y="{top}" width="{}" height="{}" fill="url(#grid)"/>"#,
+            CELL * attempts.len(),
+            CELL * self.directives.len()
+        );
         for (y, d) in self.directives.iter().enumerate() {
             let cy = top + y * CELL;
             let _ = writeln!(out, r#"<text x="4" y="{}">{}</text>"#, cy + CELL - 2, xml(&d.directive));
@@ -445,16 +465,18 @@ impl AblationMap {
                 } else if changed {
                     "#ffbf47"
                 } else {
-                    "#eeeeee"
+                    ""
                 };
-                let _ = writeln!(
-                    out,
-                    r#"<rect x="{cx}" y="{cy}" width="{}" height="{}" fill="{fill}"><title>{} without {}</title></rect>"#,
-                    CELL - 1,
-                    CELL - 1,
-                    xml(&a.attempt),
-                    xml(&d.directive)
-                );
+                if !fill.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        r#"<rect x="{cx}" y="{cy}" width="{}" height="{}" fill="{fill}"><title>{} without {}</title></rect>"#,
+                        CELL - 1,
+                        CELL - 1,
+                        xml(&a.attempt),
+                        xml(&d.directive)
+                    );
+                }
                 if in_set {
                     let _ = writeln!(
                         out,

@@ -92,6 +92,10 @@ enum Cmd {
         /// when a holder differs (the committed map is stale).
         #[arg(long)]
         check: bool,
+        /// Measure nothing: redraw the SVG pictures from the JSON maps in
+        /// --out.
+        #[arg(long, conflicts_with = "check")]
+        redraw: bool,
     },
     /// Boot with the serial console on this terminal and root logged in
     /// (the harness runner does not start). Ctrl-A X quits.
@@ -277,9 +281,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_HARNESS_FAILURE) })
         }
         Cmd::Matrix { boot, json, junit } => matrix(&boot, json.as_deref(), junit.as_deref()),
-        Cmd::Ablate { boot, units, out, check } => {
+        Cmd::Ablate { boot, units, out, check, redraw } => {
             let out = out.unwrap_or_else(|| payload::workspace_root().join("units/ablation"));
-            ablate(&boot, &units, &out, check)
+            if redraw {
+                redraw_maps(&out)
+            } else {
+                ablate(&boot, &units, &out, check)
+            }
         }
         Cmd::Inside { plan } => Ok(ExitCode::from(sandkasten_vm::inside::run(&plan) as u8)),
         Cmd::Exec { boot, timeout, timings, unit, command } => {
@@ -577,4 +585,24 @@ fn ablate(args: &MatrixArgs, units: &[String], out: &Path, check: bool) -> anyho
         started.elapsed().as_secs_f64()
     );
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `sandkasten-vm ablate --redraw`: the pictures again from the JSON maps.
+fn redraw_maps(dir: &Path) -> anyhow::Result<ExitCode> {
+    let mut drawn = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let json = entry?.path();
+        if json.extension().is_some_and(|e| e == "json") {
+            let text =
+                std::fs::read_to_string(&json).with_context(|| format!("cannot read {}", json.display()))?;
+            let map: ablation::AblationMap = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not an ablation map", json.display()))?;
+            let svg = json.with_extension("svg");
+            std::fs::write(&svg, map.svg()).with_context(|| format!("cannot write {}", svg.display()))?;
+            drawn += 1;
+        }
+    }
+    anyhow::ensure!(drawn > 0, "no ablation map (*.json) in {}", dir.display());
+    eprintln!("sandkasten-vm: redrew {drawn} pictures in {}", dir.display());
+    Ok(ExitCode::SUCCESS)
 }

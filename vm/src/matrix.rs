@@ -1,14 +1,16 @@
-//! The escape matrix: what the guest plan (`vm/plan/run`) reports, turned
-//! into the report of DESIGN.md's schema, a table, JUnit, and a verdict.
+//! The escape matrix: what the guest side ([`crate::inside`]) answered,
+//! turned into the report of DESIGN.md's schema, a table, JUnit, and a
+//! verdict.
 //!
-//! The guest prints one JSON object per line (see `vm/plan/run`). Each probe
-//! verdict is taken as the probe gave it, except that the canary outside the
-//! sandbox has the last word: an attempt the canary saw arrive (a token on a
-//! socket, a signal, a marker file on the host) is `escaped`, whatever the
-//! probe believed. The run passes only when the plan ran to the end, every
-//! server answered through its socket, nothing escaped from a reference
-//! unit, nothing ended in `error`, and the control escaped wherever the
-//! machine allows it (else `unsupported`, with the reason).
+//! Each probe verdict is taken as the probe gave it, except that the canary
+//! outside the sandbox has the last word: an attempt the canary saw arrive (a
+//! token on a socket, a signal, a marker file on the host) is `escaped`,
+//! whatever the probe believed. The run passes only when every pass of the
+//! plan reported with a verdict for every attempt and a canary report, the
+//! guest side ran to its end, every server answered through its socket,
+//! nothing escaped from a reference unit, nothing ended in `error`, and the
+//! root control escaped wherever the machine allows it (else `unsupported`,
+//! with the reason). The plain user's verdicts are shown, never judged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -172,7 +172,15 @@ impl Attempt {
 /// unit where it applies): (attempt, unit, what holds it there). Each unit
 /// has its own allow-list and limits, so a layer one unit has may be
 /// missing in another.
-pub const UNIT_DIFFERENCES: &[(&str, &str, Held)] = &[];
+pub const UNIT_DIFFERENCES: &[(&str, &str, Held)] = &[
+    // Instances of a template share one dynamic user: DynamicUser= keeps
+    // other services' processes out of reach, not another instance.
+    (
+        "priv.signal-sibling",
+        "sandkasten-echo-inetd@.service",
+        Held::Alone(&["Environment=SANDKASTEN_LOCKDOWN=1"]),
+    ),
+];
 
 /// Capability numbers used in `host_cap` (linux/capability.h).
 pub mod caps {
