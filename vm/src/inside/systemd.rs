@@ -54,9 +54,9 @@ pub fn command(program: &str, args: &[&str], limit: Duration) -> Result<Output, 
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "{program} {}: no answer in {}",
+                    "{program} {}: no answer in {:.0} s",
                     args.join(" "),
-                    format!("{:.0} s", limit.as_secs_f64())
+                    limit.as_secs_f64()
                 ));
             }
             Err(error) => {
