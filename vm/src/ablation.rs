@@ -21,8 +21,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{complete, parse_events, GuestEvent, PassReport, Plan};
-use crate::matrix::{canary_overrules, xml, GuestInfo};
+use crate::contract::{answer, Answer, PassReport, Plan};
+use crate::matrix::{held, xml, GuestInfo};
 use crate::passes::Role;
 
 /// The measured map of one unit on one release.
@@ -117,31 +117,15 @@ fn observations(report: &PassReport) -> BTreeMap<String, Seen> {
         .verdicts
         .iter()
         .map(|v| {
-            let mut verdict = v.verdict.as_str().to_owned();
-            let mut detail = String::new();
-            if report.canary_saw(&v.id) {
-                canary_overrules(&mut verdict, &mut detail);
-            }
-            let reason = v
-                .reason
-                .and_then(|r| serde_json::to_value(r).ok())
-                .and_then(|j| j.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            (
-                v.id.clone(),
-                Seen {
-                    verdict,
-                    outcome: v.outcome.clone().unwrap_or_default(),
-                    goal: v.goal.clone(),
-                    reason,
-                },
-            )
+            let seen = Seen {
+                verdict: report.verdict_of(v).to_owned(),
+                outcome: v.outcome.clone().unwrap_or_default(),
+                goal: v.goal.clone(),
+                reason: v.reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+            };
+            (v.id.clone(), seen)
         })
         .collect()
-}
-
-fn held(verdict: &str) -> bool {
-    matches!(verdict, "blocked" | "killed")
 }
 
 impl Seen {
@@ -178,17 +162,10 @@ pub struct Round {
 
 /// Reads one ablation run's output (fail-closed, like the matrix).
 pub fn read_round(plan: &Plan, roles: &BTreeMap<String, Role>, output: &str) -> Round {
-    let (events, mut failures) = parse_events(output);
-    let (reports, gaps) = complete(plan, &events);
-    failures.extend(gaps);
-    let mut round = Round::default();
-    for event in &events {
-        if let GuestEvent::Guest(g) = event {
-            round.guest = g.clone();
-        }
-    }
+    let Answer { guest, reports, mut failures, .. } = answer(plan, output);
+    let mut round = Round { guest, ..Round::default() };
     for pass in &plan.passes {
-        let Some(report) = reports.get(pass.name.as_str()) else { continue };
+        let Some(report) = reports.get(&pass.name) else { continue };
         failures.extend(report.failures.iter().map(|f| format!("pass {}: {f}", pass.name)));
         let seen = observations(report);
         match roles.get(&pass.name) {

@@ -5,8 +5,8 @@
 //! to run, each in which generated unit (see [`crate::variant`]), with which
 //! attempts. The guest side (`sandkasten-vm inside`, [`crate::inside`])
 //! carries it out and answers with one [`GuestEvent`] per line on the
-//! results port. The host ([`crate::matrix`], [`crate::ablation`]) then
-//! insists on a complete answer: a report for every pass, a verdict for
+//! results port. The host ([`answer`], then [`crate::matrix`] and
+//! [`crate::ablation`]) insists on a complete answer: a report for every pass, a verdict for
 //! every attempt, a canary report for every pass, and the final `done`.
 
 use std::collections::BTreeMap;
@@ -60,6 +60,21 @@ impl Pass {
         }
     }
 
+    /// The unit systemd reports on: the unit, or for a template the glob
+    /// of its instances.
+    pub fn instances(&self) -> String {
+        if self.template {
+            format!("sk-{}@*.service", self.name)
+        } else {
+            self.unit()
+        }
+    }
+
+    /// The generated socket.
+    pub fn socket(&self) -> String {
+        format!("sk-{}.socket", self.name)
+    }
+
     /// Where the generated unit writes the probe's verdicts
     /// (`StandardOutput=append:`), outside every sandbox.
     pub fn output(&self) -> String {
@@ -110,47 +125,59 @@ impl PassReport {
     pub fn canary_saw(&self, attempt: &str) -> bool {
         self.canary.as_ref().is_some_and(|seen| seen.contains_key(attempt))
     }
-}
 
-/// Parses the guest's output: one event per line. Lines that are not JSON
-/// objects (a stray message) are skipped; a JSON object that is not an
-/// event is an error the caller reports.
-pub fn parse_events(output: &str) -> (Vec<GuestEvent>, Vec<String>) {
-    let mut events = Vec::new();
-    let mut errors = Vec::new();
-    for (number, line) in output.lines().enumerate().filter(|(_, l)| l.starts_with('{')) {
-        match serde_json::from_str::<GuestEvent>(line) {
-            Ok(event) => events.push(event),
-            Err(err) => errors.push(format!("guest output line {}: {err}: {line}", number + 1)),
+    /// `v`'s verdict after the canary's word: an attempt the canary saw
+    /// arrive escaped, whatever the probe believed.
+    pub fn verdict_of(&self, v: &Verdict) -> &'static str {
+        if self.canary_saw(&v.id) {
+            VerdictKind::Escaped.as_str()
+        } else {
+            v.verdict.as_str()
         }
     }
-    (events, errors)
 }
 
-/// Checks that `events` answer every pass of `plan` and end with `done`.
-/// Returns the pass reports by name, and a failure for each gap: a pass
-/// that never reported (its unit never started, the guest died), a pass
-/// reported twice, a plan that did not run to its end.
-pub fn complete<'a>(
-    plan: &Plan,
-    events: &'a [GuestEvent],
-) -> (BTreeMap<&'a str, &'a PassReport>, Vec<String>) {
-    let mut reports = BTreeMap::new();
-    let mut failures = Vec::new();
-    for event in events {
-        if let GuestEvent::Pass(report) = event {
-            if reports.insert(report.name.as_str(), report).is_some() {
-                failures.push(format!("pass {} reported twice", report.name));
+/// The guest's whole answer to a plan, read and checked for completeness.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    /// The release, systemd and kernel (`accel` is the host's to fill).
+    pub guest: GuestInfo,
+    /// The functional checks, in the order they came.
+    pub checks: Vec<Functional>,
+    /// Each pass's report, by pass name.
+    pub reports: BTreeMap<String, PassReport>,
+    /// Every gap: an unreadable line, a pass that never reported (its unit
+    /// never started, the guest died), a pass reported twice, a plan that
+    /// did not run to its end.
+    pub failures: Vec<String>,
+}
+
+/// Reads the guest's output for `plan`: one event per line. Lines that are
+/// not JSON objects (a stray message) are skipped; a JSON object that is
+/// not an event is a failure.
+pub fn answer(plan: &Plan, output: &str) -> Answer {
+    let mut answer = Answer::default();
+    let mut done = false;
+    for (number, line) in output.lines().enumerate().filter(|(_, l)| l.starts_with('{')) {
+        match serde_json::from_str::<GuestEvent>(line) {
+            Ok(GuestEvent::Guest(guest)) => answer.guest = guest,
+            Ok(GuestEvent::Check(check)) => answer.checks.push(check),
+            Ok(GuestEvent::Pass(report)) => {
+                if let Some(twice) = answer.reports.insert(report.name.clone(), report) {
+                    answer.failures.push(format!("pass {} reported twice", twice.name));
+                }
             }
+            Ok(GuestEvent::Done) => done = true,
+            Err(err) => answer.failures.push(format!("guest output line {}: {err}: {line}", number + 1)),
         }
     }
     for pass in &plan.passes {
-        if !reports.contains_key(pass.name.as_str()) {
-            failures.push(format!("pass {} ({}) never reported", pass.name, pass.unit()));
+        if !answer.reports.contains_key(&pass.name) {
+            answer.failures.push(format!("pass {} ({}) never reported", pass.name, pass.unit()));
         }
     }
-    if !events.iter().any(|e| matches!(e, GuestEvent::Done)) {
-        failures.push("the guest plan did not run to its end".to_owned());
+    if !done {
+        answer.failures.push("the guest plan did not run to its end".to_owned());
     }
-    (reports, failures)
+    answer
 }

@@ -371,13 +371,18 @@ fn stage_unit_payload(unit: &Path, command: &[OsString]) -> anyhow::Result<tempf
     Ok(dir)
 }
 
-/// Builds the binaries and stages a payload with `staged`'s units and plan.
-fn stage(staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
-    let workspace = payload::workspace_root();
+/// Builds the servers, the probe and this harness (its guest side), once
+/// per command; their directory.
+fn build() -> anyhow::Result<PathBuf> {
     eprintln!("sandkasten-vm: building the servers, the probe and the guest side (release)");
-    let bin_dir = payload::build_binaries(&workspace)?;
+    Ok(payload::build_binaries(&payload::workspace_root())?)
+}
+
+/// Stages a payload with the binaries in `bin_dir` and `staged`'s units and
+/// plan.
+fn stage(bin_dir: &Path, staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &workspace, &bin_dir, payload::INSIDE_PLAN, &[])?;
+    payload::stage(dir.path(), &payload::workspace_root(), bin_dir, payload::INSIDE_PLAN, &[])?;
     payload::stage_plan(dir.path(), staged)?;
     Ok(dir)
 }
@@ -458,7 +463,7 @@ impl MatrixArgs {
 fn matrix(args: &MatrixArgs, json: Option<&Path>, junit: Option<&Path>) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let staged = passes::matrix(&references()?, &all_attempts());
-    let dir = stage(&staged)?;
+    let dir = stage(&build()?, &staged)?;
     let mut reports = Vec::new();
     for release in args.releases() {
         let run = run_plan(args, release, dir.path(), "matrix")?;
@@ -513,48 +518,38 @@ fn ablate(args: &MatrixArgs, units: &[String], out: &Path, check: bool) -> anyho
             .collect::<anyhow::Result<_>>()?
     };
     let attempts = all_attempts();
+    let bin_dir = build()?;
     let mut ok = true;
     for reference in chosen {
         let directives = reference.directives();
         let labels: Vec<String> = directives.iter().map(|d| d.label.clone()).collect();
         for release in args.releases() {
-            let singles: Vec<Vec<sandkasten_vm::variant::Directive>> =
-                directives.iter().map(|d| vec![d.clone()]).collect();
-            let first = passes::ablation(reference, &singles, &attempts, true);
-            let dir = stage(&first)?;
-            let run =
-                run_plan(args, release, dir.path(), &format!("ablation of {} (round 1)", reference.name))?;
-            let mut round =
-                ablation::read_round(&first.plan, &first.roles, &String::from_utf8_lossy(run.result()));
             let removals = |sets: &[Vec<String>]| -> Vec<Vec<sandkasten_vm::variant::Directive>> {
                 sets.iter()
                     .map(|set| directives.iter().filter(|d| set.contains(&d.label)).cloned().collect())
                     .collect()
             };
-            let isolation = ablation::Round::isolation_sets(&labels);
-            let second = passes::ablation(reference, &removals(&isolation), &attempts, false);
-            let dir = stage(&second)?;
-            let what = format!("ablation of {} (round 2: each layer on its own)", reference.name);
-            let run = run_plan(args, release, dir.path(), &what)?;
-            round.merge(ablation::read_round(
-                &second.plan,
-                &second.roles,
-                &String::from_utf8_lossy(run.result()),
-            ));
+            // One boot per round, each pass the whole catalogue.
+            let measure = |sets: &[Vec<String>], first_round: bool, what: &str| {
+                let staged = passes::ablation(reference, &removals(sets), &attempts, first_round);
+                let dir = stage(&bin_dir, &staged)?;
+                let run =
+                    run_plan(args, release, dir.path(), &format!("ablation of {} ({what})", reference.name))?;
+                let output = String::from_utf8_lossy(run.result());
+                anyhow::Ok((ablation::read_round(&staged.plan, &staged.roles, &output), run.accel))
+            };
+            let singles: Vec<Vec<String>> = labels.iter().map(|l| vec![l.clone()]).collect();
+            let (mut round, accel) = measure(&singles, true, "round 1")?;
+            round.merge(
+                measure(&ablation::Round::isolation_sets(&labels), false, "round 2: each layer on its own")?
+                    .0,
+            );
             let sets = round.sets_to_verify(&attempts, &labels);
             if !sets.is_empty() {
-                let third = passes::ablation(reference, &removals(&sets), &attempts, false);
-                let dir = stage(&third)?;
-                let what = format!("ablation of {} (round 3: {} sets of layers)", reference.name, sets.len());
-                let run = run_plan(args, release, dir.path(), &what)?;
-                round.merge(ablation::read_round(
-                    &third.plan,
-                    &third.roles,
-                    &String::from_utf8_lossy(run.result()),
-                ));
+                round.merge(measure(&sets, false, &format!("round 3: {} sets of layers", sets.len()))?.0);
             }
             let mut map = round.map(&reference.name, &labels, &attempts);
-            map.guest.accel = run.accel.to_string();
+            map.guest.accel = accel.to_string();
             println!("{}", map.table());
             let stem = out.join(format!("{}-{}", reference.short(), map.guest.release));
             let json = stem.with_extension("json");

@@ -17,8 +17,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{complete, parse_events, GuestEvent, PassReport, Plan, Verdict, VerdictKind};
-use crate::passes::Role;
+use crate::contract::{answer, Answer, PassReport, Plan, Verdict, VerdictKind};
+use crate::passes::{short_name, Role};
 
 /// The name the unsandboxed run carries in the report.
 pub const CONTROL: &str = "control";
@@ -128,22 +128,11 @@ pub struct Summary {
 /// signal, a marker file on the host) is `escaped`, whatever the probe
 /// believed.
 pub fn evaluate(plan: &Plan, roles: &BTreeMap<String, Role>, output: &str, accel: &str) -> Report {
-    let (events, mut failures) = parse_events(output);
-    let mut guest = GuestInfo::default();
-    let mut functional = Vec::new();
-    for event in &events {
-        match event {
-            GuestEvent::Guest(g) => guest = g.clone(),
-            GuestEvent::Check(check) => functional.push(check.clone()),
-            GuestEvent::Pass(_) | GuestEvent::Done => {}
-        }
-    }
+    let Answer { mut guest, checks: functional, reports, mut failures } = answer(plan, output);
     guest.accel = accel.to_owned();
-    let (reports, gaps) = complete(plan, &events);
-    failures.extend(gaps);
     let mut results: Vec<AttemptResult> = Vec::new();
     for pass in &plan.passes {
-        let Some(report) = reports.get(pass.name.as_str()) else { continue };
+        let Some(report) = reports.get(&pass.name) else { continue };
         let unit = match roles.get(&pass.name) {
             Some(Role::Unit(unit)) => unit.clone(),
             Some(Role::Control) => CONTROL.to_owned(),
@@ -187,7 +176,7 @@ pub fn evaluate(plan: &Plan, roles: &BTreeMap<String, Role>, output: &str, accel
     let summary = Summary {
         attempts: results.iter().map(|r| r.attempt.as_str()).collect::<BTreeSet<_>>().len(),
         units: units.len(),
-        blocked: results.iter().filter(|r| matches!(r.verdict.as_str(), "blocked" | "killed")).count(),
+        blocked: results.iter().filter(|r| held(&r.verdict)).count(),
         escaped: results.iter().filter(|r| r.verdict == "escaped").count(),
         errors: results.iter().filter(|r| r.verdict == "error").count(),
     };
@@ -197,13 +186,11 @@ pub fn evaluate(plan: &Plan, roles: &BTreeMap<String, Role>, output: &str, accel
 impl AttemptResult {
     /// A row from a probe verdict, after the canary's word.
     pub fn from_verdict(unit: &str, v: &Verdict, pass: &PassReport) -> AttemptResult {
-        let reason = v.reason.map(|r| {
-            serde_json::to_value(r).ok().and_then(|j| j.as_str().map(str::to_owned)).unwrap_or_default()
-        });
+        let reason = v.reason.map(|r| r.as_str().to_owned());
         let mut verdict = v.verdict.as_str().to_owned();
         let mut detail = match &reason {
-            Some(reason) if !reason.is_empty() => format!("{} ({reason})", v.detail).trim().to_owned(),
-            _ => v.detail.clone(),
+            Some(reason) => format!("{} ({reason})", v.detail).trim().to_owned(),
+            None => v.detail.clone(),
         };
         // The catalogue accepts the errnos a sandbox gives; a plain user is
         // stopped by others (EACCES from the mode bits): stopped all the same.
@@ -221,14 +208,20 @@ impl AttemptResult {
             directive: v.directive.clone(),
             verdict,
             detail,
-            reason: reason.filter(|r| !r.is_empty()),
+            reason,
             plain_user: String::new(),
         }
     }
 }
 
+/// Whether a verdict means the attempt was stopped the way the catalogue
+/// accepts.
+pub(crate) fn held(verdict: &str) -> bool {
+    matches!(verdict, "blocked" | "killed")
+}
+
 /// A route the canary saw arrive escaped, whatever the probe believed.
-pub fn canary_overrules(verdict: &mut String, detail: &mut String) {
+fn canary_overrules(verdict: &mut String, detail: &mut String) {
     if verdict != "escaped" {
         *detail = format!("the canary saw it arrive, though the probe said {verdict}: {detail}");
         *verdict = "escaped".to_owned();
@@ -292,10 +285,7 @@ impl Report {
             }
             for attempt in routes {
                 // A route the plain user cannot take either: "not root" stops it.
-                let not_root = self
-                    .results
-                    .iter()
-                    .any(|r| r.attempt == *attempt && matches!(r.plain_user.as_str(), "blocked" | "killed"));
+                let not_root = self.results.iter().any(|r| r.attempt == *attempt && held(&r.plain_user));
                 let route = format!("  {attempt}{}", if not_root { " (not root)" } else { "" });
                 let _ = write!(out, "{route:id_width$}");
                 for unit in &units {
@@ -368,11 +358,6 @@ impl Report {
     }
 }
 
-/// A unit's name as a column heading.
-fn short_name(unit: &str) -> String {
-    crate::passes::short_name(unit)
-}
-
 /// A verdict as a table cell: failures shout. The plain user is neither
 /// expected to escape nor to hold.
 fn cell(verdict: &str, unit: &str) -> &'static str {
@@ -411,11 +396,10 @@ pub fn cross_release(reports: &[Report]) -> Vec<String> {
         for r in unsupported {
             let blocked_elsewhere = reports.iter().any(|other| {
                 other.guest.release != report.guest.release
-                    && other.results.iter().any(|o| {
-                        o.unit == r.unit
-                            && o.attempt == r.attempt
-                            && matches!(o.verdict.as_str(), "blocked" | "killed")
-                    })
+                    && other
+                        .results
+                        .iter()
+                        .any(|o| o.unit == r.unit && o.attempt == r.attempt && held(&o.verdict))
             });
             if !blocked_elsewhere {
                 failures.push(format!(
@@ -431,7 +415,7 @@ pub fn cross_release(reports: &[Report]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{Pass, PassReport};
+    use crate::contract::{GuestEvent, Pass, PassReport};
     use std::collections::BTreeMap;
 
     fn plan_and_roles() -> (Plan, BTreeMap<String, Role>) {

@@ -153,51 +153,31 @@ impl Staged {
         if template {
             extra.push(("Environment", "SANDKASTEN_PROBE_SIBLINGS=2"));
         }
-        let generated = variant::generate(
-            &name,
-            &reference.name,
-            socket,
-            &reference.service,
-            port,
-            removed,
-            &probe(),
-            attempts,
-            &extra,
-        );
         let dial = template || attempts.iter().any(|a| a == "net.handover-accepted");
-        self.plan.passes.push(Pass {
+        let pass = Pass {
             name: name.clone(),
             template,
-            port: (dial && generated.socket.is_some()).then_some(port),
+            port: (dial && socket.is_some()).then_some(port),
             // Two instances side by side: the sibling routes need them.
             clients: if template { 2 } else { 1 },
             attempts: attempts.to_vec(),
             deadline_s: 300,
-        });
+        };
+        let generated = variant::generate(&pass, socket, &reference.service, port, removed, &probe(), &extra);
+        self.plan.passes.push(pass);
         self.units.push(generated);
         self.roles.insert(name, role);
     }
 
-    /// The root control and the plain-user control.
-    fn controls(&mut self, attempts: &[String]) {
-        let service = UnitFile::parse(CONTROL_SERVICE).expect("valid");
-        let socket = UnitFile::parse(CONTROL_SOCKET).expect("valid");
+    /// A pass in the control unit: socket-activated like the reference
+    /// units, with no sandbox at all, and `extra` lines (the plain user's).
+    fn control(&mut self, name: &str, role: Role, port: u16, attempts: &[String], extra: &[(&str, &str)]) {
         let control = Reference {
             name: "control.service".to_owned(),
-            service: service.clone(),
-            socket: Some(("control.socket".to_owned(), socket.clone())),
+            service: UnitFile::parse(CONTROL_SERVICE).expect("valid"),
+            socket: Some(("control.socket".to_owned(), UnitFile::parse(CONTROL_SOCKET).expect("valid"))),
         };
-        self.add("control".into(), Role::Control, &control, 7901, &[], attempts, &[]);
-        let plain = Reference { name: "plain.service".to_owned(), ..control };
-        self.add(
-            "plain".into(),
-            Role::PlainUser,
-            &plain,
-            7902,
-            &[],
-            attempts,
-            &[("User", PLAIN_USER), ("Group", "nogroup")],
-        );
+        self.add(name.to_owned(), role, &control, port, &[], attempts, extra);
     }
 }
 
@@ -207,7 +187,8 @@ pub fn matrix(references: &[Reference], attempts: &[String]) -> Staged {
     let mut staged = Staged::default();
     staged.plan.functional = true;
     staged.plan.parallel = 3;
-    staged.controls(attempts);
+    staged.control("control", Role::Control, 7901, attempts, &[]);
+    staged.control("plain", Role::PlainUser, 7902, attempts, &[("User", PLAIN_USER), ("Group", "nogroup")]);
     for (i, reference) in references.iter().enumerate() {
         let name = reference.short();
         staged.add(
@@ -238,12 +219,8 @@ pub fn ablation(
     staged.plan.parallel = 3;
     let unit = reference.name.clone();
     if first_round {
-        let mut controls = Staged::default();
-        controls.controls(attempts);
         // The root control only: the plain user is the matrix's business.
-        staged.plan.passes.push(controls.plan.passes[0].clone());
-        staged.units.push(controls.units[0].clone());
-        staged.roles.insert("control".into(), Role::Control);
+        staged.control("control", Role::Control, 7901, attempts, &[]);
         staged.add(
             "abl-0".into(),
             Role::Ablation { unit: unit.clone(), removed: vec![] },

@@ -19,6 +19,8 @@
 
 use std::fmt::Write as _;
 
+use crate::contract::Pass;
+
 /// One line of a unit file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
@@ -236,24 +238,21 @@ pub struct Generated {
     pub socket: Option<String>,
 }
 
-/// Builds pass `name`'s unit from a reference service (and socket): the
-/// probe in place of the server, listening on `port`, with `removed` taken
-/// out, `extra` `[Service]` lines added (`Environment=…`).
-#[allow(clippy::too_many_arguments)]
+/// Builds `pass`'s unit (and socket) from a reference service and its
+/// socket: the probe in place of the server, making the pass's attempts,
+/// listening on `port`, with `removed` taken out and `extra` `[Service]`
+/// lines added (`Environment=…`).
 pub fn generate(
-    name: &str,
-    reference_service: &str,
+    pass: &Pass,
     reference_socket: Option<(&str, &UnitFile)>,
     service: &UnitFile,
     port: u16,
     removed: &[&Directive],
     probe: &Probe,
-    attempts: &[String],
     extra: &[(&str, &str)],
 ) -> Generated {
-    let template = reference_service.ends_with("@.service");
-    let service_name = if template { format!("sk-{name}@.service") } else { format!("sk-{name}.service") };
-    let socket_name = format!("sk-{name}.socket");
+    let name = &pass.name;
+    let socket_name = pass.socket();
     let mut unit = service.clone();
     let mut socket = reference_socket.map(|(_, s)| s.clone());
     let lines = |file: In| -> Vec<usize> {
@@ -269,14 +268,13 @@ pub fn generate(
     if let Some((reference_socket, _)) = reference_socket {
         rename_references(&mut unit, reference_socket, &socket_name);
     }
-    let output = format!("{}/{name}.jsonl", crate::contract::OUTPUT_DIR);
     unit.set(
         "Service",
         "ExecStart",
-        &format!("{} --run-id {name} --only {}", probe.command, attempts.join(",")),
+        &format!("{} --run-id {name} --only {}", probe.command, pass.attempts.join(",")),
     );
     unit.set("Service", "Restart", "no");
-    unit.set("Service", "StandardOutput", &format!("append:{output}"));
+    unit.set("Service", "StandardOutput", &format!("append:{}", pass.output()));
     // The probe's own complaints go to the journal, not into the verdicts.
     unit.set("Service", "StandardError", "journal");
     unit.set("Service", "OOMPolicy", "continue");
@@ -291,7 +289,7 @@ pub fn generate(
         s.render()
     });
     Generated {
-        service_name,
+        service_name: pass.unit(),
         service: unit.render(),
         socket_name: socket.as_ref().map(|_| socket_name),
         socket,
@@ -355,6 +353,14 @@ mod tests {
     const SERVICE: &str = "# top\n[Unit]\nRequires=sandkasten-x.socket\nAfter=sandkasten-x.socket\n\n[Service]\nType=notify\nExecStart=/usr/libexec/sandkasten/x --flag\nRestart=on-failure\n# why\nDynamicUser=yes\nPrivateNetwork=yes\nTemporaryFileSystem=/run:ro\nTemporaryFileSystem=/var:ro /srv:ro\nNoExecPaths=/ /tmp\nExecPaths=/usr/libexec/sandkasten\nEnvironment=SANDKASTEN_LOCKDOWN=1\nSystemCallFilter=read write\nSystemCallFilter=~connect\n# trailing\n";
     const SOCKET: &str = "[Unit]\nRequires=sandkasten-egress.service\n[Socket]\nMark=29547\nListenStream=80\nListenDatagram=127.0.0.1:7\n";
 
+    fn pass(name: &str, attempts: &[&str]) -> Pass {
+        Pass {
+            name: name.into(),
+            attempts: attempts.iter().map(|a| (*a).to_owned()).collect(),
+            ..Pass::default()
+        }
+    }
+
     fn probe() -> Probe {
         Probe { command: "/p --json".into(), infra_calls: "wait4 kill".into() }
     }
@@ -396,14 +402,12 @@ mod tests {
         let exec = all.iter().find(|d| d.label.starts_with("NoExecPaths")).unwrap();
         let mark = all.iter().find(|d| d.label.starts_with("Mark")).unwrap();
         let g = generate(
-            "abl-1",
-            "sandkasten-x.service",
+            &pass("abl-1", &["a.b", "c.d"]),
             Some(("sandkasten-x.socket", &socket)),
             &service,
             20001,
             &[exec, mark],
             &probe(),
-            &["a.b".into(), "c.d".into()],
             &[("Environment", "SANDKASTEN_PROBE_SIBLINGS=2")],
         );
         assert_eq!(g.service_name, "sk-abl-1.service");
@@ -432,7 +436,7 @@ mod tests {
         let service = UnitFile::parse(SERVICE).unwrap();
         let all = directives(&service, None);
         let allow = all.iter().find(|d| d.label == "SystemCallFilter= (allow-list)").unwrap();
-        let g = generate("a", "sandkasten-x.service", None, &service, 1, &[allow], &probe(), &[], &[]);
+        let g = generate(&pass("a", &[]), None, &service, 1, &[allow], &probe(), &[]);
         assert!(
             !g.service.contains("wait4"),
             "an allow-list of the probe's calls alone would block everything"

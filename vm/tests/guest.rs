@@ -100,6 +100,13 @@ fn library_timeout_is_a_typed_error() {
     }
 }
 
+/// `sandkasten-vm exec --accel tcg --unit UNIT -- COMMAND...`
+fn exec_in_unit(unit: &str, command: &[&str]) -> std::process::Output {
+    let mut args = vec!["exec", "--accel", "tcg", "--unit", unit, "--"];
+    args.extend_from_slice(command);
+    sandkasten_vm(&args)
+}
+
 /// `exec --unit`: a command runs inside exactly the unit's sandbox, here the
 /// reference echo unit: a dynamic user, no /etc/shadow, the command's own
 /// exit status back on the host. The unit lets nothing but its server run
@@ -109,7 +116,7 @@ fn library_timeout_is_a_typed_error() {
 fn exec_unit_runs_the_command_inside_that_units_sandbox() {
     let _guest = one_guest_at_a_time();
     let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/../units/sandkasten-echo.service");
-    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/bin/busybox", "id", "-u"]);
+    let out = exec_in_unit(unit, &["/bin/busybox", "id", "-u"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -118,24 +125,14 @@ fn exec_unit_runs_the_command_inside_that_units_sandbox() {
         stdout.lines().find_map(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no uid in {stdout}"));
     assert!((61184..=65519).contains(&uid), "not a dynamic user: uid {uid}");
 
-    let out = sandkasten_vm(&[
-        "exec",
-        "--accel",
-        "tcg",
-        "--unit",
-        unit,
-        "--",
-        "/bin/busybox",
-        "cat",
-        "/etc/shadow",
-    ]);
+    let out = exec_in_unit(unit, &["/bin/busybox", "cat", "/etc/shadow"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "reading /etc/shadow must fail in the sandbox: {stdout}");
     assert!(stderr.contains("Permission denied"), "the command's stderr comes back as stderr: {stderr}");
 
     // A dynamically linked program gets its own file, not its libraries.
-    let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/usr/bin/id", "-u"]);
+    let out = exec_in_unit(unit, &["/usr/bin/id", "-u"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_ne!(out.status.code(), Some(0), "/usr/bin/id ran with its libraries noexec: {stdout}");
 }
@@ -148,21 +145,11 @@ fn exec_unit_passes_back_what_a_short_lived_command_wrote() {
     let _guest = one_guest_at_a_time();
     let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/../units/lab/sandkasten-lab1.service");
     for _ in 0..2 {
-        let out = sandkasten_vm(&["exec", "--accel", "tcg", "--unit", unit, "--", "/usr/bin/id"]);
+        let out = exec_in_unit(unit, &["/usr/bin/id"]);
         assert_eq!(out.status.code(), Some(0));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.starts_with("uid=0(root)"), "lab step 1 runs as root: {stdout:?}");
     }
-    let out = sandkasten_vm(&[
-        "exec",
-        "--accel",
-        "tcg",
-        "--unit",
-        unit,
-        "--",
-        "/bin/sh",
-        "-c",
-        "echo to-stderr >&2",
-    ]);
+    let out = exec_in_unit(unit, &["/bin/sh", "-c", "echo to-stderr >&2"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("to-stderr"), "stderr is passed back too");
 }

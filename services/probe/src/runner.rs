@@ -127,7 +127,7 @@ pub fn run_all(
         // server's allow-list, and a unit without SystemCallErrorNumber=
         // (an ablation takes it out) kills whoever calls them. The runner
         // must outlive its bookkeeping.
-        let _ = crate::sys::fork_wait(std::time::Duration::from_secs(5), || {
+        let _ = crate::sys::fork_wait(Duration::from_secs(5), || {
             crate::context::remove_scratch(opts, run_id, a.id);
             0
         });

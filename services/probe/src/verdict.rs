@@ -27,6 +27,18 @@ pub enum Unsupported {
     NoCanary,
 }
 
+impl Unsupported {
+    /// The kebab-case name used in JSON and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unsupported::Kernel => "kernel",
+            Unsupported::SystemdBpf => "systemd-bpf",
+            Unsupported::NotApplicable => "not-applicable",
+            Unsupported::NoCanary => "no-canary",
+        }
+    }
+}
+
 /// The raw observation one attempt makes, sent from the attempt's forked
 /// child to the runner as one JSON line on a pipe (printed on stdout by
 /// `run-one`).
@@ -227,6 +239,15 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsupported_names_are_the_json_names() {
+        for u in
+            [Unsupported::Kernel, Unsupported::SystemdBpf, Unsupported::NotApplicable, Unsupported::NoCanary]
+        {
+            assert_eq!(serde_json::to_value(u).unwrap(), u.as_str());
+        }
+    }
 
     #[test]
     fn unaccepted_errno_is_an_error_not_blocked() {

@@ -64,7 +64,7 @@ fn start(pass: &Pass) -> Running<'_> {
     };
     let _ = std::fs::remove_file(pass.output());
     if pass.template {
-        if let Err(e) = systemd::output(&["systemctl", "start", &format!("sk-{}.socket", pass.name)]) {
+        if let Err(e) = systemd::output(&["systemctl", "start", &pass.socket()]) {
             run.failures.push(format!("cannot start its socket: {e}"));
         }
     } else if let Err(e) = systemd::output(&["systemctl", "start", "--no-block", &pass.unit()]) {
@@ -114,8 +114,7 @@ fn poll(running: &mut [Running]) -> Vec<Finished> {
         let pass = run.pass;
         let over_time = run.started.elapsed() > Duration::from_secs(pass.deadline_s);
         let (ended, result) = if pass.template {
-            let pattern = format!("sk-{}@*.service", pass.name);
-            let instances = systemd::instances(&pattern).unwrap_or_default();
+            let instances = systemd::instances(&pass.instances()).unwrap_or_default();
             run.seen_instance |= !instances.is_empty();
             let ended = if run.seen_instance {
                 !instances.iter().any(|(_, state)| systemd::running(state))
@@ -143,7 +142,7 @@ fn poll(running: &mut [Running]) -> Vec<Finished> {
             finished.push(Finished { name: pass.name.clone(), result });
         } else if over_time {
             run.failures.push(format!("did not end within its deadline of {} s; stopped", pass.deadline_s));
-            let unit = if pass.template { format!("sk-{}@*.service", pass.name) } else { pass.unit() };
+            let unit = pass.instances();
             let _ = systemd::output(&["systemctl", "kill", "--signal=SIGKILL", &unit]);
             let _ = systemd::output(&["systemctl", "stop", &unit]);
             finished.push(Finished { name: pass.name.clone(), result: "timeout".to_owned() });
@@ -161,8 +160,8 @@ fn finish(run: Running, result: &str, canary_up: bool) -> PassReport {
     let mut report = collect(pass, &output, result, canary, elapsed, run.failures);
     if !report.failures.is_empty() {
         // What the probe said on stderr, for whoever reads the failure.
-        let unit = if pass.template { format!("sk-{}@*.service", pass.name) } else { pass.unit() };
-        let journal = systemd::output(&["journalctl", "-o", "cat", "--no-pager", "-n", "8", "-u", &unit]);
+        let journal =
+            systemd::output(&["journalctl", "-o", "cat", "--no-pager", "-n", "8", "-u", &pass.instances()]);
         report
             .failures
             .push(format!("its journal: {}", journal.unwrap_or_else(|e| e).trim().replace('\n', " | ")));
