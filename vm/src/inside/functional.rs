@@ -247,7 +247,8 @@ fn check_server(server: &Server, tx: &Sender<Functional>) {
         let seen = exchange(request.exchange, if first { ACTIVATION_TIMEOUT } else { IO_TIMEOUT });
         let mut result = expect(server.socket, request.name, request.needle, &seen);
         if first {
-            let _ = write!(result.detail, " (first answer, service start included: {})", secs(start.elapsed()));
+            let _ =
+                write!(result.detail, " (first answer, service start included: {})", secs(start.elapsed()));
         }
         send(tx, result);
     }
