@@ -12,11 +12,9 @@
 //! and renames the directory into place: a half-built image is never seen.
 //! Runs boot `rootfs.img` with `snapshot=on`, so it is never written to.
 
-use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -24,43 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{tail_lines, Error, IoContext};
 use crate::guest::Event;
-
-/// A Debian release the guest can be built from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Release {
-    /// Debian 12: systemd 252, built without the BPF framework.
-    Bookworm,
-    /// Debian 13: systemd 257, with the BPF framework.
-    Trixie,
-}
-
-impl Release {
-    /// The Debian code name, as mmdebstrap and the mirror know it.
-    pub fn codename(self) -> &'static str {
-        match self {
-            Release::Bookworm => "bookworm",
-            Release::Trixie => "trixie",
-        }
-    }
-}
-
-impl fmt::Display for Release {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.codename())
-    }
-}
-
-impl FromStr for Release {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "bookworm" => Ok(Release::Bookworm),
-            "trixie" => Ok(Release::Trixie),
-            other => Err(Error::Config(format!("unknown release {other:?} (bookworm or trixie)"))),
-        }
-    }
-}
+pub use crate::release::Release;
 
 /// One file of the guest recipe, embedded from `vm/guest/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,6 +357,12 @@ fn build_locked(
     // Documentation nobody reads in the guest; smaller image, faster mkfs.
     for excluded in ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"] {
         cmd.arg(format!("--dpkgopt=path-exclude={excluded}"));
+    }
+    // sid's Release file is valid for days only, and a mirror that serves a
+    // snapshot (this workplace's does) outlives it: apt then refuses it as
+    // expired. The signature is still checked; only its age is not.
+    if release.moves() {
+        cmd.arg("--aptopt=Acquire::Check-Valid-Until \"false\"");
     }
     cmd.arg(release.codename()).arg(&rootfs).arg(&mirror);
     run_streaming(&mut cmd, "mmdebstrap", &mut |line| {

@@ -46,12 +46,14 @@ pub mod matrix;
 pub mod passes;
 pub mod payload;
 mod qemu;
+pub mod release;
 pub mod variant;
 
 pub use accel::{Accel, AccelRequest};
 pub use error::Error;
 pub use guest::{Config, CpuModel, Event, Guest, InitrdKind, Run, Timings};
-pub use image::{Image, Release};
+pub use image::Image;
+pub use release::{Release, Releases};
 
 use std::path::PathBuf;
 

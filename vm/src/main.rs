@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sandkasten_vm::guest::print_progress;
 use sandkasten_vm::{ablation, matrix, passes, payload};
 use sandkasten_vm::{
-    AccelRequest, Config, CpuModel, Event, Guest, Image, InitrdKind, Release, EXIT_HARNESS_FAILURE,
+    AccelRequest, Config, CpuModel, Event, Guest, Image, InitrdKind, Release, Releases, EXIT_HARNESS_FAILURE,
 };
 
 /// Boots a real systemd in a qemu guest to prove sandkasten's sandboxes hold.
@@ -121,7 +121,7 @@ enum Cmd {
 struct ImageArgs {
     /// Debian release of the guest.
     #[arg(long, value_enum, default_value = "bookworm", env = "SANDKASTEN_VM_RELEASE")]
-    release: ReleaseArg,
+    release: Release,
     /// Image cache [default: $XDG_CACHE_HOME/sandkasten or ~/.cache/sandkasten].
     #[arg(long, env = "SANDKASTEN_VM_CACHE")]
     cache_dir: Option<PathBuf>,
@@ -153,9 +153,10 @@ struct BootArgs {
 
 #[derive(clap::Args)]
 struct MatrixArgs {
-    /// Debian release(s) of the guest: bookworm (systemd 252), trixie (257), or all.
-    #[arg(long, value_enum, default_value = "bookworm", env = "SANDKASTEN_VM_RELEASE")]
-    release: MatrixRelease,
+    /// Debian release(s) of the guest: bookworm (systemd 252), trixie (257),
+    /// sid (the newest), or all.
+    #[arg(long, default_value = "bookworm", env = "SANDKASTEN_VM_RELEASE")]
+    release: Releases,
     /// Image cache [default: $XDG_CACHE_HOME/sandkasten or ~/.cache/sandkasten].
     #[arg(long, env = "SANDKASTEN_VM_CACHE")]
     cache_dir: Option<PathBuf>,
@@ -165,19 +166,6 @@ struct MatrixArgs {
     /// The whole run's deadline per release in seconds [default: 180 under KVM, 900 under TCG].
     #[arg(long, env = "SANDKASTEN_VM_TIMEOUT")]
     timeout: Option<f64>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum MatrixRelease {
-    Bookworm,
-    Trixie,
-    All,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ReleaseArg {
-    Bookworm,
-    Trixie,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -212,10 +200,7 @@ impl AccelArg {
 
 impl ImageArgs {
     fn release(&self) -> Release {
-        match self.release {
-            ReleaseArg::Bookworm => Release::Bookworm,
-            ReleaseArg::Trixie => Release::Trixie,
-        }
+        self.release
     }
     fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(sandkasten_vm::default_cache_dir)
@@ -450,11 +435,7 @@ fn run_plan(
 
 impl MatrixArgs {
     fn releases(&self) -> Vec<Release> {
-        match self.release {
-            MatrixRelease::Bookworm => vec![Release::Bookworm],
-            MatrixRelease::Trixie => vec![Release::Trixie],
-            MatrixRelease::All => vec![Release::Bookworm, Release::Trixie],
-        }
+        self.release.list()
     }
 }
 
@@ -469,6 +450,8 @@ fn matrix(args: &MatrixArgs, json: Option<&Path>, junit: Option<&Path>) -> anyho
         let run = run_plan(args, release, dir.path(), "matrix")?;
         let output = String::from_utf8_lossy(run.result());
         let mut report = matrix::evaluate(&staged.plan, &staged.roles, &output, &run.accel.to_string());
+        // The release booted, not the guest's os-release codename (sid's says forky).
+        report.guest.release = release.to_string();
         if run.status != 0 {
             report.failures.push(format!("the guest side exited with status {}", run.status));
         }
@@ -550,6 +533,7 @@ fn ablate(args: &MatrixArgs, units: &[String], out: &Path, check: bool) -> anyho
             }
             let mut map = round.map(&reference.name, &labels, &attempts);
             map.guest.accel = accel.to_string();
+            map.guest.release = release.to_string();
             println!("{}", map.table());
             let stem = out.join(format!("{}-{}", reference.short(), map.guest.release));
             let json = stem.with_extension("json");

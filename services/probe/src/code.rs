@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crate::context::{scratch_candidates, Ctx};
 use crate::sys::{self, map_page, unmap_page, ChildEnd, Errno, PAGE};
-use crate::verdict::Outcome;
+use crate::verdict::{Outcome, Unsupported};
 
 /// `mov eax, 42; ret`, padded with `nop`s to one machine word (POKETEXT
 /// writes words).
@@ -303,6 +303,16 @@ fn proc_mem(positioned: bool) -> Outcome {
             sys::close(fd);
             if n == CODE.len() as isize {
                 judge_call(page, &format!("/proc/self/mem ({how}) into an r-x page"))
+            } else if n < 0 && e.0 == libc::EIO {
+                // fs/proc/base.c mem_rw(): without FOLL_FORCE the write to a
+                // page that is not writable copies nothing, which is EIO.
+                // Kernels built with PROC_MEM_FORCE_PTRACE or NO_FORCE (Debian
+                // sid's 7.x), or booted with proc_mem.force_override=ptrace|never,
+                // force only for a tracer: the route is closed for everyone.
+                Outcome::unsupported(
+                    Unsupported::Kernel,
+                    format!("{how} to /proc/self/mem: EIO: this kernel does not force writes through /proc/self/mem (proc_mem.force_override)"),
+                )
             } else {
                 Outcome::errno(e, format!("{how} to /proc/self/mem"))
             }
