@@ -310,7 +310,7 @@ fn proc_mem(positioned: bool) -> Outcome {
                 // sid's 7.x), or booted with proc_mem.force_override=ptrace|never,
                 // force only for a tracer: the route is closed for everyone.
                 Outcome::unsupported(
-                    Unsupported::Kernel,
+                    Unsupported::KernelPolicy,
                     format!("{how} to /proc/self/mem: EIO: this kernel does not force writes through /proc/self/mem (proc_mem.force_override)"),
                 )
             } else {

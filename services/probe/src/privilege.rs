@@ -53,23 +53,18 @@ pub fn suid_binary(_ctx: &Ctx) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::errno(Errno::from(e), format!("exec {}", bin.display())),
     };
-    // The exec has completed when spawn returns; the child may already have
-    // exited, but an unreaped child keeps its credentials readable.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+    // spawn returns once the exec has closed our CLOEXEC pipe, which the
+    // kernel does (begin_new_exec) before it commits the new credentials:
+    // a single read right away can still show the caller's euid. Read until
+    // euid 0 shows, the child is a zombie (its credentials are final), or
+    // it has run a while with the same ones.
+    let euid = settled_euid(child.id());
     let _ = child.kill();
     drop(child.stdin.take());
     let _ = child.wait();
-    let status = match status {
-        Ok(s) => s,
-        Err(e) => return Outcome::failed(format!("read /proc/{}/status: {e}", child.id())),
-    };
-    let uids: Vec<u32> = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .map(|l| l.split_whitespace().filter_map(|v| v.parse().ok()).collect())
-        .unwrap_or_default();
-    let Some(&euid) = uids.get(1) else {
-        return Outcome::failed("no Uid line in the child's status");
+    let euid = match euid {
+        Ok(euid) => euid,
+        Err(e) => return Outcome::failed(e),
     };
     // SAFETY: geteuid takes no arguments.
     let caller = unsafe { libc::geteuid() };
@@ -78,6 +73,31 @@ pub fn suid_binary(_ctx: &Ctx) -> Outcome {
         Outcome::escaped(format!("{} ran with euid 0{note}", bin.display()))
     } else {
         Outcome::stopped("non-root-euid", format!("{} ran with euid {euid}, the caller's", bin.display()))
+    }
+}
+
+/// How long a running child's credentials must stay non-root before they
+/// count as settled.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// The effective uid of child `pid` once its exec is complete: 0 as soon as
+/// it shows, else the last one read when the child became a zombie or
+/// [`SETTLE`] passed.
+fn settled_euid(pid: u32) -> Result<u32, String> {
+    let started = std::time::Instant::now();
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
+        let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
+        let euid = field("Uid:")
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .ok_or("no Uid line in the child's status")?;
+        let zombie = field("State:").is_some_and(|s| s.starts_with('Z'));
+        if euid == 0 || zombie || started.elapsed() >= SETTLE {
+            return Ok(euid);
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

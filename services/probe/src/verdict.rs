@@ -18,6 +18,10 @@ pub enum Unsupported {
     /// The kernel lacks the feature (a syscall returns ENOSYS on the host,
     /// a device or ABI does not exist, the host's root lacks a capability).
     Kernel,
+    /// The kernel has the feature but its build or boot configuration
+    /// refuses it to everyone, root included (sid's kernel forces writes
+    /// through /proc/PID/mem only for a tracer): a default, not a sandbox.
+    KernelPolicy,
     /// systemd was built without the BPF framework, so the directive that
     /// should stop the attempt is parsed but not enforced.
     SystemdBpf,
@@ -32,6 +36,7 @@ impl Unsupported {
     pub fn as_str(self) -> &'static str {
         match self {
             Unsupported::Kernel => "kernel",
+            Unsupported::KernelPolicy => "kernel-policy",
             Unsupported::SystemdBpf => "systemd-bpf",
             Unsupported::NotApplicable => "not-applicable",
             Unsupported::NoCanary => "no-canary",
@@ -242,9 +247,13 @@ mod tests {
 
     #[test]
     fn unsupported_names_are_the_json_names() {
-        for u in
-            [Unsupported::Kernel, Unsupported::SystemdBpf, Unsupported::NotApplicable, Unsupported::NoCanary]
-        {
+        for u in [
+            Unsupported::Kernel,
+            Unsupported::KernelPolicy,
+            Unsupported::SystemdBpf,
+            Unsupported::NotApplicable,
+            Unsupported::NoCanary,
+        ] {
             assert_eq!(serde_json::to_value(u).unwrap(), u.as_str());
         }
     }
