@@ -147,6 +147,12 @@ fn isolating(labels: &[String]) -> Vec<String> {
     labels.iter().filter(|l| !KEPT_IN_ISOLATION.contains(&l.as_str())).cloned().collect()
 }
 
+/// Every label but `keep` (and those kept in isolation): what a pass
+/// removes to see what `keep` does on its own.
+pub fn all_but(labels: &[String], keep: &str) -> Vec<String> {
+    isolating(labels).into_iter().filter(|l| l != keep).collect()
+}
+
 /// The guest's answer to one ablation plan, by pass: (removed set, what
 /// each attempt did), the control's and the baseline's observations.
 #[derive(Debug, Clone, Default)]
@@ -192,7 +198,7 @@ impl Round {
     pub fn isolation_sets(labels: &[String]) -> Vec<Vec<String>> {
         let removable = isolating(labels);
         let mut sets = vec![removable.clone()];
-        sets.extend(removable.iter().map(|keep| removable.iter().filter(|l| *l != keep).cloned().collect()));
+        sets.extend(removable.iter().map(|keep| all_but(labels, keep)));
         sets
     }
 

@@ -37,6 +37,7 @@
 pub mod ablation;
 pub mod accel;
 pub mod contract;
+pub mod enforcement;
 mod error;
 pub mod guest;
 pub mod image;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use sandkasten_vm::guest::print_progress;
-use sandkasten_vm::{ablation, matrix, passes, payload};
+use sandkasten_vm::{ablation, enforcement, matrix, passes, payload};
 use sandkasten_vm::{
     AccelRequest, Config, CpuModel, Event, Guest, Image, InitrdKind, Release, Releases, EXIT_HARNESS_FAILURE,
 };
@@ -96,6 +96,35 @@ enum Cmd {
         /// --out.
         #[arg(long, conflicts_with = "check")]
         redraw: bool,
+    },
+    /// Measure which directives this systemd and kernel enforce: per
+    /// directive of the reference units, one positive test (the attempts
+    /// the committed ablation maps show it stopping on its own) in its unit
+    /// with every other directive removed, beside the root control. Each
+    /// directive is enforced, silently ignored, refused at start or
+    /// enforced differently. Writes units/enforcement/RELEASE.json and the
+    /// table in README.md and units/README.md. Exits 1 when (--check) the
+    /// measurement differs from the committed report.
+    Enforce {
+        #[command(flatten)]
+        boot: MatrixArgs,
+        /// Compare with the committed reports instead of writing them.
+        #[arg(long)]
+        check: bool,
+        /// No VM: run the tests on this machine, whose PID 1 must be
+        /// systemd, as root, with sandkasten installed (scripts/install).
+        /// The test units are runtime units, removed at the end; the
+        /// attempts are built to change nothing (invalid arguments, current
+        /// values, markers removed).
+        #[arg(long, conflicts_with = "check")]
+        host: bool,
+        /// The reference units and their ablation maps [default: the
+        /// workspace's units/].
+        #[arg(long, value_name = "DIR")]
+        units: Option<PathBuf>,
+        /// Also write the report (an array, one per release) here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Boot with the serial console on this terminal and root logged in
     /// (the harness runner does not start). Ctrl-A X quits.
@@ -274,6 +303,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ablate(&boot, &units, &out, check)
             }
         }
+        Cmd::Enforce { boot, check, host, units, json } => {
+            let units = units.unwrap_or_else(|| payload::workspace_root().join("units"));
+            enforce(&boot, &units, check, host, json.as_deref())
+        }
         Cmd::Inside { plan } => Ok(ExitCode::from(sandkasten_vm::inside::run(&plan) as u8)),
         Cmd::Exec { boot, timeout, timings, unit, command } => {
             let mut config = boot.config();
@@ -372,10 +405,49 @@ fn stage(bin_dir: &Path, staged: &passes::Staged) -> anyhow::Result<tempfile::Te
     Ok(dir)
 }
 
-/// The reference units of `units/`.
+/// The reference units of the workspace's `units/`.
 fn references() -> anyhow::Result<Vec<passes::Reference>> {
-    let units = payload::workspace_root().join("units");
-    Ok(passes::REFERENCE_UNITS.iter().map(|u| passes::load_reference(&units, u)).collect::<Result<_, _>>()?)
+    references_in(&payload::workspace_root().join("units"))
+}
+
+/// The reference units of `units`.
+fn references_in(units: &Path) -> anyhow::Result<Vec<passes::Reference>> {
+    Ok(passes::REFERENCE_UNITS.iter().map(|u| passes::load_reference(units, u)).collect::<Result<_, _>>()?)
+}
+
+/// Every committed ablation map in `units/ablation`.
+fn ablation_maps(units: &Path) -> anyhow::Result<Vec<ablation::AblationMap>> {
+    let dir = units.join("ablation");
+    let mut maps = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            maps.push(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not an ablation map", path.display()))?,
+            );
+        }
+    }
+    anyhow::ensure!(!maps.is_empty(), "no ablation map in {}: run sandkasten-vm ablate first", dir.display());
+    Ok(maps)
+}
+
+/// The committed enforcement report of `release`, if there is one.
+fn committed_enforcement(
+    units: &Path,
+    release: Release,
+) -> anyhow::Result<Option<enforcement::EnforcementReport>> {
+    let path = units.join("enforcement").join(format!("{release}.json"));
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Some(
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an enforcement report", path.display()))?,
+    ))
 }
 
 /// Every attempt of the probe's catalogue.
@@ -564,6 +636,102 @@ fn ablate(args: &MatrixArgs, units: &[String], out: &Path, check: bool) -> anyho
         started.elapsed().as_secs_f64()
     );
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `sandkasten-vm enforce`: the enforcement report, per release in a VM,
+/// or (`--host`) on this machine.
+fn enforce(
+    args: &MatrixArgs,
+    units: &Path,
+    check: bool,
+    host: bool,
+    json: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let references = references_in(units)?;
+    let tests = enforcement::tests(&references, &ablation_maps(units)?, &all_attempts());
+    let staged = passes::enforcement(&references, &tests);
+    let labels = enforcement::labels(&references);
+    let mut reports = Vec::new();
+    if host {
+        if let Some(why) = sandkasten_vm::inside::host::unfit() {
+            anyhow::bail!("{why}");
+        }
+        eprintln!(
+            "sandkasten-vm: {} directive tests on this host",
+            staged.plan.passes.len().saturating_sub(1)
+        );
+        let output = sandkasten_vm::inside::host::run(&staged).map_err(anyhow::Error::msg)?;
+        let mut report = enforcement::evaluate(&staged.plan, &staged.roles, &tests, &labels, &output);
+        report.guest.accel = "host".to_owned();
+        println!("{}", report.table());
+        reports.push(report);
+    } else {
+        let dir = stage(&build()?, &staged)?;
+        for release in args.releases() {
+            let run = run_plan(args, release, dir.path(), "enforcement tests")?;
+            let output = String::from_utf8_lossy(run.result());
+            let mut report = enforcement::evaluate(&staged.plan, &staged.roles, &tests, &labels, &output);
+            report.guest.release = release.to_string();
+            report.guest.accel = run.accel.to_string();
+            println!("{}", report.table());
+            reports.push(report);
+        }
+    }
+    let mut ok = reports.iter().all(|r| r.failures.is_empty());
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !host {
+        for report in &reports {
+            let release: Release = report.guest.release.parse()?;
+            let path = units.join("enforcement").join(format!("{release}.json"));
+            if check {
+                let committed = committed_enforcement(units, release)?
+                    .with_context(|| format!("no committed report {}", path.display()))?;
+                for difference in enforcement::differences(&committed, report) {
+                    println!("FAIL: {} differs from the measurement: {difference}", path.display());
+                    ok = false;
+                }
+            } else if report.failures.is_empty() {
+                std::fs::create_dir_all(units.join("enforcement"))?;
+                std::fs::write(&path, serde_json::to_string_pretty(report)? + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("sandkasten-vm: wrote {}", path.display());
+            }
+        }
+        if !check {
+            write_enforcement_tables(units)?;
+        }
+    }
+    eprintln!(
+        "sandkasten-vm: enforcement report {} in {:.0} s",
+        if ok { "complete" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The table of every committed release, spliced into README.md and
+/// units/README.md.
+fn write_enforcement_tables(units: &Path) -> anyhow::Result<()> {
+    let mut reports = Vec::new();
+    for release in Release::ALL {
+        reports.extend(committed_enforcement(units, release)?);
+    }
+    let table = enforcement::markdown(&reports);
+    let workspace = units.parent().unwrap_or(units);
+    for file in [workspace.join("README.md"), units.join("README.md")] {
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let spliced = enforcement::splice(&text, &table).with_context(|| {
+            format!("{} has no enforcement table markers ({})", file.display(), enforcement::TABLE_BEGIN)
+        })?;
+        std::fs::write(&file, spliced).with_context(|| format!("cannot write {}", file.display()))?;
+        eprintln!("sandkasten-vm: wrote the enforcement table in {}", file.display());
+    }
+    Ok(())
 }
 
 /// `sandkasten-vm ablate --redraw`: the pictures again from the JSON maps.

@@ -246,3 +246,46 @@ pub fn ablation(
     }
     staged
 }
+
+/// The enforcement report's plan: per test, its unit with the directive
+/// and without it (a pass shared by every test that needs the same
+/// variant), each making the attempts of every test that needs it.
+pub fn enforcement(references: &[Reference], tests: &[crate::enforcement::Test]) -> Staged {
+    let mut staged = Staged::default();
+    staged.plan.parallel = 3;
+    // (unit, removed labels) → attempts, in the order first needed.
+    let mut variants: Vec<((String, Vec<String>), Vec<String>)> = Vec::new();
+    for test in tests.iter().filter(|t| !t.attempts.is_empty()) {
+        let Some(reference) = references.iter().find(|r| r.name == test.unit) else { continue };
+        let labels: Vec<String> = reference.directives().into_iter().map(|d| d.label).collect();
+        let (with, without) = test.variants(&labels);
+        for removed in [with, without] {
+            let key = (test.unit.clone(), removed);
+            let at = variants.iter().position(|(k, _)| *k == key).unwrap_or_else(|| {
+                variants.push((key, Vec::new()));
+                variants.len() - 1
+            });
+            let attempts = &mut variants[at].1;
+            for attempt in &test.attempts {
+                if !attempts.contains(attempt) {
+                    attempts.push(attempt.clone());
+                }
+            }
+        }
+    }
+    for (i, ((unit, removed), attempts)) in variants.iter().enumerate() {
+        let reference = references.iter().find(|r| r.name == *unit).expect("found above");
+        let directives = reference.directives();
+        let removing: Vec<&Directive> = directives.iter().filter(|d| removed.contains(&d.label)).collect();
+        staged.add(
+            format!("enf-{i}"),
+            Role::Ablation { unit: unit.clone(), removed: removed.clone() },
+            reference,
+            22000 + i as u16,
+            &removing,
+            attempts,
+            &[],
+        );
+    }
+    staged
+}

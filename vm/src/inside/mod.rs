@@ -11,6 +11,7 @@
 //! only reports, one [`GuestEvent`] per line on stdout.
 
 mod functional;
+pub mod host;
 mod pass;
 mod systemd;
 
@@ -48,6 +49,16 @@ pub fn run(plan_path: &Path) -> i32 {
             return 1;
         }
     };
+    if carry_out(&plan, &mut emit) {
+        0
+    } else {
+        1
+    }
+}
+
+/// Carries out `plan` on this machine (its PID 1 systemd, the plan's units
+/// installed), handing each event to `emit`; false when it could not.
+pub fn carry_out(plan: &Plan, emit: &mut dyn FnMut(&GuestEvent)) -> bool {
     let started = Instant::now();
     emit(&GuestEvent::Guest(guest_info()));
     let (tx, rx) = mpsc::channel();
@@ -58,13 +69,13 @@ pub fn run(plan_path: &Path) -> i32 {
     drop(tx);
     if let Err(e) = std::fs::create_dir_all(OUTPUT_DIR) {
         eprintln!("inside: cannot create {OUTPUT_DIR}: {e}");
-        return 1;
+        return false;
     }
     let canary = start_canary();
     if let Err(e) = &canary {
         log(&format!("the canary did not start: {e}"));
     }
-    pass::run_all(&plan, canary.is_ok(), &mut |report| {
+    pass::run_all(plan, canary.is_ok(), &mut |report| {
         // Checks that came in meanwhile go out first.
         for event in rx.try_iter() {
             emit(&event);
@@ -81,7 +92,7 @@ pub fn run(plan_path: &Path) -> i32 {
     }
     log(&format!("plan done in {:.1} s", started.elapsed().as_secs_f64()));
     emit(&GuestEvent::Done);
-    0
+    true
 }
 
 /// One event on stdout, flushed at once (the host follows the port live).
