@@ -48,6 +48,7 @@ pub mod passes;
 pub mod payload;
 mod qemu;
 pub mod release;
+pub mod release_diff;
 pub mod variant;
 
 pub use accel::{Accel, AccelRequest};

@@ -530,7 +530,19 @@ fn matrix(args: &MatrixArgs, json: Option<&Path>, junit: Option<&Path>) -> anyho
         println!("{}", report.table());
         reports.push(report);
     }
-    let cross = matrix::cross_release(&reports);
+    let units = payload::workspace_root().join("units");
+    let maps = ablation_maps(&units).unwrap_or_default();
+    let mut enforcement = Vec::new();
+    for release in Release::ALL {
+        enforcement.extend(committed_enforcement(&units, release)?);
+    }
+    let (differences, cross) = sandkasten_vm::release_diff::explain(&reports, &maps, &enforcement);
+    if reports.len() > 1 {
+        println!("release differences: {}", differences.len());
+        for difference in &differences {
+            println!("  {}", difference.line());
+        }
+    }
     for failure in &cross {
         println!("FAIL: {failure}");
     }

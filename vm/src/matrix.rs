@@ -26,7 +26,7 @@ pub const CONTROL: &str = "control";
 pub const PLAIN_USER: &str = "plain-user";
 
 /// The whole report (`sandkasten-vm matrix --json FILE`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     /// What ran the matrix.
     pub guest: GuestInfo,
@@ -64,7 +64,7 @@ impl GuestInfo {
 }
 
 /// One attempt in one unit.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AttemptResult {
     /// The unit whose sandbox the probe ran in, or `control`.
     pub unit: String,
@@ -379,39 +379,6 @@ pub(crate) fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Checks across releases (`--release all`): an attempt that is `unsupported`
-/// in a unit on one release must be blocked in that unit on another, so that
-/// "not enforced here" never hides a hole everywhere. A route that has
-/// nothing to work on in a unit (`not-applicable`: a UDP route where the
-/// unit is handed no UDP socket) is no hole.
-pub fn cross_release(reports: &[Report]) -> Vec<String> {
-    let mut failures = Vec::new();
-    for report in reports {
-        let unsupported = report.results.iter().filter(|r| {
-            r.unit != CONTROL
-                && r.unit != PLAIN_USER
-                && r.verdict == "unsupported"
-                && r.reason.as_deref() != Some("not-applicable")
-        });
-        for r in unsupported {
-            let blocked_elsewhere = reports.iter().any(|other| {
-                other.guest.release != report.guest.release
-                    && other
-                        .results
-                        .iter()
-                        .any(|o| o.unit == r.unit && o.attempt == r.attempt && held(&o.verdict))
-            });
-            if !blocked_elsewhere {
-                failures.push(format!(
-                    "{}: {} is unsupported on {} and blocked on no other release",
-                    r.unit, r.attempt, report.guest.release
-                ));
-            }
-        }
-    }
-    failures
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,17 +508,5 @@ mod tests {
         assert_eq!(a.verdict, "escaped");
         assert!(a.detail.contains("canary saw it"), "{}", a.detail);
         assert!(!report.passed());
-    }
-
-    #[test]
-    fn unsupported_on_one_release_must_be_blocked_on_another() {
-        let mk = |release: &str, v: &str| {
-            let mut lines = good();
-            lines[0] = GUEST.replace("bookworm", release);
-            lines[3] = pass("u", &[("a", v), ("b", "killed")], Some(&[]));
-            evaluate_lines(&lines)
-        };
-        assert!(cross_release(&[mk("bookworm", "unsupported"), mk("trixie", "blocked")]).is_empty());
-        assert_eq!(cross_release(&[mk("bookworm", "unsupported"), mk("trixie", "unsupported")]).len(), 2);
     }
 }

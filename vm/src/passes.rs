@@ -254,7 +254,8 @@ pub fn enforcement(references: &[Reference], tests: &[crate::enforcement::Test])
     let mut staged = Staged::default();
     staged.plan.parallel = 3;
     // (unit, removed labels) → attempts, in the order first needed.
-    let mut variants: Vec<((String, Vec<String>), Vec<String>)> = Vec::new();
+    type Variant = (String, Vec<String>);
+    let mut variants: Vec<(Variant, Vec<String>)> = Vec::new();
     for test in tests.iter().filter(|t| !t.attempts.is_empty()) {
         let Some(reference) = references.iter().find(|r| r.name == test.unit) else { continue };
         let labels: Vec<String> = reference.directives().into_iter().map(|d| d.label).collect();
