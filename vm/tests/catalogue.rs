@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use sandkasten_probe::catalogue::{Held, ATTEMPTS};
 use sandkasten_vm::ablation::AblationMap;
-use sandkasten_vm::passes::{short_name, REFERENCE_UNITS};
+use sandkasten_vm::enforcement::{self, EnforcementReport};
+use sandkasten_vm::passes::{load_reference, short_name, REFERENCE_UNITS};
+use sandkasten_vm::Release;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -36,10 +38,10 @@ const NEED_BPF_FRAMEWORK: [&str; 3] =
     ["SocketBindDeny=", "RestrictFileSystems=", "RestrictNetworkInterfaces="];
 
 #[test]
-fn every_reference_unit_has_a_complete_map_on_both_releases() {
+fn every_reference_unit_has_a_complete_map_on_every_release() {
     let maps = maps();
     for unit in REFERENCE_UNITS {
-        for release in ["bookworm", "trixie"] {
+        for release in Release::ALL.map(Release::codename) {
             let file = format!("{}-{release}.json", short_name(unit));
             let (_, map) = maps
                 .iter()
@@ -110,4 +112,57 @@ fn every_directive_without_a_measured_effect_says_why() {
         "directives with no measured effect and no reason in units/README.md (\"Directives the map shows no \
          effect for\"): {missing:?}"
     );
+}
+
+fn enforcement_reports() -> Vec<EnforcementReport> {
+    Release::ALL
+        .iter()
+        .map(|release| {
+            let path = workspace().join(format!("units/enforcement/{release}.json"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!("{}: {e}: run `sandkasten-vm enforce --release {release}`", path.display())
+            });
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// The committed reports test what the units and maps say today: one row
+/// per directive, each decided by one of the attempts its test makes.
+#[test]
+fn every_release_has_an_enforcement_report_of_todays_tests() {
+    let units = workspace().join("units");
+    let references: Vec<_> = REFERENCE_UNITS.iter().map(|u| load_reference(&units, u).unwrap()).collect();
+    let maps: Vec<AblationMap> = maps().into_iter().map(|(_, m)| m).collect();
+    let catalogue: Vec<String> = ATTEMPTS.iter().map(|a| a.id.to_owned()).collect();
+    let tests = enforcement::tests(&references, &maps, &catalogue);
+    for (release, report) in Release::ALL.iter().zip(enforcement_reports()) {
+        assert_eq!(report.guest.release, release.codename());
+        assert!(report.failures.is_empty(), "{release}: incomplete: {:?}", report.failures);
+        let directives: Vec<&str> = report.rows.iter().map(|r| r.directive.as_str()).collect();
+        let tested: Vec<&str> = tests.iter().map(|t| t.directive.as_str()).collect();
+        assert_eq!(directives, tested, "{release}: stale, run `sandkasten-vm enforce --release all`");
+        for (row, test) in report.rows.iter().zip(&tests) {
+            if let Some(attempt) = &row.attempt {
+                assert!(
+                    test.attempts.contains(attempt),
+                    "{release}: {} was decided by {attempt}, which its test no longer makes",
+                    row.directive
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_readmes_show_the_committed_enforcement_reports() {
+    let table = enforcement::markdown(&enforcement_reports());
+    for file in ["README.md", "units/README.md"] {
+        let text = std::fs::read_to_string(workspace().join(file)).unwrap();
+        assert!(
+            text.contains(&table),
+            "{file}: the enforcement table is not the committed reports': run `sandkasten-vm enforce \
+             --release all` (or fix it by hand from units/enforcement/)"
+        );
+    }
 }

@@ -153,3 +153,67 @@ fn exec_unit_passes_back_what_a_short_lived_command_wrote() {
     let out = exec_in_unit(unit, &["/bin/sh", "-c", "echo to-stderr >&2"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("to-stderr"), "stderr is passed back too");
 }
+
+/// Host mode, on a host whose PID 1 is systemd: the guest. It measures with
+/// runtime units and the same code the VM report runs through its own
+/// generated units at boot, and must come to the same table: every
+/// directive's status and deciding attempt as in units/enforcement/.
+#[test]
+fn host_mode_in_the_guest_prints_the_vm_reports_table() {
+    use sandkasten_vm::enforcement::{differences, EnforcementReport};
+    use sandkasten_vm::payload;
+
+    let _guest = one_guest_at_a_time();
+    let workspace = payload::workspace_root();
+    let bin_dir = payload::build_binaries(&workspace).expect("release build");
+    let dir = tempfile::tempdir().unwrap();
+    let script = "#!/bin/sh\n\
+        /usr/libexec/sandkasten/sandkasten-vm enforce --host --units /payload/units --json /tmp/host.json >&2 \
+        && cat /tmp/host.json\n";
+    payload::stage(dir.path(), &workspace, &bin_dir, script, &[]).expect("payload");
+    // The reference units and their maps, which host mode picks its tests from.
+    for sub in ["", "ablation"] {
+        let from = workspace.join("units").join(sub);
+        let to = dir.path().join("units").join(sub);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+
+    let mut config = Config::new(Release::Bookworm);
+    config.accel = AccelRequest::Tcg;
+    config.payload_dir = Some(dir.path().to_path_buf());
+    config.timeout = Some(Duration::from_secs(900));
+    let run = Guest::boot(&config).expect("guest run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status, 0, "host mode failed in the guest:\n{stderr}");
+    let measured: Vec<EnforcementReport> = serde_json::from_slice(run.result())
+        .unwrap_or_else(|e| panic!("no report ({e}): {}\n{stderr}", String::from_utf8_lossy(run.result())));
+    let committed: EnforcementReport = serde_json::from_str(
+        &std::fs::read_to_string(workspace.join("units/enforcement/bookworm.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(measured.len(), 1);
+    assert!(measured[0].failures.is_empty(), "{:?}", measured[0].failures);
+    let diff = differences(&committed, &measured[0]);
+    assert!(diff.is_empty(), "host mode and the VM report disagree:\n{}", diff.join("\n"));
+}
+
+/// Outside systemd (this CI machine: PID 1 is not systemd), host mode
+/// refuses with a message that says why and what to do instead.
+#[test]
+fn host_mode_refuses_where_pid_1_is_not_systemd() {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipped: this machine's PID 1 is systemd");
+        return;
+    }
+    let out = sandkasten_vm(&["enforce", "--host"]);
+    assert_eq!(out.status.code(), Some(i32::from(EXIT_HARNESS_FAILURE)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PID 1 is not systemd"), "{stderr}");
+    assert!(stderr.contains("sandkasten-vm enforce --release"), "it names the alternative: {stderr}");
+}
