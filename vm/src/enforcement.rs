@@ -264,6 +264,9 @@ impl EnforcementReport {
             "enforcement: {} (systemd {}, kernel {})\n",
             self.guest.release, self.guest.systemd, self.guest.kernel
         );
+        if !self.guest.features.is_empty() {
+            let _ = writeln!(out, "systemd features: {}", self.guest.features);
+        }
         let width = self.rows.iter().map(|r| r.directive.len()).max().unwrap_or(9).max(9);
         let _ = writeln!(out, "  {:width$}  {:20}  {:24}  observed", "directive", "status", "attempt");
         for r in &self.rows {

@@ -274,6 +274,9 @@ impl Report {
             "escape matrix: {} (systemd {}, kernel {}, {})",
             g.release, g.systemd, g.kernel, g.accel
         );
+        if !g.features.is_empty() {
+            let _ = writeln!(out, "systemd features: {}", g.features);
+        }
         let _ = write!(out, "{:id_width$}", "attempt");
         for s in &short {
             let _ = write!(out, "  {s:>width$}");

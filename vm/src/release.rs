@@ -82,13 +82,15 @@ impl Releases {
 }
 
 impl FromStr for Releases {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
         if s == "all" {
-            Ok(Releases::All)
-        } else {
-            s.parse().map(Releases::One)
+            return Ok(Releases::All);
         }
+        s.parse().map(Releases::One).map_err(|_| {
+            let known: Vec<&str> = Release::ALL.iter().map(|r| r.codename()).collect();
+            format!("unknown release {s:?} (one of {}, or all)", known.join(", "))
+        })
     }
 }
 
