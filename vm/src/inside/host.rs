@@ -86,7 +86,11 @@ fn install(staged: &Staged, installed: &mut Vec<PathBuf>) -> Result<(), String> 
             let (Some(name), Some(text)) = (name, text) else { continue };
             let path = dir.join(name);
             if path.exists() {
-                return Err(format!("{} exists already: is another run under way?", path.display()));
+                return Err(format!(
+                    "{} exists already: another run is under way, or one was interrupted (then remove \
+                     /run/systemd/system/sk-* and run systemctl daemon-reload; a reboot clears them too)",
+                    path.display()
+                ));
             }
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
             installed.push(path);
