@@ -5,8 +5,14 @@ use std::sync::{Mutex, MutexGuard};
 /// timings (and the timeout test) meaningful.
 static GUEST: Mutex<()> = Mutex::new(());
 
-pub fn one_guest_at_a_time() -> MutexGuard<'static, ()> {
-    GUEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The right to boot a guest, or `None` when `SANDKASTEN_VM_TESTS=skip`
+/// (what `scripts/test --no-vm` sets): then the test says so and returns.
+pub fn one_guest_at_a_time() -> Option<MutexGuard<'static, ()>> {
+    if std::env::var_os("SANDKASTEN_VM_TESTS").is_some_and(|v| v == "skip") {
+        eprintln!("skipped: SANDKASTEN_VM_TESTS=skip (scripts/test --no-vm)");
+        return None;
+    }
+    Some(GUEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
 }
 
 /// Runs the sandkasten-vm binary with `args`, printing everything a failing
