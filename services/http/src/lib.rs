@@ -3,9 +3,11 @@
 //!
 //! The library never binds: it gets the sockets that systemd passed (or that
 //! `main` bound for `--listen`) from [`sandkasten_runtime`] and serves them.
-//! File serving itself (ranges, `Last-Modified`, precompressed siblings, MIME
-//! types) is tower-http's `ServeFile`; this crate wraps it with what it lacks:
-//! path containment, `ETag`s and the conditional requests built on them,
+//! File serving (ranges, `Last-Modified`, precompressed siblings, MIME types)
+//! is tower-http's `ServeFile`, except a plain GET of a small file, which the
+//! handler reads whole and sends from memory with the same headers (see
+//! `handler`). Around it this crate adds what tower-http lacks: path
+//! containment, `ETag`s and the conditional requests built on them,
 //! `If-Range`, directory listings, and the connection policy (timeouts,
 //! limits, graceful shutdown).
 //!

@@ -6,9 +6,11 @@
 //!    segment, so `%2f` cannot smuggle a separator in, and refuses any segment
 //!    that decodes to `..`, contains `/` or a NUL byte. `.` and empty segments
 //!    are dropped. Nothing that could climb out of the root survives.
-//! 2. [`locate`] joins the segments to the root and canonicalizes the result
-//!    (resolving every symlink), then requires the canonical path to lie under
-//!    the canonical root. A symlink inside the tree pointing at `/etc` fails
+//! 2. [`locate`] joins the segments to the root and walks the components
+//!    below it with `lstat`: without a symlink on the way the path is
+//!    canonical already and inside the root. With one, it canonicalizes the
+//!    path (resolving every symlink) and requires the result to lie under the
+//!    canonical root: a symlink inside the tree pointing at `/etc` fails
 //!    here. Only regular files and directories are served: opening a FIFO
 //!    would block a worker forever.
 //!
