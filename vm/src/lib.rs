@@ -43,6 +43,7 @@ pub mod guest;
 pub mod image;
 mod initrd;
 pub mod inside;
+pub mod jobs;
 pub mod matrix;
 pub mod passes;
 pub mod payload;

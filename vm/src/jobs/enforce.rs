@@ -1,0 +1,106 @@
+//! `sandkasten-vm enforce`.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::{
+    ablation_maps, all_attempts, build, committed_enforcement, references_in, run_plan, stage, RunOptions,
+};
+use crate::{enforcement, passes, Release};
+
+/// `sandkasten-vm enforce`: the enforcement report, per release in a VM,
+/// or (`--host`) on this machine.
+pub fn enforce(
+    opts: &RunOptions,
+    units: &Path,
+    check: bool,
+    host: bool,
+    json: Option<&Path>,
+) -> anyhow::Result<bool> {
+    let started = std::time::Instant::now();
+    let references = references_in(units)?;
+    let tests = enforcement::tests(&references, &ablation_maps(units)?, &all_attempts());
+    let staged = passes::enforcement(&references, &tests);
+    let labels = enforcement::labels(&references);
+    let mut reports = Vec::new();
+    if host {
+        if let Some(why) = crate::inside::host::unfit() {
+            anyhow::bail!("{why}");
+        }
+        eprintln!(
+            "sandkasten-vm: {} directive tests on this host",
+            staged.plan.passes.len().saturating_sub(1)
+        );
+        let output = crate::inside::host::run(&staged).map_err(anyhow::Error::msg)?;
+        let mut report = enforcement::evaluate(&staged.plan, &staged.roles, &tests, &labels, &output);
+        report.guest.accel = "host".to_owned();
+        println!("{}", report.table());
+        reports.push(report);
+    } else {
+        let dir = stage(&build()?, &staged)?;
+        for &release in &opts.releases {
+            let run = run_plan(opts, release, dir.path(), "enforcement tests")?;
+            let output = String::from_utf8_lossy(run.result());
+            let mut report = enforcement::evaluate(&staged.plan, &staged.roles, &tests, &labels, &output);
+            report.guest.release = release.to_string();
+            report.guest.accel = run.accel.to_string();
+            println!("{}", report.table());
+            reports.push(report);
+        }
+    }
+    let mut ok = reports.iter().all(|r| r.failures.is_empty());
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !host {
+        for report in &reports {
+            let release: Release = report.guest.release.parse()?;
+            let path = units.join("enforcement").join(format!("{release}.json"));
+            if check {
+                let committed = committed_enforcement(units, release)?
+                    .with_context(|| format!("no committed report {}", path.display()))?;
+                for difference in enforcement::differences(&committed, report) {
+                    println!("FAIL: {} differs from the measurement: {difference}", path.display());
+                    ok = false;
+                }
+            } else if report.failures.is_empty() {
+                std::fs::create_dir_all(units.join("enforcement"))?;
+                std::fs::write(&path, serde_json::to_string_pretty(report)? + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("sandkasten-vm: wrote {}", path.display());
+            }
+        }
+        if !check {
+            write_enforcement_tables(units)?;
+        }
+    }
+    eprintln!(
+        "sandkasten-vm: enforcement report {} in {:.0} s",
+        if ok { "complete" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ok)
+}
+
+/// The table of every committed release, spliced into README.md and
+/// units/README.md.
+fn write_enforcement_tables(units: &Path) -> anyhow::Result<()> {
+    let mut reports = Vec::new();
+    for release in Release::ALL {
+        reports.extend(committed_enforcement(units, release)?);
+    }
+    let table = enforcement::markdown(&reports);
+    let workspace = units.parent().unwrap_or(units);
+    for file in [workspace.join("README.md"), units.join("README.md")] {
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let spliced = enforcement::splice(&text, &table).with_context(|| {
+            format!("{} has no enforcement table markers ({})", file.display(), enforcement::TABLE_BEGIN)
+        })?;
+        std::fs::write(&file, spliced).with_context(|| format!("cannot write {}", file.display()))?;
+        eprintln!("sandkasten-vm: wrote the enforcement table in {}", file.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! `sandkasten-vm exec`: a command, a payload's `run` script, or a command
+//! inside the sandbox of a unit given on the command line.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::guest::print_progress;
+use crate::{payload, Config, Event, Guest};
+
+/// What `exec` runs.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// Run the command inside this unit's sandbox (`--unit`).
+    pub unit: Option<PathBuf>,
+    /// The command; without one, the payload's `run` script.
+    pub command: Vec<OsString>,
+    /// Print host-side timings as one JSON line on stderr at the end.
+    pub timings: bool,
+}
+
+/// Boots the guest as `config` says, runs `request` there with its output
+/// streamed to ours, and returns the guest command's exit status.
+pub fn exec(mut config: Config, request: ExecRequest) -> anyhow::Result<i32> {
+    // Kept alive until the run is over: the payload directory.
+    let mut staged = None;
+    if let Some(unit) = &request.unit {
+        let dir = stage_unit_payload(unit, &request.command)?;
+        config.payload_dir = Some(dir.path().to_owned());
+        staged = Some(dir);
+    } else if !request.command.is_empty() {
+        config.command = Some(request.command);
+    }
+    let mut stream = |event: &Event| match event {
+        Event::Stdout(bytes) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+        }
+        Event::Stderr(bytes) => {
+            let _ = std::io::stderr().write_all(bytes);
+        }
+        other => print_progress(other),
+    };
+    let guest = Guest::prepare(&config, &mut stream)?;
+    let run = guest.run(&config, &mut stream)?;
+    let t = run.timings;
+    if request.timings {
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "accel": run.accel.to_string(),
+                "status": run.status,
+                "attempts": run.attempts,
+                "payload_s": t.payload.as_secs_f64(),
+                "qemu_to_script_start_s": t.to_script_start.as_secs_f64(),
+                "script_s": t.script.as_secs_f64(),
+                "qemu_total_s": t.qemu.as_secs_f64(),
+                "guest_uptime_at_start_s": t.guest_uptime_at_start,
+                "console_log": run.console_log,
+            })
+        );
+    }
+    eprintln!(
+        "sandkasten-vm: {} guest script started {:.1} s after qemu, ran {:.1} s, exit status {}",
+        run.accel,
+        t.to_script_start.as_secs_f64(),
+        t.script.as_secs_f64(),
+        run.status
+    );
+    drop(staged);
+    Ok(run.status)
+}
+
+/// The payload for `exec --unit`: the servers and units as for the matrix,
+/// the user's unit beside them, and the command to run in it.
+fn stage_unit_payload(unit: &Path, command: &[OsString]) -> anyhow::Result<tempfile::TempDir> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = unit
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| n.ends_with(".service"))
+        .with_context(|| format!("{}: --unit takes a .service file", unit.display()))?;
+    let text = std::fs::read_to_string(unit).with_context(|| format!("cannot read {}", unit.display()))?;
+    anyhow::ensure!(text.contains("[Service]"), "{}: no [Service] section", unit.display());
+    let workspace = payload::workspace_root();
+    eprintln!("sandkasten-vm: building the servers and the probe (release)");
+    let bin_dir = payload::build_binaries(&workspace)?;
+    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
+    payload::stage(dir.path(), &workspace, &bin_dir, payload::IN_UNIT_PLAN, &[unit.to_owned()])?;
+    std::fs::write(dir.path().join(".unit-name"), name)?;
+    let mut argv = Vec::new();
+    for arg in command {
+        argv.extend_from_slice(arg.as_bytes());
+        argv.push(0);
+    }
+    std::fs::write(dir.path().join(".unit-command"), argv)?;
+    Ok(dir)
+}

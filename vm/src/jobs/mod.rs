@@ -1,0 +1,156 @@
+//! The jobs behind `sandkasten-vm`'s commands: the library owns them, the
+//! binary only parses flags and turns a job's answer into an exit status.
+//!
+//! - [`matrix`]: the escape matrix, one boot per release, and the release
+//!   diff;
+//! - [`ablate`]: the ablation maps;
+//! - [`enforce`]: the enforcement report, in a VM or on this host;
+//! - [`exec`]: a command (or a unit's sandbox) in the guest.
+//!
+//! This module holds what they share: how a plan is built, staged and run,
+//! and where the committed data lives.
+
+mod ablate;
+mod enforce;
+mod exec;
+mod matrix;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use ablate::{ablate, redraw_maps};
+pub use enforce::enforce;
+pub use exec::{exec, ExecRequest};
+pub use matrix::matrix;
+
+use crate::guest::print_progress;
+use crate::{ablation, enforcement, passes, payload};
+use crate::{AccelRequest, Config, Event, Guest, Release};
+
+/// How the VM jobs boot their guests.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The releases to run, in order.
+    pub releases: Vec<Release>,
+    /// The image cache [default: [`crate::default_cache_dir`]].
+    pub cache_dir: Option<PathBuf>,
+    /// The accelerator wanted.
+    pub accel: AccelRequest,
+    /// The whole run's deadline per release [default: three times the
+    /// accelerator's default].
+    pub timeout: Option<Duration>,
+}
+
+/// Builds the servers, the probe and this harness (its guest side), once
+/// per command; their directory.
+fn build() -> anyhow::Result<PathBuf> {
+    eprintln!("sandkasten-vm: building the servers, the probe and the guest side (release)");
+    Ok(payload::build_binaries(&payload::workspace_root())?)
+}
+
+/// Stages a payload with the binaries in `bin_dir` and `staged`'s units and
+/// plan.
+fn stage(bin_dir: &Path, staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
+    payload::stage(dir.path(), &payload::workspace_root(), bin_dir, payload::INSIDE_PLAN, &[])?;
+    payload::stage_plan(dir.path(), staged)?;
+    Ok(dir)
+}
+
+/// The reference units of the workspace's `units/`.
+fn references() -> anyhow::Result<Vec<passes::Reference>> {
+    references_in(&payload::workspace_root().join("units"))
+}
+
+/// The reference units of `units`.
+fn references_in(units: &Path) -> anyhow::Result<Vec<passes::Reference>> {
+    Ok(passes::REFERENCE_UNITS.iter().map(|u| passes::load_reference(units, u)).collect::<Result<_, _>>()?)
+}
+
+/// Every committed ablation map in `units/ablation`.
+fn ablation_maps(units: &Path) -> anyhow::Result<Vec<ablation::AblationMap>> {
+    let dir = units.join("ablation");
+    let mut maps = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            maps.push(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not an ablation map", path.display()))?,
+            );
+        }
+    }
+    anyhow::ensure!(!maps.is_empty(), "no ablation map in {}: run sandkasten-vm ablate first", dir.display());
+    Ok(maps)
+}
+
+/// The committed enforcement report of `release`, if there is one.
+fn committed_enforcement(
+    units: &Path,
+    release: Release,
+) -> anyhow::Result<Option<enforcement::EnforcementReport>> {
+    let path = units.join("enforcement").join(format!("{release}.json"));
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Some(
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an enforcement report", path.display()))?,
+    ))
+}
+
+/// Every attempt of the probe's catalogue.
+fn all_attempts() -> Vec<String> {
+    sandkasten_probe::catalogue::ATTEMPTS.iter().map(|a| a.id.to_owned()).collect()
+}
+
+/// Boots `release` once with the payload in `dir` and returns what its
+/// guest side wrote.
+fn run_plan(opts: &RunOptions, release: Release, dir: &Path, what: &str) -> anyhow::Result<crate::Run> {
+    let mut config = Config::new(release);
+    config.accel = opts.accel;
+    config.cache_dir = Some(opts.cache_dir.clone().unwrap_or_else(crate::default_cache_dir));
+    config.payload_dir = Some(dir.to_owned());
+    // Passes run side by side, and each may fill its MemoryMax=.
+    config.memory_mib = 2048;
+    let guest = Guest::prepare(&config, &mut print_progress)?;
+    config.timeout = Some(match opts.timeout {
+        Some(timeout) => timeout,
+        None => guest.accel().default_timeout() * 3,
+    });
+    eprintln!("sandkasten-vm: {release:?} {what} under {} (the guest's progress follows)", guest.accel());
+    let mut progress = |event: &Event| match event {
+        Event::Stderr(bytes) => {
+            let _ = std::io::stderr().write_all(bytes);
+        }
+        Event::Stdout(_) => {}
+        other => print_progress(other),
+    };
+    let run = match guest.run(&config, &mut progress) {
+        // Root passes make the guest kernel patch its own text (static
+        // keys); under TCG that has crashed it. Said loudly, tried once more.
+        Err(crate::Error::NoResult { console_log, console_tail })
+            if console_tail.contains("Kernel panic") =>
+        {
+            eprintln!(
+                "sandkasten-vm: the guest kernel panicked ({}); booting once more",
+                console_log.display()
+            );
+            guest.run(&config, &mut progress)?
+        }
+        other => other?,
+    };
+    eprintln!(
+        "sandkasten-vm: {release:?}: guest ready {:.1} s after qemu start, plan ran {:.1} s; console log {}",
+        run.timings.to_script_start.as_secs_f64(),
+        run.timings.script.as_secs_f64(),
+        run.console_log.display()
+    );
+    Ok(run)
+}
