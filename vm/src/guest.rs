@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use crate::accel::{self, Accel, AccelRequest, Decision};
 use crate::error::{file_tail, Error, IoContext};
-use crate::image::{self, secs, Image, Release};
+use crate::image::{self, Image, Release};
+use crate::process::{self, secs};
 use crate::qemu::{self, Qemu, Serial, Spec};
 
 /// The CPU model qemu emulates (`-cpu`).
@@ -221,7 +222,7 @@ impl Guest {
     /// Builds or reuses the image for `config.release` and chooses the
     /// accelerator (probing KVM for `auto`). Call once, run many times.
     pub fn prepare(config: &Config, on_event: &mut dyn FnMut(&Event)) -> Result<Guest, Error> {
-        image::require_tool("mkfs.ext4", "e2fsprogs")?;
+        process::require_tool("mkfs.ext4", "e2fsprogs")?;
         let cache_dir = config.cache_dir();
         let image = Image::ensure(config.release, &cache_dir, on_event)?;
         let decision = accel::decide(config.accel, accel::kvm_device(), || {
@@ -525,7 +526,7 @@ fn build_payload(config: &Config, scratch: &Path, img: &Path) -> Result<(), Erro
         // where the file system can.
         let mut cp = Command::new("cp");
         cp.args(["-a", "--reflink=auto", "-T"]).arg(dir).arg(&stage);
-        image::run_captured(&mut cp, "cp")?;
+        process::run_captured(&mut cp, "cp")?;
     }
     if let Some(argv) = &config.command {
         if argv.is_empty() {
@@ -551,7 +552,7 @@ fn build_payload(config: &Config, scratch: &Path, img: &Path) -> Result<(), Erro
         .arg(&stage)
         .arg(img)
         .arg(format!("{size_mib}M"));
-    image::run_captured(&mut mkfs, "mkfs.ext4")
+    process::run_captured(&mut mkfs, "mkfs.ext4")
 }
 
 fn dir_size(dir: &Path) -> u64 {

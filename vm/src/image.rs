@@ -1,10 +1,14 @@
 //! The guest image: recipe, hash, cached build.
 //!
 //! The recipe is the text under `vm/guest/` (package list, customize script,
-//! units, runner, tiny initrd init, kernel arguments) plus this file and
-//! `initrd.rs`, all embedded at compile time. Its hash names the cache
-//! directory `<cache>/images/<release>-<hash>/`, so an image is rebuilt exactly
-//! when the recipe changes, and a binary moved elsewhere still knows its recipe.
+//! units, runner, tiny initrd init, kernel arguments), embedded at compile
+//! time, and the build's parameters ([`Recipe::build`]: mmdebstrap's
+//! arguments, the initrd's modules, mkfs's arguments). Its hash names the
+//! cache directory `<cache>/images/<release>-<hash>/`, so an image is rebuilt
+//! exactly when the recipe changes, and a binary moved elsewhere still knows
+//! its recipe. The Rust source is not hashed (a changed message costs no
+//! rebuild); a build step that changes in a way the parameters do not show
+//! bumps `CACHE_FORMAT` by hand.
 //!
 //! A build runs `mmdebstrap` into a temporary directory next to the final one,
 //! extracts the kernel and the stock initrd, writes the tiny initrd, packs the
@@ -12,16 +16,16 @@
 //! and renames the directory into place: a half-built image is never seen.
 //! Runs boot `rootfs.img` with `snapshot=on`, so it is never written to.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{tail_lines, Error, IoContext};
+use crate::error::{Error, IoContext};
 use crate::guest::Event;
+use crate::process::{require_tool, run_captured, run_streaming};
 pub use crate::release::Release;
 
 /// One file of the guest recipe, embedded from `vm/guest/`.
@@ -55,13 +59,19 @@ pub const GUEST_FILES: &[GuestFile] = &[
     guest_file!("overlay/usr/lib/sandkasten/harness-runner", 0o755),
 ];
 
-/// The code that turns the recipe into an image: part of the recipe, since a
-/// change here changes the image as much as a changed package list does.
-const RECIPE_CODE: &[(&str, &str)] =
-    &[("src/image.rs", include_str!("image.rs")), ("src/initrd.rs", include_str!("initrd.rs"))];
+/// Bumped by hand when a build step changes in a way [`Recipe::build`]
+/// does not show (how the kernel is extracted, how the root is packed).
+/// The Rust source is not hashed: editing a message must not cost a
+/// rebuild.
+const CACHE_FORMAT: &str = "sandkasten-vm image cache v2";
 
-/// Bumped by hand when the cache layout changes in a way the text above misses.
-const CACHE_FORMAT: &str = "sandkasten-vm image cache v1";
+/// mmdebstrap's hooks for a merged /usr, where the host has them.
+const MERGED_USR_HOOKS: &str = "/usr/share/mmdebstrap/hooks/merged-usr";
+
+/// `mkfs.ext4`'s arguments before the source tree and the image path.
+const MKFS_ARGS: [&str; 5] = ["-q", "-F", "-L", "sandkasten-root", "-d"];
+/// The root file system's size.
+const ROOTFS_SIZE: &str = "2G";
 
 /// The guest recipe for one release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +91,42 @@ impl Recipe {
         parse_packages(guest_file("packages.txt"))
     }
 
+    /// mmdebstrap's arguments before the suite, the target and the mirror:
+    /// the variant, the packages, the hooks and the dpkg and apt options.
+    pub fn bootstrap_args(&self) -> Vec<String> {
+        let mut args: Vec<String> =
+            ["--variant=minbase", "--mode=root", "--format=directory"].map(String::from).into();
+        args.push(format!("--include={}", self.packages().join(",")));
+        if Path::new(MERGED_USR_HOOKS).is_dir() {
+            args.push(format!("--hook-dir={MERGED_USR_HOOKS}"));
+        }
+        // No fsync per unpacked file: the tree is packed into an image anyway.
+        args.push("--dpkgopt=force-unsafe-io".into());
+        // Documentation nobody reads in the guest; smaller image, faster mkfs.
+        for excluded in ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"] {
+            args.push(format!("--dpkgopt=path-exclude={excluded}"));
+        }
+        // sid's Release file is valid for days only, and a mirror that serves a
+        // snapshot (this workplace's does) outlives it: apt then refuses it as
+        // expired. The signature is still checked; only its age is not.
+        if self.release.moves() {
+            args.push("--aptopt=Acquire::Check-Valid-Until \"false\"".into());
+        }
+        args
+    }
+
+    /// Everything the build does with the guest files, as text: mmdebstrap's
+    /// arguments, the tiny initrd's modules, mkfs's arguments.
+    pub fn build(&self) -> Vec<String> {
+        let mut build = self.bootstrap_args();
+        build.push(format!("initrd modules: {}", crate::initrd::MODULES.join(" ")));
+        build.push(format!("mkfs.ext4 {} {ROOTFS_SIZE}", MKFS_ARGS.join(" ")));
+        build
+    }
+
     /// The recipe hash (16 hex digits) that names the cache directory.
     pub fn hash(&self) -> String {
-        let code: Vec<(&str, &[u8])> = RECIPE_CODE.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
-        recipe_hash(self.release, GUEST_FILES, &code)
+        recipe_hash(self.release, GUEST_FILES, &self.build())
     }
 
     /// The cache directory's name: `<release>-<hash>`.
@@ -94,9 +136,9 @@ impl Recipe {
 }
 
 /// Hashes everything that determines an image: the release, every guest file
-/// (path, mode and text) and the recipe code. Names and lengths are hashed
-/// too, so moving text from one file to another changes the hash.
-pub fn recipe_hash(release: Release, files: &[GuestFile], code: &[(&str, &[u8])]) -> String {
+/// (path, mode and text) and the build's parameters. Names and lengths are
+/// hashed too, so moving text from one file to another changes the hash.
+pub fn recipe_hash(release: Release, files: &[GuestFile], build: &[String]) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -111,11 +153,8 @@ pub fn recipe_hash(release: Release, files: &[GuestFile], code: &[(&str, &[u8])]
         field(&f.mode.to_le_bytes());
         field(f.contents.as_bytes());
     }
-    let mut code: Vec<&(&str, &[u8])> = code.iter().collect();
-    code.sort_by_key(|(p, _)| *p);
-    for (path, text) in code {
-        field(path.as_bytes());
-        field(text);
+    for parameter in build {
+        field(parameter.as_bytes());
     }
     let digest = h.finalize();
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
@@ -344,26 +383,7 @@ fn build_locked(
 
     // 1. mmdebstrap: minbase plus packages.txt.
     let mut cmd = Command::new("mmdebstrap");
-    cmd.arg("--variant=minbase")
-        .arg("--mode=root")
-        .arg("--format=directory")
-        .arg(format!("--include={}", recipe.packages().join(",")));
-    let merged_usr = Path::new("/usr/share/mmdebstrap/hooks/merged-usr");
-    if merged_usr.is_dir() {
-        cmd.arg(format!("--hook-dir={}", merged_usr.display()));
-    }
-    // No fsync per unpacked file: the tree is packed into an image anyway.
-    cmd.arg("--dpkgopt=force-unsafe-io");
-    // Documentation nobody reads in the guest; smaller image, faster mkfs.
-    for excluded in ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"] {
-        cmd.arg(format!("--dpkgopt=path-exclude={excluded}"));
-    }
-    // sid's Release file is valid for days only, and a mirror that serves a
-    // snapshot (this workplace's does) outlives it: apt then refuses it as
-    // expired. The signature is still checked; only its age is not.
-    if release.moves() {
-        cmd.arg("--aptopt=Acquire::Check-Valid-Until \"false\"");
-    }
+    cmd.args(recipe.bootstrap_args());
     cmd.arg(release.codename()).arg(&rootfs).arg(&mirror);
     run_streaming(&mut cmd, "mmdebstrap", &mut |line| {
         if let Some(info) = line.strip_prefix("I: ") {
@@ -410,9 +430,9 @@ fn build_locked(
 
     // 6. The root file system as ext4, written without mounting anything.
     let mut mkfs = Command::new("mkfs.ext4");
-    mkfs.args(["-q", "-F", "-L", "sandkasten-root", "-d"]).arg(&rootfs).arg(out.join("rootfs.img")).arg("2G");
+    mkfs.args(MKFS_ARGS).arg(&rootfs).arg(out.join("rootfs.img")).arg(ROOTFS_SIZE);
     run_captured(&mut mkfs, "mkfs.ext4")?;
-    progress("ext4", "rootfs.img (2 GiB, sparse)".into());
+    progress("ext4", format!("rootfs.img ({ROOTFS_SIZE}, sparse)"));
     std::fs::remove_dir_all(&rootfs).ctx(|| format!("failed to remove {}", rootfs.display()))?;
     std::fs::remove_dir_all(&staging).ctx(|| format!("failed to remove {}", staging.display()))?;
 
@@ -518,85 +538,4 @@ fn installed_packages(status: &str) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-/// Fails with an install hint when `tool` is not on `PATH`.
-pub(crate) fn require_tool(tool: &'static str, package: &'static str) -> Result<(), Error> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    // root's PATH usually has these, other users' not: mkfs.ext4 lives there.
-    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
-    if dirs.iter().any(|d| d.join(tool).is_file()) {
-        Ok(())
-    } else {
-        Err(Error::MissingTool { tool, package })
-    }
-}
-
-/// A command's name and arguments, shortened for error messages.
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    if s.len() > 300 {
-        s.truncate(300);
-        s.push_str(" …");
-    }
-    s
-}
-
-/// Runs `cmd` to completion; on failure the error carries its output tail.
-pub(crate) fn run_captured(cmd: &mut Command, what: &str) -> Result<(), Error> {
-    let output = cmd.stdin(Stdio::null()).output().ctx(|| format!("failed to run {what}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let mut text = output.stdout;
-    text.extend_from_slice(&output.stderr);
-    Err(Error::Command {
-        command: describe(cmd),
-        status: output.status.to_string(),
-        output: tail_lines(&text, 40),
-    })
-}
-
-/// Runs `cmd`, handing each stderr line to `on_line` as it comes (stdout is
-/// collected beside it); on failure the error carries the last lines of both.
-fn run_streaming(cmd: &mut Command, what: &str, on_line: &mut dyn FnMut(&str)) -> Result<(), Error> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ctx(|| format!("failed to run {what}"))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stdout = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut { stdout }, &mut buf);
-        buf
-    });
-    let mut tail: Vec<String> = Vec::new();
-    for line in BufReader::new(child.stderr.take().expect("stderr is piped")).lines() {
-        let line = line.ctx(|| format!("failed to read {what}'s output"))?;
-        on_line(&line);
-        tail.push(line);
-        if tail.len() > 200 {
-            tail.drain(..100);
-        }
-    }
-    let status = child.wait().ctx(|| format!("failed to wait for {what}"))?;
-    let stdout = stdout.join().unwrap_or_default();
-    if status.success() {
-        return Ok(());
-    }
-    let n = tail.len().saturating_sub(30);
-    let output = format!("{}\n(stdout:)\n{}", tail[n..].join("\n"), tail_lines(&stdout, 10));
-    Err(Error::Command { command: describe(cmd), status: status.to_string(), output })
-}
-
-/// Seconds with one decimal, as progress lines print them.
-pub(crate) fn secs(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
 }

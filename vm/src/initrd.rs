@@ -23,6 +23,10 @@ const WANTED: &[&str] = &["virtio_pci", "virtio_blk", "virtio_console"];
 /// generic one, since crc32c_intel needs SSE4.2, which qemu64 lacks).
 const OPTIONAL: &[&str] = &["crc32c_generic", "crc16", "mbcache", "jbd2", "ext4"];
 
+/// Every module name the tiny initrd asks for, for the image recipe's hash.
+pub(crate) const MODULES: [&str; 8] =
+    [WANTED[0], WANTED[1], WANTED[2], OPTIONAL[0], OPTIONAL[1], OPTIONAL[2], OPTIONAL[3], OPTIONAL[4]];
+
 /// Builds the tiny initrd from the guest root file system at `rootfs`.
 pub(crate) fn build_tiny(rootfs: &Path, kernel: &str, init: &str) -> Result<Vec<u8>, Error> {
     let moddir = rootfs.join("usr/lib/modules").join(kernel);

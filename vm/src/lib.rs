@@ -47,6 +47,7 @@ pub mod jobs;
 pub mod matrix;
 pub mod passes;
 pub mod payload;
+mod process;
 mod qemu;
 pub mod release;
 pub mod release_diff;

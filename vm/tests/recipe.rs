@@ -1,7 +1,9 @@
 use sandkasten_vm::image::{parse_mirror, parse_packages, recipe_hash, GuestFile, Recipe, GUEST_FILES};
 use sandkasten_vm::Release;
 
-const CODE: &[(&str, &[u8])] = &[("src/image.rs", b"fn build() {}")];
+fn build() -> Vec<String> {
+    vec!["--variant=minbase".to_owned(), "--include=systemd-sysv,dbus".to_owned()]
+}
 
 fn files() -> Vec<GuestFile> {
     vec![
@@ -12,8 +14,8 @@ fn files() -> Vec<GuestFile> {
 
 #[test]
 fn hash_is_stable_and_short_hex() {
-    let a = recipe_hash(Release::Bookworm, &files(), CODE);
-    let b = recipe_hash(Release::Bookworm, &files(), CODE);
+    let a = recipe_hash(Release::Bookworm, &files(), &build());
+    let b = recipe_hash(Release::Bookworm, &files(), &build());
     assert_eq!(a, b);
     assert_eq!(a.len(), 16);
     assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
@@ -24,37 +26,38 @@ fn hash_ignores_file_order() {
     let mut reversed = files();
     reversed.reverse();
     assert_eq!(
-        recipe_hash(Release::Bookworm, &files(), CODE),
-        recipe_hash(Release::Bookworm, &reversed, CODE)
+        recipe_hash(Release::Bookworm, &files(), &build()),
+        recipe_hash(Release::Bookworm, &reversed, &build())
     );
 }
 
 #[test]
 fn hash_changes_with_every_input() {
-    let base = recipe_hash(Release::Bookworm, &files(), CODE);
-    assert_ne!(base, recipe_hash(Release::Trixie, &files(), CODE), "release");
+    let base = recipe_hash(Release::Bookworm, &files(), &build());
+    assert_ne!(base, recipe_hash(Release::Trixie, &files(), &build()), "release");
 
     let mut text = files();
     text[0].contents = "systemd-sysv\ndbus\nstrace\n";
-    assert_ne!(base, recipe_hash(Release::Bookworm, &text, CODE), "package list");
+    assert_ne!(base, recipe_hash(Release::Bookworm, &text, &build()), "package list");
 
     let mut mode = files();
     mode[1].mode = 0o644;
-    assert_ne!(base, recipe_hash(Release::Bookworm, &mode, CODE), "mode");
+    assert_ne!(base, recipe_hash(Release::Bookworm, &mode, &build()), "mode");
 
     let mut renamed = files();
     renamed[1].path = "customise.sh";
-    assert_ne!(base, recipe_hash(Release::Bookworm, &renamed, CODE), "path");
+    assert_ne!(base, recipe_hash(Release::Bookworm, &renamed, &build()), "path");
 
-    let code: &[(&str, &[u8])] = &[("src/image.rs", b"fn build() { mkfs() }")];
-    assert_ne!(base, recipe_hash(Release::Bookworm, &files(), code), "recipe code");
+    let mut more = build();
+    more.push("--aptopt=Acquire::Check-Valid-Until \"false\"".to_owned());
+    assert_ne!(base, recipe_hash(Release::Bookworm, &files(), &more), "build parameters");
 
     // Text moved between files must not collide.
     let a =
         [GuestFile { path: "a", contents: "xy", mode: 0 }, GuestFile { path: "b", contents: "", mode: 0 }];
     let b =
         [GuestFile { path: "a", contents: "x", mode: 0 }, GuestFile { path: "b", contents: "y", mode: 0 }];
-    assert_ne!(recipe_hash(Release::Bookworm, &a, CODE), recipe_hash(Release::Bookworm, &b, CODE));
+    assert_ne!(recipe_hash(Release::Bookworm, &a, &build()), recipe_hash(Release::Bookworm, &b, &build()));
 }
 
 #[test]
@@ -64,6 +67,12 @@ fn embedded_recipe_keys_the_cache_by_release() {
     assert_eq!(bookworm.key(), format!("bookworm-{}", bookworm.hash()));
     assert_ne!(bookworm.hash(), Recipe::new(Release::Trixie).hash());
     assert!(GUEST_FILES.iter().any(|f| f.path.ends_with("sandkasten-harness.service")));
+    // What the build does is in the hash: sid's moving Release file is
+    // accepted there only.
+    let sid = Recipe::new(Release::Sid).build();
+    assert!(sid.iter().any(|a| a.contains("Check-Valid-Until")), "{sid:?}");
+    assert!(!bookworm.build().iter().any(|a| a.contains("Check-Valid-Until")));
+    assert!(bookworm.build().iter().any(|a| a.starts_with("--include=") && a.contains("systemd-sysv")));
 }
 
 #[test]
