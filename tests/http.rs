@@ -547,3 +547,35 @@ fn a_udp_socket_is_refused_with_a_clear_error() {
     assert!(!status.success(), "{}", server.report());
     assert!(server.stderr().contains("UDP socket"), "{}", server.report());
 }
+
+/// A site copied with its `.git` and `.env` leaks neither: hidden files are
+/// 404 and left out of listings (`.well-known` excepted, RFC 8615), unless
+/// `--serve-hidden`. The policy is `sandkasten-content`'s, shared with gopher.
+#[test]
+fn hidden_files_are_not_served_unless_asked() {
+    let tree = tree();
+    let r = tree.root.path();
+    write_file(r, ".git/config", "[remote \"origin\"] url = git@internal:secret.git\n");
+    write_file(r, ".env", "TOKEN=hunter2\n");
+    write_file(r, ".well-known/security.txt", "Contact: mailto:security@example.org\n");
+    std::os::unix::fs::symlink(r.join(".git"), r.join("public")).unwrap();
+
+    let (server, addr) = start(r, &[]);
+    for path in ["/.git/config", "/.env", "/%2egit/config", "/public/config", "/.git/"] {
+        let response = fetch(&server, addr, path, &[]);
+        expect(&server, &response, 404);
+        let body = response.text();
+        assert!(!body.contains("secret.git") && !body.contains("hunter2"), "{path} leaked: {body}");
+    }
+    expect(&server, &fetch(&server, addr, "/.well-known/security.txt", &[]), 200);
+    let page = fetch(&server, addr, "/", &[]).text();
+    assert!(!page.contains(".git") && !page.contains(".env") && !page.contains("public"), "{page}");
+    assert!(page.contains(".well-known"), "{page}");
+    drop(server);
+
+    let (server, addr) = start(r, &["--serve-hidden"]);
+    let response = fetch(&server, addr, "/.git/config", &[]);
+    expect(&server, &response, 200);
+    assert!(response.text().contains("secret.git"));
+    assert!(fetch(&server, addr, "/", &[]).text().contains(".env"));
+}

@@ -114,9 +114,9 @@ async fn respond(site: &Arc<Site>, peer: SocketAddr, parts: &Parts) -> Response<
         // 4. Directory without slash.
         Ok(Located::DirWithoutSlash) => redirect(&segments, parts.uri.query()),
         // 5. Listing.
-        Ok(Located::Listing(entries)) => {
+        Ok(Located::Listing(contents)) => {
             let title = display(&segments);
-            let page = listing::render(&title, &entries, segments.is_empty());
+            let page = listing::render(&title, &contents, segments.is_empty());
             let mut response = full(StatusCode::OK, Bytes::from(page));
             response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             response

@@ -30,62 +30,39 @@ mod listing;
 mod resolve;
 mod validators;
 
-use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use sandkasten_content::ContentRoot;
 use sandkasten_runtime::{accept, Context, ServeError, Socket};
 
 pub use cli::Args;
 
-/// Why the content root is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// `--root` does not exist or cannot be read.
-    #[error("--root {}: {source}", path.display())]
-    RootUnusable {
-        /// The path as given.
-        path: PathBuf,
-        /// What `canonicalize`/`metadata` said.
-        #[source]
-        source: io::Error,
-    },
-    /// `--root` exists but is not a directory.
-    #[error("--root {}: not a directory", path.display())]
-    RootNotDirectory {
-        /// The path as given.
-        path: PathBuf,
-    },
-}
+pub use sandkasten_content::Hidden;
+/// Why the content root is unusable (the shared content-root check).
+pub use sandkasten_content::RootError as Error;
 
-/// The content tree being served, checked once at startup.
+/// The content tree being served, checked once at startup, with the policy
+/// of `sandkasten-content`: containment, hidden files, listing cap.
 ///
 /// Shared by every connection behind an `Arc`; lives as long as the process.
 #[derive(Debug, Clone)]
 pub struct Site {
-    /// The canonical root (no symlinks, absolute): every file we serve must
-    /// canonicalize to a path under it.
-    root: PathBuf,
+    root: ContentRoot,
 }
 
 impl Site {
-    /// Checks that `root` exists and is a directory, and canonicalizes it.
+    /// Checks that `root` is a readable directory and canonicalizes it.
     ///
     /// Done at startup so a typo in `--root` fails the unit at once instead
     /// of answering 404 to every request.
-    pub fn open(root: &Path) -> Result<Site, Error> {
-        let unusable = |source| Error::RootUnusable { path: root.to_owned(), source };
-        let canonical = std::fs::canonicalize(root).map_err(unusable)?;
-        let meta = std::fs::metadata(&canonical).map_err(unusable)?;
-        if !meta.is_dir() {
-            return Err(Error::RootNotDirectory { path: root.to_owned() });
-        }
-        Ok(Site { root: canonical })
+    pub fn open(root: &Path, hidden: Hidden) -> Result<Site, Error> {
+        Ok(Site { root: ContentRoot::open(root, hidden)? })
     }
 
-    /// The canonical root directory.
-    pub fn root(&self) -> &Path {
+    /// The content root and its policy.
+    pub fn root(&self) -> &ContentRoot {
         &self.root
     }
 }

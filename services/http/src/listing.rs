@@ -8,9 +8,7 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
@@ -22,27 +20,34 @@ pub(crate) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.'
 pub(crate) struct Entry {
     /// The name, raw bytes.
     pub(crate) name: OsString,
-    /// Whether it is a directory (symlinks are not followed: whether a link
-    /// leads to a directory outside the root is none of the client's
-    /// business; following the link redirects if it is a directory).
+    /// Whether it is a directory (a symlink's target: links that lead
+    /// outside the root or to a hidden file are not listed at all).
     pub(crate) dir: bool,
 }
 
-/// Reads `dir`'s entries, sorted by name. Blocking.
-pub(crate) fn read(dir: &Path) -> io::Result<Vec<Entry>> {
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        entries.push(Entry { name: entry.file_name(), dir });
+/// A directory's listing: what the content root serves of it, sorted by
+/// name, and whether the cap cut it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Listing {
+    /// The entries, sorted by name.
+    pub(crate) entries: Vec<Entry>,
+    /// Whether entries were left out ([`sandkasten_content::MAX_LISTING`]).
+    pub(crate) truncated: bool,
+}
+
+impl From<sandkasten_content::Listing> for Listing {
+    fn from(listing: sandkasten_content::Listing) -> Listing {
+        let mut entries: Vec<Entry> =
+            listing.entries.into_iter().map(|e| Entry { name: e.name, dir: e.meta.is_dir() }).collect();
+        entries.sort();
+        Listing { entries, truncated: listing.truncated }
     }
-    entries.sort();
-    Ok(entries)
 }
 
 /// Renders the listing page. `path` is the decoded request path (for the
 /// title); `root` says whether to omit the parent link.
-pub(crate) fn render(path: &str, entries: &[Entry], root: bool) -> String {
+pub(crate) fn render(path: &str, listing: &Listing, root: bool) -> String {
+    let entries = &listing.entries;
     let title = escape(path);
     let mut page = String::with_capacity(256 + entries.len() * 96);
     // `write!` into a String cannot fail.
@@ -60,7 +65,11 @@ pub(crate) fn render(path: &str, entries: &[Entry], root: bool) -> String {
         let text = escape(&entry.name.to_string_lossy());
         let _ = writeln!(page, "<li><a href=\"./{href}{slash}\">{text}{slash}</a></li>");
     }
-    page.push_str("</ul></body></html>\n");
+    page.push_str("</ul>");
+    if listing.truncated {
+        let _ = write!(page, "\n<p>(listing cut at {} entries)</p>", sandkasten_content::MAX_LISTING);
+    }
+    page.push_str("</body></html>\n");
     page
 }
 
@@ -87,12 +96,16 @@ mod tests {
     #[test]
     fn names_are_escaped_in_text_and_encoded_in_hrefs() {
         let entries =
-            [Entry { name: "<b>&\"x.txt".into(), dir: false }, Entry { name: "a dir".into(), dir: true }];
-        let page = render("/<p>/", &entries, false);
+            vec![Entry { name: "<b>&\"x.txt".into(), dir: false }, Entry { name: "a dir".into(), dir: true }];
+        let listing = Listing { entries, truncated: false };
+        let page = render("/<p>/", &listing, false);
         assert!(page.contains("<title>Index of /&lt;p&gt;/</title>"), "{page}");
         assert!(page.contains("href=\"./%3Cb%3E%26%22x.txt\">&lt;b&gt;&amp;&quot;x.txt</a>"), "{page}");
         assert!(page.contains("href=\"./a%20dir/\">a dir/</a>"), "{page}");
         assert!(page.contains("href=\"../\""), "{page}");
-        assert!(!render("/", &entries, true).contains("../"));
+        assert!(!render("/", &listing, true).contains("../"));
+        assert!(!page.contains("listing cut"));
+        let cut = Listing { truncated: true, ..listing };
+        assert!(render("/", &cut, true).contains("(listing cut at 10000 entries)"));
     }
 }

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         return usage_error(&err);
     }
     sandkasten_runtime::logging::init();
-    let site = match Site::open(&args.root) {
+    let site = match Site::open(&args.root, args.hidden()) {
         Ok(site) => site,
         Err(err) => return usage_error(&err),
     };

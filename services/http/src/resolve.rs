@@ -6,23 +6,17 @@
 //!    segment, so `%2f` cannot smuggle a separator in, and refuses any segment
 //!    that decodes to `..`, contains `/` or a NUL byte. `.` and empty segments
 //!    are dropped. Nothing that could climb out of the root survives.
-//! 2. [`locate`] joins the segments to the root and walks the components
-//!    below it with `lstat`: without a symlink on the way the path is
-//!    canonical already and inside the root. With one, it canonicalizes the
-//!    path (resolving every symlink) and requires the result to lie under the
-//!    canonical root: a symlink inside the tree pointing at `/etc` fails
-//!    here. Only regular files and directories are served: opening a FIFO
-//!    would block a worker forever.
+//! 2. [`locate`] joins the segments to the root and asks the shared content
+//!    root (`sandkasten-content`) whether it serves the result: inside the
+//!    canonical root (a symlink inside the tree pointing at `/etc` fails),
+//!    not hidden (`.git`, `.env`; unless `--serve-hidden`), a regular file
+//!    or directory (opening a FIFO would block a worker forever).
 //!
 //! The precompressed siblings (`.gz`, `.br`) that tower-http may open instead
 //! of the file pass the same check; a bad sibling refuses the request.
 //!
-//! Trade-off: the check and tower-http's `open` are two system calls, so an
-//! attacker who can *write* into the root could swap a symlink in between.
-//! The root is meant to be read-only content (`/usr/share/sandkasten`, and the
-//! unit mounts it read-only), which closes that window. `openat2` with
-//! `RESOLVE_BENEATH` would close it in the kernel, but tower-http opens by
-//! path.
+//! The check and tower-http's `open` are two system calls; the content
+//! root's documentation says why that is acceptable for a read-only root.
 
 use std::ffi::OsString;
 use std::fs::Metadata;
@@ -31,6 +25,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use percent_encoding::percent_decode_str;
+use sandkasten_content::{ContentRoot, Refused};
 
 /// Why a request path was not served. [`Refusal::status`] maps each to a
 /// status code, [`Refusal::is_suspicious`] says whether it deserves a warning.
@@ -48,6 +43,9 @@ pub(crate) enum Refusal {
     /// The path resolves (through a symlink) to somewhere outside the root.
     #[error("resolves outside the root to {}", .0.display())]
     Outside(PathBuf),
+    /// The path is, or resolves to, a hidden file (answered as not found).
+    #[error("hidden file")]
+    Hidden,
     /// The path is a FIFO, socket or device.
     #[error("not a regular file or directory: {}", .0.display())]
     NotRegular(PathBuf),
@@ -69,7 +67,7 @@ impl Refusal {
         match self {
             Refusal::DotDot | Refusal::EncodedSlash | Refusal::Nul => StatusCode::BAD_REQUEST,
             Refusal::Outside(_) | Refusal::NotRegular(_) | Refusal::Forbidden => StatusCode::FORBIDDEN,
-            Refusal::NotFound => StatusCode::NOT_FOUND,
+            Refusal::NotFound | Refusal::Hidden => StatusCode::NOT_FOUND,
             Refusal::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +83,15 @@ impl Refusal {
                 | Refusal::Outside(_)
                 | Refusal::NotRegular(_)
         )
+    }
+
+    fn from_content(refused: Refused) -> Refusal {
+        match refused {
+            Refused::Missing(err) => Refusal::from_io(err),
+            Refused::Outside(path) => Refusal::Outside(path),
+            Refused::Hidden => Refusal::Hidden,
+            Refused::Special(path) => Refusal::NotRegular(path),
+        }
     }
 
     fn from_io(err: io::Error) -> Refusal {
@@ -141,7 +148,7 @@ pub(crate) enum Located {
     /// relative links in its page resolve against the directory.
     DirWithoutSlash,
     /// A directory without `index.html`: its entries, for a listing.
-    Listing(Vec<crate::listing::Entry>),
+    Listing(crate::listing::Listing),
 }
 
 /// What [`locate`] should look at besides the path itself.
@@ -156,17 +163,14 @@ pub(crate) struct Wanted {
     pub(crate) br: bool,
 }
 
-/// Finds what `segments` name under `root` (canonical), enforcing
-/// containment. Blocking: call it from `spawn_blocking`.
-pub(crate) fn locate(root: &Path, segments: &[OsString], wanted: Wanted) -> Result<Located, Refusal> {
-    let mut path = root.to_path_buf();
+/// Finds what `segments` name under `root`, by its policy. Blocking: call
+/// it from `spawn_blocking`.
+pub(crate) fn locate(root: &ContentRoot, segments: &[OsString], wanted: Wanted) -> Result<Located, Refusal> {
+    let mut path = root.path().to_path_buf();
     path.extend(segments);
     let (path, meta) = contained(root, &path)?;
     if meta.is_file() {
         return file(root, path, meta, wanted).map(|f| Located::File(Box::new(f)));
-    }
-    if !meta.is_dir() {
-        return Err(Refusal::NotRegular(path));
     }
     if !wanted.trailing_slash {
         return Ok(Located::DirWithoutSlash);
@@ -179,58 +183,25 @@ pub(crate) fn locate(root: &Path, segments: &[OsString], wanted: Wanted) -> Resu
         Ok(_) | Err(Refusal::NotFound) => {}
         Err(refusal) => return Err(refusal),
     }
-    crate::listing::read(&path).map(Located::Listing).map_err(Refusal::from_io)
+    let listing = root.list(&path).map_err(Refusal::from_io)?;
+    Ok(Located::Listing(crate::listing::Listing::from(listing)))
 }
 
-/// Canonicalizes `path` and checks that it stays under `root`.
-fn contained(root: &Path, path: &Path) -> Result<(PathBuf, Metadata), Refusal> {
-    if let Some(found) = without_symlinks(root, path)? {
-        return Ok(found);
-    }
-    let canonical = std::fs::canonicalize(path).map_err(Refusal::from_io)?;
-    if !canonical.starts_with(root) {
-        return Err(Refusal::Outside(canonical));
-    }
-    let meta = std::fs::metadata(&canonical).map_err(Refusal::from_io)?;
-    Ok((canonical, meta))
+/// `path`'s canonical form and metadata, if the content root serves it (a
+/// regular file or a directory).
+fn contained(root: &ContentRoot, path: &Path) -> Result<(PathBuf, Metadata), Refusal> {
+    root.contain(path).map_err(Refusal::from_content)
 }
 
-/// The common case of [`contained`], cheaper: when no component of `path`
-/// below the canonical `root` is a symlink, `path` is canonical already and
-/// inside the root (its segments are plain names, see [`decode`]). One
-/// `lstat` per component below the root, where `canonicalize` (`realpath`)
-/// costs a `readlink` for every component from `/`, then a `stat`: for
-/// `/1k.bin` under `/tmp/x/www`, five of the twelve system calls a request
-/// took.
-///
-/// `None` when a symlink is on the way (or `path` is the root itself):
-/// `canonicalize` then decides, as before. Errors are those
-/// `canonicalize` would give for the same component.
-fn without_symlinks(root: &Path, path: &Path) -> Result<Option<(PathBuf, Metadata)>, Refusal> {
-    let Ok(below) = path.strip_prefix(root) else { return Ok(None) };
-    let mut walked = root.to_path_buf();
-    let mut last = None;
-    for component in below.components() {
-        let std::path::Component::Normal(name) = component else { return Ok(None) };
-        walked.push(name);
-        let meta = std::fs::symlink_metadata(&walked).map_err(Refusal::from_io)?;
-        if meta.file_type().is_symlink() {
-            return Ok(None);
-        }
-        last = Some(meta);
-    }
-    Ok(last.map(|meta| (walked, meta)))
-}
-
-fn file(root: &Path, path: PathBuf, meta: Metadata, wanted: Wanted) -> Result<File, Refusal> {
+fn file(root: &ContentRoot, path: PathBuf, meta: Metadata, wanted: Wanted) -> Result<File, Refusal> {
     let gzip = if wanted.gzip { sibling(root, &path, ".gz")? } else { None };
     let br = if wanted.br { sibling(root, &path, ".br")? } else { None };
     Ok(File { path, meta, gzip, br })
 }
 
 /// Checks the precompressed sibling `path` + `ext` that tower-http would
-/// open: absent is fine, present must be a regular file inside the root.
-fn sibling(root: &Path, path: &Path, ext: &str) -> Result<Option<Metadata>, Refusal> {
+/// open: absent is fine, present must be a regular file the root serves.
+fn sibling(root: &ContentRoot, path: &Path, ext: &str) -> Result<Option<Metadata>, Refusal> {
     let mut name = path.as_os_str().to_owned();
     name.push(ext);
     let sibling = PathBuf::from(name);
@@ -261,6 +232,7 @@ pub(crate) fn encode(segments: &[OsString]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sandkasten_content::Hidden;
 
     fn names(raw: &str) -> Vec<String> {
         decode(raw).unwrap().iter().map(|s| s.to_string_lossy().into_owned()).collect()
@@ -289,12 +261,12 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("link")).unwrap();
         std::fs::write(root.path().join("ok"), "y").unwrap();
-        let root = std::fs::canonicalize(root.path()).unwrap();
+        let root = ContentRoot::open(root.path(), Hidden::Refuse).unwrap();
         let wanted = Wanted { trailing_slash: false, gzip: true, br: true };
         let got = locate(&root, &["link".into()], wanted);
         assert!(matches!(got, Err(Refusal::Outside(_))), "{got:?}");
         // A sibling .gz that escapes refuses the file too.
-        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("ok.gz")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("ok.gz")).unwrap();
         let got = locate(&root, &["ok".into()], wanted);
         assert!(matches!(got, Err(Refusal::Outside(_))), "{got:?}");
         let wanted = Wanted { gzip: false, ..wanted };
@@ -303,21 +275,41 @@ mod tests {
 
     #[test]
     fn locate_gives_the_canonical_path_with_or_without_symlinks() {
-        let root = tempfile::tempdir().unwrap();
-        let root = std::fs::canonicalize(root.path()).unwrap();
-        std::fs::create_dir(root.join("sub")).unwrap();
-        std::fs::write(root.join("sub/f"), "z").unwrap();
-        std::os::unix::fs::symlink(root.join("sub"), root.join("alias")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(path.join("sub")).unwrap();
+        std::fs::write(path.join("sub/f"), "z").unwrap();
+        std::os::unix::fs::symlink(path.join("sub"), path.join("alias")).unwrap();
+        let root = ContentRoot::open(&path, Hidden::Refuse).unwrap();
         let wanted = Wanted { trailing_slash: false, gzip: false, br: false };
         for via in ["sub", "alias"] {
             let Ok(Located::File(file)) = locate(&root, &[via.into(), "f".into()], wanted) else {
                 panic!("{via}/f not found");
             };
-            assert_eq!(file.path, root.join("sub/f"), "via {via}");
+            assert_eq!(file.path, path.join("sub/f"), "via {via}");
         }
         // A file used as a directory is not found, on either path.
         let got = locate(&root, &["sub".into(), "f".into(), "x".into()], wanted);
         assert!(matches!(got, Err(Refusal::NotFound)), "{got:?}");
+    }
+
+    #[test]
+    fn locate_refuses_hidden_files_unless_asked_and_serves_well_known() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".well-known")).unwrap();
+        std::fs::write(dir.path().join(".git/config"), "secret").unwrap();
+        std::fs::write(dir.path().join(".well-known/security.txt"), "Contact: x").unwrap();
+        let wanted = Wanted { trailing_slash: false, gzip: false, br: false };
+        let root = ContentRoot::open(dir.path(), Hidden::Refuse).unwrap();
+        let got = locate(&root, &[".git".into(), "config".into()], wanted);
+        assert!(matches!(got, Err(Refusal::Hidden)), "{got:?}");
+        assert_eq!(Refusal::Hidden.status(), http::StatusCode::NOT_FOUND);
+        let got = locate(&root, &[".well-known".into(), "security.txt".into()], wanted);
+        assert!(matches!(got, Ok(Located::File(_))), "{got:?}");
+        let root = ContentRoot::open(dir.path(), Hidden::Serve).unwrap();
+        let got = locate(&root, &[".git".into(), "config".into()], wanted);
+        assert!(matches!(got, Ok(Located::File(_))), "{got:?}");
     }
 
     #[test]
