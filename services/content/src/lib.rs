@@ -20,11 +20,12 @@
 //!   system beyond what it may fetch.
 //!
 //! Compared with others' defaults: static-web-server serves hidden files
-//! unless `--ignore-hidden-files`, and follows symlinks out of the root
-//! unless `--disable-symlinks`; nginx serves dotfiles unless told not to;
-//! gophernicus hides dotfiles from menus and refuses them as selectors. We
-//! take the refusing side everywhere, since the reference deployment is
-//! meant to be copied as it is, and keep one flag to opt out.
+//! unless `--ignore-hidden-files` and follows symlinks unless
+//! `--disable-symlinks` (both off by default); nginx serves dotfiles unless
+//! a `location` denies them; fastify-static and serve-static refuse them by
+//! default, as here. We take the refusing side, since the reference
+//! deployment is meant to be copied as it is, and keep one flag to opt out.
+//! (How gophernicus treats dotfiles was not checked here.)
 //!
 //! SECURITY: the check and the later open are two system calls, so a process
 //! that can write into the root could swap a checked path for a symlink in

@@ -1,18 +1,13 @@
-//! The content root: what a validated selector names on disk, and listings.
+//! The content root: what a validated selector names on disk, and menus.
 //!
-//! [`crate::selector`] already refused `..` and hidden components, but a
-//! symlink inside the tree can still point anywhere. So every path we open
-//! or list is canonicalized and must stay below the canonical root, with no
-//! hidden component below it either (a `public -> .secrets` link must not
-//! reveal `.secrets`). Entries that fail this are left out of listings and
-//! answered as "not found", never as "outside": a client learns nothing about
-//! the file system beyond the root.
-//!
-//! SECURITY: the check and the open are two steps, so a process that can
-//! write into the root could swap a checked path for a symlink (or a FIFO)
-//! in between. The root is meant to be read-only to everyone but its owner
-//! (`ProtectSystem=strict`, content under `/usr/share`); we accept that
-//! trade-off for portable, simple code instead of `openat2(RESOLVE_BENEATH)`.
+//! What may be served is `sandkasten-content`'s policy, shared with http:
+//! inside the canonical root (a symlink inside the tree can point anywhere,
+//! so every path is checked where it leads), no hidden component below it
+//! (a `public -> .secrets` link must not reveal `.secrets`; `.well-known`
+//! excepted), only regular files and directories, listings capped. Entries
+//! that fail it are left out of menus and answered as "not found", never as
+//! "outside": a client learns nothing about the file system beyond the root.
+//! gopher has no `--serve-hidden`: a gopherhole has no use for dotfiles.
 //!
 //! Everything here is blocking file-system work; the server calls it from
 //! `spawn_blocking`.
@@ -21,7 +16,7 @@ use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use thiserror::Error;
+use sandkasten_content::{ContentRoot, Hidden};
 
 use crate::gophermap;
 use crate::menu::{Item, ItemType};
@@ -30,61 +25,13 @@ use crate::selector::is_listable_name;
 /// Name of the file that replaces a directory's generated menu.
 pub const GOPHERMAP: &str = "gophermap";
 
-/// The most entries a listing shows; the rest are cut with a note.
-pub const MAX_LISTING: usize = 10_000;
+pub use sandkasten_content::{Refused as ResolveError, RootError, MAX_LISTING};
 
 /// The largest gophermap we read.
 pub const MAX_GOPHERMAP: u64 = 1024 * 1024;
 
 /// How many bytes decide whether a file without a known extension is text.
 const SNIFF_BYTES: usize = 512;
-
-/// Why the root given at startup is unusable.
-#[derive(Debug, Error)]
-pub enum RootError {
-    /// It does not exist or cannot be resolved.
-    #[error("content root {}: {source}", path.display())]
-    Resolve {
-        /// The path as given.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// It is not a directory.
-    #[error("content root {} is not a directory", path.display())]
-    NotADirectory {
-        /// The path as given.
-        path: PathBuf,
-    },
-    /// It cannot be listed.
-    #[error("content root {} cannot be read: {source}", path.display())]
-    Unreadable {
-        /// The path as given.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// Why a path below the root cannot be served. Clients see "not found" for
-/// all of these; the log gets the detail.
-#[derive(Debug, Error)]
-pub enum ResolveError {
-    /// It does not exist (or cannot be resolved, e.g. a dangling symlink).
-    #[error("no such file: {0}")]
-    Missing(#[source] io::Error),
-    /// A symlink leads outside the root.
-    #[error("path leaves the content root")]
-    Outside,
-    /// A symlink leads to a hidden file inside the root.
-    #[error("path resolves to a hidden file")]
-    Hidden,
-    /// Neither a regular file nor a directory (FIFO, socket, device).
-    #[error("not a regular file or directory")]
-    Special,
-}
 
 /// What a selector names.
 #[derive(Debug)]
@@ -98,31 +45,24 @@ pub enum Target {
 /// The directory we serve, canonicalized once at startup.
 #[derive(Debug, Clone)]
 pub struct Root {
-    path: PathBuf,
+    content: ContentRoot,
 }
 
 impl Root {
     /// Checks `path` and remembers its canonical form.
     pub fn open(path: &Path) -> Result<Root, RootError> {
-        let canonical = std::fs::canonicalize(path)
-            .map_err(|source| RootError::Resolve { path: path.to_owned(), source })?;
-        if !canonical.is_dir() {
-            return Err(RootError::NotADirectory { path: path.to_owned() });
-        }
-        std::fs::read_dir(&canonical)
-            .map_err(|source| RootError::Unreadable { path: path.to_owned(), source })?;
-        Ok(Root { path: canonical })
+        Ok(Root { content: ContentRoot::open(path, Hidden::Refuse)? })
     }
 
     /// The canonical root.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.content.path()
     }
 
     /// Resolves validated selector components to a directory or an open
     /// file.
     pub fn resolve(&self, components: &[String]) -> Result<Target, ResolveError> {
-        let mut path = self.path.clone();
+        let mut path = self.path().to_owned();
         path.extend(components);
         let (canonical, meta) = self.contain(&path)?;
         if meta.is_dir() {
@@ -132,19 +72,10 @@ impl Root {
         Ok(Target::File(file))
     }
 
-    /// Canonicalizes `path` and checks that it stays inside the root, is not
-    /// hidden below it, and is a regular file or a directory.
+    /// `path`'s canonical form and metadata, when the content root serves
+    /// it (inside, not hidden, a regular file or a directory).
     pub fn contain(&self, path: &Path) -> Result<(PathBuf, Metadata), ResolveError> {
-        let canonical = std::fs::canonicalize(path).map_err(ResolveError::Missing)?;
-        let below = canonical.strip_prefix(&self.path).map_err(|_| ResolveError::Outside)?;
-        if below.iter().any(|c| c.as_encoded_bytes().starts_with(b".")) {
-            return Err(ResolveError::Hidden);
-        }
-        let meta = std::fs::metadata(&canonical).map_err(ResolveError::Missing)?;
-        if !meta.is_dir() && !meta.is_file() {
-            return Err(ResolveError::Special);
-        }
-        Ok((canonical, meta))
+        self.content.contain(path)
     }
 
     /// The menu of directory `dir` (canonical), whose selector is `selector`
@@ -175,26 +106,20 @@ impl Root {
     }
 
     /// The generated listing: directories first, then files, each sorted by
-    /// name; hidden files, `gophermap`, names that would break a menu line
-    /// and entries that resolve outside the root are left out.
+    /// name; what the content root does not serve, `gophermap` and names
+    /// that would break a menu line are left out.
     pub fn listing(&self, dir: &Path, selector: &str) -> io::Result<Vec<Item>> {
+        let listing = self.content.list(dir)?;
         let mut dirs = Vec::new();
         let mut files = Vec::new();
-        let mut truncated = false;
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
+        for entry in listing.entries {
+            let Ok(name) = entry.name.into_string() else { continue };
             if !is_listable_name(&name) || name == GOPHERMAP {
                 continue;
             }
-            if dirs.len() + files.len() >= MAX_LISTING {
-                truncated = true;
-                break;
-            }
-            let Ok((canonical, meta)) = self.contain(&entry.path()) else { continue };
-            let kind = item_type(&name, &canonical, &meta);
+            let kind = item_type(&name, &entry.path, &entry.meta);
             let item = Item::local(kind, name.clone(), format!("{selector}/{name}"));
-            if meta.is_dir() {
+            if entry.meta.is_dir() {
                 dirs.push(item);
             } else {
                 files.push(item);
@@ -203,7 +128,7 @@ impl Root {
         dirs.sort_by(|a, b| a.display.cmp(&b.display));
         files.sort_by(|a, b| a.display.cmp(&b.display));
         dirs.extend(files);
-        if truncated {
+        if listing.truncated {
             dirs.push(Item::info(format!("(listing cut at {MAX_LISTING} entries)")));
         }
         Ok(dirs)
@@ -298,7 +223,7 @@ mod tests {
     fn symlinks_out_of_the_root_or_to_hidden_files_are_refused() {
         let (_dir, root) = tree();
         let resolve = |parts: &[&str]| root.resolve(&parts.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert!(matches!(resolve(&["escape.txt"]), Err(ResolveError::Outside)));
+        assert!(matches!(resolve(&["escape.txt"]), Err(ResolveError::Outside(_))));
         assert!(matches!(resolve(&["public", "key"]), Err(ResolveError::Hidden)));
         assert!(matches!(resolve(&["missing"]), Err(ResolveError::Missing(_))));
         assert!(matches!(resolve(&["alias.txt"]), Ok(Target::File(_))));

@@ -152,7 +152,7 @@ fn parse_path(selector: &str) -> Result<Vec<String>, SelectorError> {
         match component {
             "" | "." => {}
             ".." => return Err(SelectorError::Traversal),
-            hidden if hidden.starts_with('.') => return Err(SelectorError::Hidden),
+            hidden if sandkasten_content::is_hidden(hidden.as_ref()) => return Err(SelectorError::Hidden),
             name => components.push(name.to_owned()),
         }
     }
@@ -166,9 +166,9 @@ fn is_control(b: u8) -> bool {
 
 /// Whether `name` may appear in a menu as a selector component: no control
 /// characters (a TAB or CR in a file name would break the menu line) and not
-/// hidden.
+/// hidden (`sandkasten-content`'s rule: `.well-known` is not).
 pub fn is_listable_name(name: &str) -> bool {
-    !name.starts_with('.') && !name.bytes().any(is_control)
+    !sandkasten_content::is_hidden(name.as_ref()) && !name.bytes().any(is_control)
 }
 
 #[cfg(test)]
