@@ -202,6 +202,12 @@ pub fn evaluate(
         }
         let (with, without) = test.variants(labels.get(&test.unit).map(Vec::as_slice).unwrap_or_default());
         match (variant(&test.unit, &with), variant(&test.unit, &without)) {
+            // Without its baseline a test proves nothing either way.
+            (Some(_), Some(without)) if without.verdicts.is_empty() => failures.push(format!(
+                "{}: the pass without it never ran the probe: {}",
+                test.directive,
+                without.failures.first().map_or("no verdicts", String::as_str)
+            )),
             (Some(with), Some(without)) => rows.push(judge(test, with, without)),
             _ => failures.push(format!("{}: a pass of its test never reported", test.directive)),
         }
@@ -511,6 +517,20 @@ mod tests {
         );
         assert_eq!(report.rows[0].status, Status::RefusedAtStart);
         assert!(report.rows[0].observed.contains("never reported"), "{}", report.rows[0].observed);
+    }
+
+    #[test]
+    fn a_baseline_that_never_ran_is_a_failure_not_a_verdict() {
+        let tests = [test("A=", &["x"], true)];
+        let report = run(
+            &tests,
+            vec![
+                (vec!["A=", "B=", "C="], vec![], &["the probe never reported from sk-enf-0.service"]),
+                (vec!["B=", "C="], vec![verdict("x", Blocked, Some("EPERM"))], &[]),
+            ],
+        );
+        assert!(report.rows.is_empty(), "{:?}", report.rows);
+        assert!(report.failures.iter().any(|f| f.contains("without it never ran")), "{:?}", report.failures);
     }
 
     #[test]
