@@ -157,7 +157,7 @@ fn exec_unit_passes_back_what_a_short_lived_command_wrote() {
 /// Host mode, on a host whose PID 1 is systemd: the guest. It measures with
 /// runtime units and the same code the VM report runs through its own
 /// generated units at boot, and must come to the same table: every
-/// directive's status as in units/enforcement/ (`differences`)..
+/// directive's status as in units/enforcement/ (`differences`).
 #[test]
 fn host_mode_in_the_guest_prints_the_vm_reports_table() {
     use sandkasten_vm::enforcement::{differences, EnforcementReport};
