@@ -1,14 +1,24 @@
 //! The enforcement report: which directives this systemd and kernel really
 //! enforce, measured, never read from a version table.
 //!
-//! Each directive of the reference units gets one minimal positive test: a
-//! pass in its reference unit with every other directive removed (as the
-//! ablation's round two does), making the attempts the committed ablation
-//! maps show it stopping on its own on some release. Beside them the root
-//! control makes the same attempts, to show they can escape at all. Then:
+//! Each directive of the reference units gets one minimal positive test,
+//! taken from the committed ablation maps of every release, made of two
+//! passes of its reference unit that differ in that directive only:
 //!
-//! - **enforced**: an attempt that escapes in the control is stopped;
-//! - **silently ignored**: the unit ran, and every such attempt escaped;
+//! - **alone**: where a map shows the directive stopping attempts on its own
+//!   (the ablation's round two), the unit with every other directive
+//!   removed, against the unit with all of them removed;
+//! - **removed**: where a map shows an attempt escaping only when the
+//!   directive is removed (it needs the others' company: `ProtectProc=`
+//!   hides nothing from root), the unit as shipped, against the unit
+//!   without it.
+//!
+//! The pass without the directive shows which attempts can escape at all.
+//! Then:
+//!
+//! - **enforced**: an attempt that escapes without it is stopped with it;
+//! - **silently ignored**: the unit ran, and every such attempt escaped with
+//!   it too;
 //! - **refused at start**: the unit never ran the probe (systemd refused a
 //!   line, or the kernel lacks what the line needs);
 //! - **enforced differently**: stopped, but not the way the catalogue
@@ -17,7 +27,7 @@
 //! Two more say that no test could be made: `no-positive-test` (no attempt
 //! of the catalogue shows the directive's effect on any release; units/
 //! README.md says why each is there), `not-testable` (none of its attempts
-//! escapes even the control here).
+//! escapes even without it here).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -111,15 +121,15 @@ impl Test {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
-    /// An attempt that escapes in the control was stopped.
+    /// An attempt that escapes without it was stopped with it.
     Enforced,
-    /// The unit ran; every attempt that escapes in the control escaped.
+    /// The unit ran; every attempt that escapes without it escaped with it.
     SilentlyIgnored,
     /// The unit never ran the probe.
     RefusedAtStart,
     /// Stopped, but not the way the catalogue expects.
     EnforcedDifferently,
-    /// None of its attempts escapes even the control here.
+    /// None of its attempts escapes even without it here.
     NotTestable,
     /// No attempt of the catalogue shows its effect on any release.
     NoPositiveTest,

@@ -99,9 +99,10 @@ enum Cmd {
     },
     /// Measure which directives this systemd and kernel enforce: per
     /// directive of the reference units, one positive test (the attempts
-    /// the committed ablation maps show it stopping on its own) in its unit
-    /// with every other directive removed, beside the root control. Each
-    /// directive is enforced, silently ignored, refused at start or
+    /// the committed ablation maps show it stopping) as two passes of its
+    /// unit that differ in that directive only: it alone against every
+    /// directive removed, or the unit as shipped against the unit without
+    /// it. Each directive is enforced, silently ignored, refused at start or
     /// enforced differently. Writes units/enforcement/RELEASE.json and the
     /// table in README.md and units/README.md. Exits 1 when (--check) the
     /// measurement differs from the committed report.
