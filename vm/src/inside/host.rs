@@ -24,7 +24,7 @@ const EGRESS_GUARD: &str = "sandkasten-egress.service";
 /// Why this machine cannot run host mode, if it cannot: PID 1 must be
 /// systemd, we must be root, and sandkasten must be installed (the probe
 /// and the egress guard the reference sockets require).
-pub fn unfit() -> Option<String> {
+fn unfit() -> Option<String> {
     // sd_booted(3): systemd creates this directory at boot.
     if !Path::new("/run/systemd/system").is_dir() {
         let init = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
@@ -62,6 +62,7 @@ pub fn run(staged: &Staged) -> Result<String, String> {
     if let Some(why) = unfit() {
         return Err(why);
     }
+    eprintln!("sandkasten-vm: {} test passes on this host", staged.plan.passes.len());
     let mut installed: Vec<PathBuf> = Vec::new();
     let result = install(staged, &mut installed).map(|()| {
         let mut output = String::new();

@@ -25,13 +25,6 @@ pub fn enforce(
     let labels = enforcement::labels(&references);
     let mut reports = Vec::new();
     if host {
-        if let Some(why) = crate::inside::host::unfit() {
-            anyhow::bail!("{why}");
-        }
-        eprintln!(
-            "sandkasten-vm: {} directive tests on this host",
-            staged.plan.passes.len().saturating_sub(1)
-        );
         let output = crate::inside::host::run(&staged).map_err(anyhow::Error::msg)?;
         let mut report = enforcement::evaluate(&staged.plan, &staged.roles, &tests, &labels, &output);
         report.guest.accel = "host".to_owned();
