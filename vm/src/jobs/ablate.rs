@@ -4,7 +4,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{all_attempts, build, references, run_plan, stage, RunOptions};
+use super::{
+    all_attempts, build, json_files, read_json, references, run_plan, stage, write_json, RunOptions,
+};
 use crate::{ablation, passes};
 
 /// `sandkasten-vm ablate`: per unit and release, a first round (baseline,
@@ -62,19 +64,14 @@ pub fn ablate(opts: &RunOptions, units: &[String], out: &Path, check: bool) -> a
             let stem = out.join(format!("{}-{}", reference.short(), map.guest.release));
             let json = stem.with_extension("json");
             if check {
-                let committed: ablation::AblationMap = serde_json::from_str(
-                    &std::fs::read_to_string(&json)
-                        .with_context(|| format!("cannot read {}", json.display()))?,
-                )
-                .with_context(|| format!("{} is not an ablation map", json.display()))?;
+                let committed: ablation::AblationMap = read_json(&json, "an ablation map")?;
                 for difference in ablation::differences(&committed, &map) {
                     println!("FAIL: {} differs from the measurement: {difference}", json.display());
                     ok = false;
                 }
             } else {
                 std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-                std::fs::write(&json, serde_json::to_string_pretty(&map)? + "\n")
-                    .with_context(|| format!("cannot write {}", json.display()))?;
+                write_json(&json, &map)?;
                 let svg = stem.with_extension("svg");
                 std::fs::write(&svg, map.svg()).with_context(|| format!("cannot write {}", svg.display()))?;
                 eprintln!("sandkasten-vm: wrote {} and {}", json.display(), svg.display());
@@ -92,20 +89,13 @@ pub fn ablate(opts: &RunOptions, units: &[String], out: &Path, check: bool) -> a
 
 /// `sandkasten-vm ablate --redraw`: the pictures again from the JSON maps.
 pub fn redraw_maps(dir: &Path) -> anyhow::Result<bool> {
-    let mut drawn = 0;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let json = entry?.path();
-        if json.extension().is_some_and(|e| e == "json") {
-            let text =
-                std::fs::read_to_string(&json).with_context(|| format!("cannot read {}", json.display()))?;
-            let map: ablation::AblationMap = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not an ablation map", json.display()))?;
-            let svg = json.with_extension("svg");
-            std::fs::write(&svg, map.svg()).with_context(|| format!("cannot write {}", svg.display()))?;
-            drawn += 1;
-        }
+    let maps = json_files(dir)?;
+    for json in &maps {
+        let map: ablation::AblationMap = read_json(json, "an ablation map")?;
+        let svg = json.with_extension("svg");
+        std::fs::write(&svg, map.svg()).with_context(|| format!("cannot write {}", svg.display()))?;
     }
-    anyhow::ensure!(drawn > 0, "no ablation map (*.json) in {}", dir.display());
-    eprintln!("sandkasten-vm: redrew {drawn} pictures in {}", dir.display());
+    anyhow::ensure!(!maps.is_empty(), "no ablation map (*.json) in {}", dir.display());
+    eprintln!("sandkasten-vm: redrew {} pictures in {}", maps.len(), dir.display());
     Ok(true)
 }

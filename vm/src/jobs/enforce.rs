@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{
-    ablation_maps, all_attempts, build, committed_enforcement, references_in, run_plan, stage, RunOptions,
+    ablation_maps, all_attempts, build, committed_enforcement, references_in, run_plan, stage, write_json,
+    RunOptions,
 };
 use crate::{enforcement, passes, Release};
 
@@ -44,8 +45,7 @@ pub fn enforce(
     }
     let mut ok = reports.iter().all(|r| r.failures.is_empty());
     if let Some(path) = json {
-        std::fs::write(path, serde_json::to_string_pretty(&reports)? + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_json(path, &reports)?;
     }
     if !host {
         for report in &reports {
@@ -60,8 +60,7 @@ pub fn enforce(
                 }
             } else if report.failures.is_empty() {
                 std::fs::create_dir_all(units.join("enforcement"))?;
-                std::fs::write(&path, serde_json::to_string_pretty(report)? + "\n")
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                write_json(&path, report)?;
                 eprintln!("sandkasten-vm: wrote {}", path.display());
             }
         }

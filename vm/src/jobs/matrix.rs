@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{
-    ablation_maps, all_attempts, build, committed_enforcement, references, run_plan, stage, RunOptions,
+    ablation_maps, all_attempts, build, committed_enforcement, references, run_plan, stage, write_json,
+    RunOptions,
 };
 use crate::{matrix, passes, payload, Release};
 
@@ -45,12 +46,10 @@ pub fn matrix(opts: &RunOptions, json: Option<&Path>, junit: Option<&Path>) -> a
         println!("FAIL: {failure}");
     }
     if let Some(path) = json {
-        let text = if reports.len() == 1 {
-            serde_json::to_string_pretty(&reports[0])?
-        } else {
-            serde_json::to_string_pretty(&reports)?
-        };
-        std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+        match reports.as_slice() {
+            [report] => write_json(path, report)?,
+            reports => write_json(path, reports)?,
+        }
     }
     if let Some(path) = junit {
         let xml: String = reports.iter().map(matrix::Report::junit).collect();

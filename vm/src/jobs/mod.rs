@@ -70,21 +70,35 @@ fn references_in(units: &Path) -> anyhow::Result<Vec<passes::Reference>> {
     Ok(passes::REFERENCE_UNITS.iter().map(|u| passes::load_reference(units, u)).collect::<Result<_, _>>()?)
 }
 
+/// `path` parsed as JSON; `what` names it in the error ("an ablation map").
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not {what}", path.display()))
+}
+
+/// `value` as pretty JSON with a final newline, written to `path`.
+fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The JSON files in `dir`.
+fn json_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
 /// Every committed ablation map in `units/ablation`.
 fn ablation_maps(units: &Path) -> anyhow::Result<Vec<ablation::AblationMap>> {
     let dir = units.join("ablation");
-    let mut maps = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let text =
-                std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            maps.push(
-                serde_json::from_str(&text)
-                    .with_context(|| format!("{} is not an ablation map", path.display()))?,
-            );
-        }
-    }
+    let maps: Vec<ablation::AblationMap> =
+        json_files(&dir)?.iter().map(|path| read_json(path, "an ablation map")).collect::<Result<_, _>>()?;
     anyhow::ensure!(!maps.is_empty(), "no ablation map in {}: run sandkasten-vm ablate first", dir.display());
     Ok(maps)
 }
@@ -98,11 +112,7 @@ fn committed_enforcement(
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Some(
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is not an enforcement report", path.display()))?,
-    ))
+    read_json(&path, "an enforcement report").map(Some)
 }
 
 /// Every attempt of the probe's catalogue.
