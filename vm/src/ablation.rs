@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{answer, Answer, PassReport, Plan};
-use crate::matrix::{held, xml, GuestInfo};
+use crate::matrix::{held, stopped_unlisted, xml, GuestInfo};
 use crate::passes::Role;
 
 /// The measured map of one unit on one release.
@@ -129,11 +129,9 @@ fn observations(report: &PassReport) -> BTreeMap<String, Seen> {
 }
 
 impl Seen {
-    /// Stopped at all: blocked, killed, or stopped by an errno or signal
-    /// the catalogue does not list (a directive on its own may stop an
-    /// attempt another way than the whole unit does).
+    /// Stopped at all: blocked, killed, or stopped another way.
     fn stopped(&self) -> bool {
-        held(&self.verdict) || (self.verdict == "error" && !self.outcome.is_empty())
+        held(&self.verdict) || stopped_unlisted(&self.verdict, &self.outcome)
     }
 }
 

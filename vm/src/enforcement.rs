@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ablation::{self, AblationMap};
 use crate::contract::{answer, Answer, PassReport, Plan};
-use crate::matrix::{held, GuestInfo};
+use crate::matrix::{held, stopped_unlisted, GuestInfo};
 use crate::passes::{Reference, Role};
 
 /// One directive's positive test.
@@ -261,9 +261,8 @@ fn judge(test: &Test, with: &PassReport, without: &PassReport) -> Row {
         return row(Status::Enforced, Some(attempt), observed(attempt));
     }
     let differently = testable.iter().find(|a| {
-        seen(a).is_some_and(|v| {
-            with.verdict_of(v) == "error" && v.outcome.as_deref().is_some_and(|o| !o.is_empty())
-        })
+        seen(a)
+            .is_some_and(|v| stopped_unlisted(with.verdict_of(v), v.outcome.as_deref().unwrap_or_default()))
     });
     if let Some(attempt) = differently {
         let detail = seen(attempt).map(|v| v.detail.clone()).unwrap_or_default();

@@ -220,6 +220,13 @@ pub(crate) fn held(verdict: &str) -> bool {
     matches!(verdict, "blocked" | "killed")
 }
 
+/// Whether an `error` verdict was a stop all the same: an errno or signal
+/// (`outcome`) the catalogue does not list. A directive on its own may stop
+/// an attempt another way than the whole unit does.
+pub(crate) fn stopped_unlisted(verdict: &str, outcome: &str) -> bool {
+    verdict == "error" && !outcome.is_empty()
+}
+
 /// A route the canary saw arrive escaped, whatever the probe believed.
 fn canary_overrules(verdict: &mut String, detail: &mut String) {
     if verdict != "escaped" {
