@@ -56,6 +56,11 @@ impl Reference {
     pub fn directives(&self) -> Vec<Directive> {
         variant::directives(&self.service, self.socket.as_ref().map(|(_, s)| s))
     }
+
+    /// The directives whose labels are in `labels`, in the unit's order.
+    pub fn directives_labelled(&self, labels: &[String]) -> Vec<Directive> {
+        self.directives().into_iter().filter(|d| labels.contains(&d.label)).collect()
+    }
 }
 
 /// `sandkasten-echo-inetd@.service` → `echo-inetd`.
@@ -256,10 +261,10 @@ pub fn enforcement(references: &[Reference], tests: &[crate::enforcement::Test])
     // (unit, removed labels) → attempts, in the order first needed.
     type Variant = (String, Vec<String>);
     let mut variants: Vec<(Variant, Vec<String>)> = Vec::new();
+    let labels = crate::enforcement::labels(references);
     for test in tests.iter().filter(|t| !t.attempts.is_empty()) {
-        let Some(reference) = references.iter().find(|r| r.name == test.unit) else { continue };
-        let labels: Vec<String> = reference.directives().into_iter().map(|d| d.label).collect();
-        let (with, without) = test.variants(&labels);
+        let Some(labels) = labels.get(&test.unit) else { continue };
+        let (with, without) = test.variants(labels);
         for removed in [with, without] {
             let key = (test.unit.clone(), removed);
             let at = variants.iter().position(|(k, _)| *k == key).unwrap_or_else(|| {
@@ -276,14 +281,13 @@ pub fn enforcement(references: &[Reference], tests: &[crate::enforcement::Test])
     }
     for (i, ((unit, removed), attempts)) in variants.iter().enumerate() {
         let reference = references.iter().find(|r| r.name == *unit).expect("found above");
-        let directives = reference.directives();
-        let removing: Vec<&Directive> = directives.iter().filter(|d| removed.contains(&d.label)).collect();
+        let removing = reference.directives_labelled(removed);
         staged.add(
             format!("enf-{i}"),
             Role::Ablation { unit: unit.clone(), removed: removed.clone() },
             reference,
             22000 + i as u16,
-            &removing,
+            &removing.iter().collect::<Vec<_>>(),
             attempts,
             &[],
         );

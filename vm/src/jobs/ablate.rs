@@ -30,13 +30,10 @@ pub fn ablate(opts: &RunOptions, units: &[String], out: &Path, check: bool) -> a
     let bin_dir = build()?;
     let mut ok = true;
     for reference in chosen {
-        let directives = reference.directives();
-        let labels: Vec<String> = directives.iter().map(|d| d.label.clone()).collect();
+        let labels: Vec<String> = reference.directives().into_iter().map(|d| d.label).collect();
         for &release in &opts.releases {
             let removals = |sets: &[Vec<String>]| -> Vec<Vec<crate::variant::Directive>> {
-                sets.iter()
-                    .map(|set| directives.iter().filter(|d| set.contains(&d.label)).cloned().collect())
-                    .collect()
+                sets.iter().map(|set| reference.directives_labelled(set)).collect()
             };
             // One boot per round, each pass the whole catalogue.
             let measure = |sets: &[Vec<String>], first_round: bool, what: &str| {
