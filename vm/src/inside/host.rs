@@ -11,7 +11,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::systemd::{command, QUERY_TIMEOUT};
+use super::systemd::{command, failure, QUERY_TIMEOUT};
 use super::{carry_out, CANARY_STATE, CANARY_UNIX_DIR, PROBE};
 use crate::contract::{GuestEvent, OUTPUT_DIR};
 use crate::passes::Staged;
@@ -105,7 +105,7 @@ fn daemon_reload() -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("systemctl daemon-reload failed: {}", out.stderr.trim()))
+        Err(failure("systemctl daemon-reload", &out))
     }
 }
 
