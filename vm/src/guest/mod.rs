@@ -1,5 +1,9 @@
 //! Booting runs: [`Guest`] (an image and an accelerator, prepared once) and
-//! [`Run`] (what one boot reported).
+//! [`Run`] (what one boot reported). This module is the run loop; the
+//! pieces it uses each have their own: `config` (what to boot),
+//! `progress` (events a caller follows), `payload_disk` (packing
+//! `payload.img`), `ports` (the guest's port files and control lines) and
+//! `run_dir` (per-run log directories).
 //!
 //! One run:
 //! 1. Stage the payload (the caller's directory, plus `.sandkasten/argv` for a
@@ -14,154 +18,28 @@
 //!    guest that stops without a result, or the deadline, is an error that
 //!    carries the last 40 console lines.
 
-use std::ffi::OsString;
+mod config;
+mod payload_disk;
+mod ports;
+mod progress;
+mod run_dir;
+
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use crate::accel::{self, Accel, AccelRequest, Decision};
+pub use config::{Config, CpuModel, InitrdKind};
+pub use progress::{print_progress, Event};
+
+use crate::accel::{self, Accel, Decision};
 use crate::error::{file_tail, Error, IoContext};
-use crate::image::{self, Image, Release};
-use crate::process::{self, secs};
+use crate::image::{self, Image};
+use crate::process;
 use crate::qemu::{self, Qemu, Serial, Spec};
-
-/// The CPU model qemu emulates (`-cpu`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuModel {
-    /// `qemu64,+rdrand`: the fastest under TCG here (DESIGN.md); RDRAND keeps
-    /// dbus from waiting for entropy. Lacks SSE4.2: payloads must be built for
-    /// baseline x86-64.
-    Qemu64,
-    /// `max`: every feature TCG can emulate.
-    Max,
-    /// `host` under KVM (`max` under TCG).
-    Host,
-}
-
-/// Which initrd boots the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum InitrdKind {
-    /// Busybox + seven modules + switch_root: the fastest.
-    #[default]
-    Tiny,
-    /// Debian's initramfs-tools image (udev, scripts): for comparison.
-    Stock,
-}
-
-/// What to boot and run. [`Config::new`] gives the defaults.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The Debian release of the guest.
-    pub release: Release,
-    /// `auto` probes KVM once and falls back to TCG.
-    pub accel: AccelRequest,
-    /// A directory copied to `/payload` in the guest (binaries, units, a
-    /// script). Its `overlay/` subdirectory, if any, is copied onto `/` before
-    /// systemd starts (tiny initrd) or before the command (stock initrd).
-    pub payload_dir: Option<PathBuf>,
-    /// The command to run as root in `/payload`; `None` runs `/payload/run`.
-    pub command: Option<Vec<OsString>>,
-    /// The whole run's deadline; `None`: 60 s under KVM, 300 s under TCG.
-    pub timeout: Option<Duration>,
-    /// `None`: `host` under KVM, `qemu64,+rdrand` under TCG.
-    pub cpu: Option<CpuModel>,
-    /// The initrd to boot with.
-    pub initrd: InitrdKind,
-    /// Extra kernel arguments after `vm/guest/cmdline.txt` (debugging,
-    /// measuring boot levers; e.g. `systemd.log_level=debug`).
-    pub extra_cmdline: Vec<String>,
-    /// Guest memory in MiB.
-    pub memory_mib: u32,
-    /// Guest vCPUs (DESIGN.md: 1 is much slower than 2 under TCG).
-    pub smp: u32,
-    /// Images, probe cache and run logs; `None`: [`crate::default_cache_dir`].
-    pub cache_dir: Option<PathBuf>,
-    /// Where this run's console log (and port files) go; `None`: a fresh
-    /// directory under `<cache>/runs/` (the newest 30 are kept).
-    pub run_dir: Option<PathBuf>,
-}
-
-impl Config {
-    /// Defaults: auto accelerator, tiny initrd, 1 GiB, 2 vCPUs, `/payload/run`.
-    pub fn new(release: Release) -> Config {
-        Config {
-            release,
-            accel: AccelRequest::Auto,
-            payload_dir: None,
-            command: None,
-            timeout: None,
-            cpu: None,
-            initrd: InitrdKind::Tiny,
-            extra_cmdline: Vec::new(),
-            memory_mib: 1024,
-            smp: 2,
-            cache_dir: None,
-            run_dir: None,
-        }
-    }
-
-    fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(crate::default_cache_dir)
-    }
-}
-
-/// Progress of image builds and runs, for a UI or a test to follow.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Event {
-    /// A stage of an image build or a run, with the time since it began.
-    Progress {
-        /// The stage ("bootstrap", "payload", ...).
-        stage: String,
-        /// Time since the build or run began.
-        elapsed: Duration,
-        /// A human line.
-        detail: String,
-    },
-    /// The accelerator was chosen.
-    Accel(Decision),
-    /// qemu was started (attempt 1, or 2 after a crash).
-    QemuStarted {
-        /// 1 or 2.
-        attempt: u32,
-    },
-    /// The guest script started.
-    ScriptStarted {
-        /// Since qemu started.
-        after: Duration,
-    },
-    /// Bytes the guest command wrote to stdout.
-    Stdout(Vec<u8>),
-    /// Bytes the guest command wrote to stderr.
-    Stderr(Vec<u8>),
-    /// The guest script ended.
-    ScriptEnded {
-        /// Its exit status.
-        status: i32,
-        /// Since qemu started.
-        after: Duration,
-    },
-    /// qemu crashed before a result and is started once more.
-    Retry {
-        /// qemu's exit status and stderr tail.
-        reason: String,
-    },
-}
-
-/// Prints progress, accelerator and retry events to stderr as
-/// `sandkasten-vm: ...` lines (guest output is not printed).
-pub fn print_progress(event: &Event) {
-    match event {
-        Event::Progress { stage, elapsed, detail } => {
-            eprintln!("sandkasten-vm: [{:>6}] {stage}: {detail}", secs(*elapsed))
-        }
-        Event::Accel(d) => eprintln!("sandkasten-vm: {}", d.note),
-        Event::Retry { reason } => eprintln!("sandkasten-vm: qemu crashed ({reason}); retrying once"),
-        _ => {}
-    }
-}
+use payload_disk::build_payload;
+use ports::{parse_control, ControlLine, Tail};
+use run_dir::new_run_dir;
 
 /// Wall-clock times of one run, measured on the host.
 #[derive(Debug, Clone, Copy, Default)]
@@ -461,145 +339,3 @@ impl Guest {
 const HARNESS_TARGET: &str = "sandkasten-harness.target";
 /// The boot target of the debug shell.
 const SHELL_TARGET: &str = "sandkasten-shell.target";
-
-/// A line on the control port.
-#[derive(Debug, PartialEq)]
-enum ControlLine {
-    Start { uptime: f64 },
-    End { status: i32 },
-}
-
-fn parse_control(line: &str) -> Result<ControlLine, Error> {
-    let bad = || Error::Protocol(line.to_string());
-    let mut words = line.split_whitespace();
-    match words.next() {
-        Some("start") => {
-            Ok(ControlLine::Start { uptime: words.next().and_then(|u| u.parse().ok()).unwrap_or(0.0) })
-        }
-        Some("end") => {
-            Ok(ControlLine::End { status: words.next().and_then(|s| s.parse().ok()).ok_or_else(bad)? })
-        }
-        _ => Err(bad()),
-    }
-}
-
-/// Follows a file that qemu appends to.
-#[derive(Debug)]
-struct Tail {
-    path: PathBuf,
-    offset: u64,
-}
-
-impl Tail {
-    fn new(path: PathBuf) -> Tail {
-        Tail { path, offset: 0 }
-    }
-
-    fn read_new(&mut self) -> Result<Vec<u8>, Error> {
-        let mut buf = Vec::new();
-        let mut file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(buf),
-            Err(e) => {
-                return Err(Error::Io {
-                    context: format!("failed to open {}", self.path.display()),
-                    source: e,
-                })
-            }
-        };
-        file.seek(SeekFrom::Start(self.offset)).ctx(|| format!("failed to seek {}", self.path.display()))?;
-        file.read_to_end(&mut buf).ctx(|| format!("failed to read {}", self.path.display()))?;
-        self.offset += buf.len() as u64;
-        Ok(buf)
-    }
-}
-
-/// Stages the payload under `scratch/payload` and packs it into `img`.
-fn build_payload(config: &Config, scratch: &Path, img: &Path) -> Result<(), Error> {
-    let stage = scratch.join("payload");
-    std::fs::create_dir_all(&stage).ctx(|| format!("failed to create {}", stage.display()))?;
-    if let Some(dir) = &config.payload_dir {
-        if !dir.is_dir() {
-            return Err(Error::Config(format!("payload {} is not a directory", dir.display())));
-        }
-        // cp -a keeps modes, symlinks and ownership; --reflink shares blocks
-        // where the file system can.
-        let mut cp = Command::new("cp");
-        cp.args(["-a", "--reflink=auto", "-T"]).arg(dir).arg(&stage);
-        process::run_captured(&mut cp, "cp")?;
-    }
-    if let Some(argv) = &config.command {
-        if argv.is_empty() {
-            return Err(Error::Config("empty command".into()));
-        }
-        let meta = stage.join(".sandkasten");
-        std::fs::create_dir_all(&meta).ctx(|| format!("failed to create {}", meta.display()))?;
-        let mut bytes = Vec::new();
-        for arg in argv {
-            use std::os::unix::ffi::OsStrExt;
-            if arg.as_bytes().contains(&0) {
-                return Err(Error::Config("a command argument contains a NUL byte".into()));
-            }
-            bytes.extend_from_slice(arg.as_bytes());
-            bytes.push(0);
-        }
-        std::fs::write(meta.join("argv"), bytes).ctx(|| "failed to write the command".into())?;
-    }
-    // Room for what the payload holds plus what a guest script writes there.
-    let size_mib = dir_size(&stage) / (1 << 20) * 3 / 2 + 32;
-    let mut mkfs = Command::new("mkfs.ext4");
-    mkfs.args(["-q", "-F", "-L", "sandkasten-payload", "-d"])
-        .arg(&stage)
-        .arg(img)
-        .arg(format!("{size_mib}M"));
-    process::run_captured(&mut mkfs, "mkfs.ext4")
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
-}
-
-/// A fresh `<cache>/runs/<time>-<pid>/`; older ones beyond the newest 30 go.
-fn new_run_dir(cache_dir: &Path) -> Result<PathBuf, Error> {
-    let runs = cache_dir.join("runs");
-    std::fs::create_dir_all(&runs).ctx(|| format!("failed to create {}", runs.display()))?;
-    let mut old: Vec<PathBuf> = std::fs::read_dir(&runs)
-        .ctx(|| format!("failed to list {}", runs.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    old.sort();
-    if old.len() >= 30 {
-        for dir in &old[..old.len() - 29] {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("{}-{}-", now.as_millis(), std::process::id()))
-        .tempdir_in(&runs)
-        .ctx(|| format!("failed to create a run directory in {}", runs.display()))?
-        .keep();
-    Ok(dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_lines() {
-        assert_eq!(parse_control("start 9.85").unwrap(), ControlLine::Start { uptime: 9.85 });
-        assert_eq!(parse_control("end 3 10.2").unwrap(), ControlLine::End { status: 3 });
-        assert!(parse_control("end").is_err());
-        assert!(parse_control("garbage").is_err());
-    }
-}

@@ -1,0 +1,90 @@
+//! What one boot is asked to do: [`Config`] and the choices in it
+//! ([`CpuModel`], [`InitrdKind`]). Kept apart from the run loop so the
+//! settings a caller fills in are read in one place, with their defaults.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::accel::AccelRequest;
+use crate::image::Release;
+
+/// The CPU model qemu emulates (`-cpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuModel {
+    /// `qemu64,+rdrand`: the fastest under TCG here (DESIGN.md); RDRAND keeps
+    /// dbus from waiting for entropy. Lacks SSE4.2: payloads must be built for
+    /// baseline x86-64.
+    Qemu64,
+    /// `max`: every feature TCG can emulate.
+    Max,
+    /// `host` under KVM (`max` under TCG).
+    Host,
+}
+
+/// Which initrd boots the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitrdKind {
+    /// Busybox + seven modules + switch_root: the fastest.
+    #[default]
+    Tiny,
+    /// Debian's initramfs-tools image (udev, scripts): for comparison.
+    Stock,
+}
+
+/// What to boot and run. [`Config::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Debian release of the guest.
+    pub release: Release,
+    /// `auto` probes KVM once and falls back to TCG.
+    pub accel: AccelRequest,
+    /// A directory copied to `/payload` in the guest (binaries, units, a
+    /// script). Its `overlay/` subdirectory, if any, is copied onto `/` before
+    /// systemd starts (tiny initrd) or before the command (stock initrd).
+    pub payload_dir: Option<PathBuf>,
+    /// The command to run as root in `/payload`; `None` runs `/payload/run`.
+    pub command: Option<Vec<OsString>>,
+    /// The whole run's deadline; `None`: 60 s under KVM, 300 s under TCG.
+    pub timeout: Option<Duration>,
+    /// `None`: `host` under KVM, `qemu64,+rdrand` under TCG.
+    pub cpu: Option<CpuModel>,
+    /// The initrd to boot with.
+    pub initrd: InitrdKind,
+    /// Extra kernel arguments after `vm/guest/cmdline.txt` (debugging,
+    /// measuring boot levers; e.g. `systemd.log_level=debug`).
+    pub extra_cmdline: Vec<String>,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Guest vCPUs (DESIGN.md: 1 is much slower than 2 under TCG).
+    pub smp: u32,
+    /// Images, probe cache and run logs; `None`: [`crate::default_cache_dir`].
+    pub cache_dir: Option<PathBuf>,
+    /// Where this run's console log (and port files) go; `None`: a fresh
+    /// directory under `<cache>/runs/` (the newest 30 are kept).
+    pub run_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults: auto accelerator, tiny initrd, 1 GiB, 2 vCPUs, `/payload/run`.
+    pub fn new(release: Release) -> Config {
+        Config {
+            release,
+            accel: AccelRequest::Auto,
+            payload_dir: None,
+            command: None,
+            timeout: None,
+            cpu: None,
+            initrd: InitrdKind::Tiny,
+            extra_cmdline: Vec::new(),
+            memory_mib: 1024,
+            smp: 2,
+            cache_dir: None,
+            run_dir: None,
+        }
+    }
+
+    pub(super) fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(crate::default_cache_dir)
+    }
+}
