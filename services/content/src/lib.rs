@@ -19,13 +19,13 @@
 //!   the rules above would refuse: a client learns nothing about the file
 //!   system beyond what it may fetch.
 //!
-//! Compared with others' defaults: static-web-server serves hidden files
-//! unless `--ignore-hidden-files` and follows symlinks unless
-//! `--disable-symlinks` (both off by default); nginx serves dotfiles unless
-//! a `location` denies them; fastify-static and serve-static refuse them by
-//! default, as here. We take the refusing side, since the reference
-//! deployment is meant to be copied as it is, and keep one flag to opt out.
-//! (How gophernicus treats dotfiles was not checked here.)
+//! Compared with others' defaults: static-web-server (since 2.41.0) and
+//! gophernicus refuse dotfiles too, but make no `.well-known` exception;
+//! nginx serves dotfiles unless a `location` denies them; fastify-static and
+//! serve-static refuse them by default, as here. We take the refusing side,
+//! since the reference deployment is meant to be copied as it is, and keep
+//! one flag to opt out. See README.md for how this policy compares with
+//! static-web-server's and gophernicus's, point by point, with sources.
 //!
 //! SECURITY: the check and the later open are two system calls, so a process
 //! that can write into the root could swap a checked path for a symlink in
