@@ -1,5 +1,8 @@
-//! Test support: start a real server binary the way systemd does, and watch
-//! what it tells systemd.
+//! Test support shared by the servers' integration tests (each crate under
+//! services/ runs its own binary from `CARGO_BIN_EXE_*`, with this crate as a
+//! dev-dependency) and by the workspace tests beside this file: start a real
+//! server binary the way systemd does, watch what it tells systemd, and
+//! check the reference units ([`units`]).
 //!
 //! [`Launch`] passes sockets as fds 3, 4, … with `LISTEN_FDS`,
 //! `LISTEN_FDNAMES` and a `LISTEN_PID` that is the server's own pid (set by a
@@ -8,47 +11,16 @@
 //! that collects `READY=1`, `WATCHDOG=1`, `STOPPING=1`, … A failing test
 //! prints the command, exit status and the server's stderr.
 
-use std::collections::BTreeSet;
+pub mod units;
+
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
-
-/// Path of a workspace binary, built (once per test process) if needed.
-///
-/// Cargo only provides `CARGO_BIN_EXE_*` for a package's own binaries, and
-/// these live in other workspace members, so we ask cargo to build each one
-/// (a no-op when it is fresh).
-pub fn binary(name: &str) -> PathBuf {
-    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.contains(name) {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bin", name])
-            .current_dir(workspace_root())
-            .status()
-            .expect("failed to run cargo build");
-        assert!(status.success(), "cargo build --bin {name} failed");
-        built.insert(name.to_owned());
-    }
-    let path = target_dir().join("debug").join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
-}
 
 /// A loopback TCP listener on a free port, as a `.socket` unit would bind it.
 pub fn tcp_listener() -> (TcpListener, SocketAddr) {
@@ -162,10 +134,11 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// A launch of workspace binary `name`.
-    pub fn new(name: &str) -> Launch {
+    /// A launch of the binary at `bin`: in a crate's integration tests,
+    /// `env!("CARGO_BIN_EXE_<name>")`, which cargo builds before the tests.
+    pub fn new(bin: impl AsRef<Path>) -> Launch {
         Launch {
-            bin: binary(name),
+            bin: bin.as_ref().to_owned(),
             args: Vec::new(),
             sockets: Vec::new(),
             env: Vec::new(),

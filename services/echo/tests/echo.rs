@@ -10,6 +10,8 @@ use std::time::Duration;
 use rand::RngCore;
 use sandkasten_tests::{assert_silent_connection_closed, connect, tcp_listener, udp_socket, Launch};
 
+use crate::ECHO;
+
 const MIB: usize = 1024 * 1024;
 
 fn random_bytes(len: usize) -> Vec<u8> {
@@ -37,7 +39,7 @@ fn round_trip(stream: TcpStream, data: &[u8]) -> Vec<u8> {
 #[test]
 fn tcp_listener_echoes_a_mebibyte_of_random_bytes() {
     let (listener, addr) = tcp_listener();
-    let server = Launch::new("sandkasten-echo").socket(listener, "echo").spawn();
+    let server = Launch::new(ECHO).socket(listener, "echo").spawn();
     let data = random_bytes(MIB);
     let echoed = round_trip(connect(addr), &data);
     assert!(echoed == data, "echo differs ({} of {} bytes)\n{}", echoed.len(), data.len(), server.report());
@@ -46,7 +48,7 @@ fn tcp_listener_echoes_a_mebibyte_of_random_bytes() {
 #[test]
 fn udp_socket_echoes_each_datagram_to_its_sender() {
     let (socket, addr) = udp_socket();
-    let server = Launch::new("sandkasten-echo").socket(socket, "echo-udp").spawn();
+    let server = Launch::new(ECHO).socket(socket, "echo-udp").spawn();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     client.connect(addr).unwrap();
@@ -64,7 +66,7 @@ fn udp_socket_echoes_each_datagram_to_its_sender() {
 fn tcp_and_udp_sockets_are_served_by_one_process() {
     let (listener, tcp_addr) = tcp_listener();
     let (socket, udp_addr) = udp_socket();
-    let server = Launch::new("sandkasten-echo").socket(listener, "echo").socket(socket, "echo-udp").spawn();
+    let server = Launch::new(ECHO).socket(listener, "echo").socket(socket, "echo-udp").spawn();
 
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -83,7 +85,7 @@ fn accept_yes_connection_is_echoed_then_the_instance_exits() {
     let (listener, addr) = tcp_listener();
     let client = connect(addr);
     let (accepted, _) = listener.accept().unwrap();
-    let mut server = Launch::new("sandkasten-echo").socket(accepted, "connection").spawn();
+    let mut server = Launch::new(ECHO).socket(accepted, "connection").spawn();
 
     let data = random_bytes(MIB);
     let echoed = round_trip(client, &data);
@@ -94,8 +96,7 @@ fn accept_yes_connection_is_echoed_then_the_instance_exits() {
 
 #[test]
 fn inetd_mode_echoes_stdin_to_stdout() {
-    let mut server =
-        Launch::new("sandkasten-echo").args(["--inetd"]).stdio(Stdio::piped(), Stdio::piped()).spawn();
+    let mut server = Launch::new(ECHO).args(["--inetd"]).stdio(Stdio::piped(), Stdio::piped()).spawn();
     let mut stdin = server.child.stdin.take().unwrap();
     let mut stdout = server.child.stdout.take().unwrap();
     let data = random_bytes(MIB);
@@ -111,16 +112,14 @@ fn inetd_mode_echoes_stdin_to_stdout() {
 #[test]
 fn silent_connection_is_closed_after_the_read_timeout() {
     let (listener, addr) = tcp_listener();
-    let server =
-        Launch::new("sandkasten-echo").args(["--read-timeout", "1"]).socket(listener, "echo").spawn();
+    let server = Launch::new(ECHO).args(["--read-timeout", "1"]).socket(listener, "echo").spawn();
     assert_silent_connection_closed(addr, &server);
 }
 
 #[test]
 fn connections_beyond_the_cap_wait_in_the_backlog() {
     let (listener, addr) = tcp_listener();
-    let server =
-        Launch::new("sandkasten-echo").args(["--max-connections", "1"]).socket(listener, "echo").spawn();
+    let server = Launch::new(ECHO).args(["--max-connections", "1"]).socket(listener, "echo").spawn();
 
     let mut first = connect(addr);
     first.write_all(b"1").unwrap();

@@ -1,11 +1,14 @@
-//! The runtime contract, seen from outside a real server process (the echo
-//! server, the smallest one): sd_notify messages, idle exit, SIGTERM, the
-//! journal fallback, and refusing to start without sockets.
+//! The runtime contract (services/runtime), seen from outside a real server
+//! process: sandkasten-echo, the smallest server, stands for all three.
+//! sd_notify messages, idle exit, SIGTERM, the journal fallback, and
+//! refusing to start without sockets.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use sandkasten_tests::{connect, tcp_listener, Launch, NotifySocket};
+
+use crate::ECHO;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -13,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(5);
 fn ready_then_stopping_on_sigterm_and_exit_zero() {
     let (listener, _) = tcp_listener();
     let mut notify = NotifySocket::new();
-    let mut server = Launch::new("sandkasten-echo").socket(listener, "echo").notify(&notify).spawn();
+    let mut server = Launch::new(ECHO).socket(listener, "echo").notify(&notify).spawn();
 
     let ready = notify.wait_for("READY=1", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", server.report()));
     assert!(ready.contains("STATUS="), "READY=1 without a status line: {ready:?}");
@@ -27,7 +30,7 @@ fn ready_then_stopping_on_sigterm_and_exit_zero() {
 fn status_reports_connections_served() {
     let (listener, addr) = tcp_listener();
     let mut notify = NotifySocket::new();
-    let server = Launch::new("sandkasten-echo").socket(listener, "echo").notify(&notify).spawn();
+    let server = Launch::new(ECHO).socket(listener, "echo").notify(&notify).spawn();
     notify.wait_for("READY=1", WAIT).unwrap();
     for _ in 0..3 {
         drop(connect(addr));
@@ -39,11 +42,8 @@ fn status_reports_connections_served() {
 fn watchdog_is_pinged_at_half_its_timeout() {
     let (listener, _) = tcp_listener();
     let mut notify = NotifySocket::new();
-    let server = Launch::new("sandkasten-echo")
-        .socket(listener, "echo")
-        .notify(&notify)
-        .env("WATCHDOG_USEC", "1000000")
-        .spawn();
+    let server =
+        Launch::new(ECHO).socket(listener, "echo").notify(&notify).env("WATCHDOG_USEC", "1000000").spawn();
     let fail = |e: String| panic!("{e}\n{}", server.report());
     notify.wait_count("WATCHDOG=1", 1, WAIT).unwrap_or_else(fail);
     let first = Instant::now();
@@ -61,7 +61,7 @@ fn watchdog_is_pinged_at_half_its_timeout() {
 fn no_watchdog_pings_when_the_watchdog_belongs_to_another_process() {
     let (listener, _) = tcp_listener();
     let mut notify = NotifySocket::new();
-    let server = Launch::new("sandkasten-echo")
+    let server = Launch::new(ECHO)
         .socket(listener, "echo")
         .notify(&notify)
         .env("WATCHDOG_USEC", "100000")
@@ -76,7 +76,7 @@ fn no_watchdog_pings_when_the_watchdog_belongs_to_another_process() {
 fn idle_exit_waits_for_open_connections_then_exits_zero() {
     let (listener, addr) = tcp_listener();
     let mut notify = NotifySocket::new();
-    let mut server = Launch::new("sandkasten-echo")
+    let mut server = Launch::new(ECHO)
         .args(["--idle-exit", "1", "--read-timeout", "30"])
         .socket(listener, "echo")
         .notify(&notify)
@@ -110,7 +110,7 @@ fn idle_exit_waits_for_open_connections_then_exits_zero() {
 
 #[test]
 fn without_sockets_or_listen_it_exits_2_and_says_how_to_run_it() {
-    let mut server = Launch::new("sandkasten-echo").spawn();
+    let mut server = Launch::new(ECHO).spawn();
     let status = server.wait(WAIT);
     assert_eq!(status.code(), Some(2), "{}", server.report());
     let stderr = server.stderr();
@@ -120,7 +120,7 @@ fn without_sockets_or_listen_it_exits_2_and_says_how_to_run_it() {
 #[test]
 fn a_file_passed_as_a_socket_is_refused_with_its_name() {
     let file = tempfile::tempfile().unwrap();
-    let mut server = Launch::new("sandkasten-echo").socket(file, "bogus").spawn();
+    let mut server = Launch::new(ECHO).socket(file, "bogus").spawn();
     let status = server.wait(WAIT);
     assert_eq!(status.code(), Some(2), "{}", server.report());
     let stderr = server.stderr();
@@ -135,7 +135,7 @@ fn listen_flag_binds_when_systemd_passed_nothing() {
     // Reserve a free port, release it, and ask the server to bind it.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
-    let server = Launch::new("sandkasten-echo").args(["--listen", &addr]).spawn();
+    let server = Launch::new(ECHO).args(["--listen", &addr]).spawn();
     server.wait_for_log("serving", WAIT);
     let mut stream = connect(addr.parse().unwrap());
     std::io::Write::write_all(&mut stream, b"hi").unwrap();
@@ -153,7 +153,7 @@ fn unreachable_journal_falls_back_to_prefixed_stderr_lines() {
         return;
     }
     let (listener, _) = tcp_listener();
-    let server = Launch::new("sandkasten-echo").socket(listener, "echo").journal_stream().spawn();
+    let server = Launch::new(ECHO).socket(listener, "echo").journal_stream().spawn();
     server.wait_for_log("serving", WAIT);
     let stderr = server.stderr();
     assert!(

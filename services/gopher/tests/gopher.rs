@@ -10,6 +10,8 @@ use sandkasten_tests::{
     assert_silent_connection_closed, connect, tcp_listener, write_file, Launch, NotifySocket, Running,
 };
 
+use crate::GOPHER;
+
 /// A content tree with one of everything, in a fresh temp dir.
 fn content() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -48,7 +50,7 @@ fn binary_payload() -> Vec<u8> {
 /// Starts the server on a fresh loopback listener passed as fd 3.
 fn start(root: &Path, extra: &[&str]) -> (Running, SocketAddr) {
     let (listener, addr) = tcp_listener();
-    let server = Launch::new("sandkasten-gopher")
+    let server = Launch::new(GOPHER)
         .args(["--root", root.to_str().unwrap()])
         .args(extra.iter().copied())
         .socket(listener, "gopher")
@@ -134,7 +136,7 @@ fn host_and_port_flags_override_the_local_address() {
     assert_has_line(&server, &lines, "0guide.txt\t/docs/guide.txt\tgopher.example.org\t7070");
     // The same through the environment twins.
     let (listener, addr) = tcp_listener();
-    let server = Launch::new("sandkasten-gopher")
+    let server = Launch::new(GOPHER)
         .args(["--root", dir.path().to_str().unwrap()])
         .env("SANDKASTEN_HOST", "env.example.org")
         .env("SANDKASTEN_PORT", "7071")
@@ -280,10 +282,8 @@ fn an_accept_yes_connection_is_served_then_the_process_exits_0() {
     let (accepted, _) = listener.accept().unwrap();
     drop(listener);
     client.write_all(b"/hello.txt\r\n").unwrap();
-    let mut server = Launch::new("sandkasten-gopher")
-        .args(["--root", dir.path().to_str().unwrap()])
-        .socket(accepted, "gopher")
-        .spawn();
+    let mut server =
+        Launch::new(GOPHER).args(["--root", dir.path().to_str().unwrap()]).socket(accepted, "gopher").spawn();
     let mut answer = String::new();
     let read = client.read_to_string(&mut answer);
     assert!(read.is_ok(), "{read:?}\n{}", server.report());
@@ -297,7 +297,7 @@ fn sigterm_exits_0() {
     let dir = content();
     let (listener, addr) = tcp_listener();
     let mut notify = NotifySocket::new();
-    let mut server = Launch::new("sandkasten-gopher")
+    let mut server = Launch::new(GOPHER)
         .args(["--root", dir.path().to_str().unwrap()])
         .socket(listener, "gopher")
         .notify(&notify)
@@ -316,10 +316,8 @@ fn sigterm_exits_0() {
 fn startup_errors_name_the_problem_and_exit_2() {
     let dir = content();
     let (listener, _) = tcp_listener();
-    let mut server = Launch::new("sandkasten-gopher")
-        .args(["--root", "/nonexistent/gopher-root"])
-        .socket(listener, "gopher")
-        .spawn();
+    let mut server =
+        Launch::new(GOPHER).args(["--root", "/nonexistent/gopher-root"]).socket(listener, "gopher").spawn();
     let status = server.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(2), "{}", server.report());
     assert!(
@@ -329,10 +327,8 @@ fn startup_errors_name_the_problem_and_exit_2() {
     );
 
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut server = Launch::new("sandkasten-gopher")
-        .args(["--root", dir.path().to_str().unwrap()])
-        .socket(udp, "gopher-udp")
-        .spawn();
+    let mut server =
+        Launch::new(GOPHER).args(["--root", dir.path().to_str().unwrap()]).socket(udp, "gopher-udp").spawn();
     let status = server.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(2), "{}", server.report());
     assert!(server.stderr().contains("UDP"), "{}", server.report());

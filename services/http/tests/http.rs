@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use sandkasten_tests::{connect, tcp_listener, udp_socket, write_file, Launch, NotifySocket, Running};
 
+use crate::HTTP;
+
 const SECRET: &str = "TOP SECRET, outside the root";
 const LONG: Duration = Duration::from_secs(10);
 
@@ -50,7 +52,7 @@ fn start(root: &Path, extra: &[&str]) -> (Running, SocketAddr) {
     let (listener, addr) = tcp_listener();
     let mut args = vec!["--root".to_owned(), root.display().to_string()];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let server = Launch::new("sandkasten-http").args(args).socket(listener, "http").spawn();
+    let server = Launch::new(HTTP).args(args).socket(listener, "http").spawn();
     (server, addr)
 }
 
@@ -486,7 +488,7 @@ fn ready_and_stopping_reach_the_notify_socket() {
     let tree = tree();
     let mut notify = NotifySocket::new();
     let (listener, addr) = tcp_listener();
-    let mut server = Launch::new("sandkasten-http")
+    let mut server = Launch::new(HTTP)
         .args(["--root".to_owned(), tree.root.path().display().to_string()])
         .socket(listener, "http")
         .notify(&notify)
@@ -506,7 +508,7 @@ fn an_accepted_stream_is_served_then_the_process_exits_0() {
     let client = connect(addr);
     let (accepted, _) = listener.accept().unwrap();
     drop(listener);
-    let mut server = Launch::new("sandkasten-http")
+    let mut server = Launch::new(HTTP)
         .args(["--root".to_owned(), tree.root.path().display().to_string()])
         .socket(accepted, "http")
         .spawn();
@@ -539,7 +541,7 @@ fn a_bad_root_fails_startup_naming_the_path() {
 fn a_udp_socket_is_refused_with_a_clear_error() {
     let tree = tree();
     let (socket, _) = udp_socket();
-    let mut server = Launch::new("sandkasten-http")
+    let mut server = Launch::new(HTTP)
         .args(["--root".to_owned(), tree.root.path().display().to_string()])
         .socket(socket, "http-udp")
         .spawn();

@@ -1,0 +1,18 @@
+//! The units that run sandkasten-http (sandkasten-http.service and the lab
+//! steps in units/lab/, with their sockets; see
+//! `sandkasten_tests::units::OWNERS`), checked against the binary these
+//! tests run. tests/units.rs checks what needs no binary.
+
+use sandkasten_tests::units;
+
+use crate::HTTP;
+
+#[test]
+fn its_units_pass_verify_with_the_binary_in_place() {
+    units::verify_owned("sandkasten-http", HTTP);
+}
+
+#[test]
+fn exec_paths_cover_every_library_it_loads() {
+    units::assert_exec_paths_cover("sandkasten-http", HTTP);
+}
