@@ -34,11 +34,13 @@ need_rust() {
 
 # need_vm_packages: what sandkasten-vm needs on the host: qemu (with qboot
 # from qemu-system-data), mmdebstrap for the guest image, mkfs.ext4 for the
-# per-run disks, and zstd/xz to unpack the guest kernel's modules.
+# per-run disks, zstd/xz to unpack the guest kernel's modules, and cargo-deb
+# for the packages every guest installs.
 need_vm_packages() {
     need_packages qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs \
         zstd:zstd xz:xz-utils
     [ -f /usr/share/qemu/qboot.rom ] || need_packages __qboot__:qemu-system-data
+    need_cargo_deb
 }
 
 # need_test_packages: what the host tests need: systemd-socket-activate and
@@ -50,4 +52,18 @@ need_test_packages() {
     need_packages systemd-socket-activate:systemd systemd-analyze:systemd curl:curl strace:strace \
         ip:iproute2 unshare:util-linux setpriv:util-linux prlimit:util-linux findmnt:util-linux \
         dbus-daemon:dbus-daemon nft:nftables
+}
+
+# The cargo-deb release scripts/package is tested with; `cargo install
+# --locked` builds it with the versions it was released with (about 40 s).
+CARGO_DEB_VERSION=3.8.0
+
+# need_cargo_deb: cargo-deb, which builds the Debian package (scripts/package,
+# and the VM harness for every guest), installed with cargo if missing.
+need_cargo_deb() {
+    need_rust
+    cargo deb --version >/dev/null 2>&1 && return 0
+    say "installing cargo-deb $CARGO_DEB_VERSION (cargo install, about a minute)"
+    cargo install --quiet --locked --version "$CARGO_DEB_VERSION" cargo-deb \
+        || die "cargo install cargo-deb failed"
 }

@@ -113,7 +113,8 @@ enum Cmd {
         #[arg(long)]
         check: bool,
         /// No VM: run the tests on this machine, whose PID 1 must be
-        /// systemd, as root, with sandkasten installed (scripts/install).
+        /// systemd, as root, with the packages sandkasten and
+        /// sandkasten-probe installed (scripts/install --probe).
         /// The test units are runtime units, removed at the end; the
         /// attempts are built to change nothing (invalid arguments, current
         /// values, markers removed).

@@ -1,8 +1,10 @@
-//! The payload of a matrix or `exec --unit` run: the workspace's release
-//! binaries, the reference units and the sample content, laid out in the
-//! payload's `overlay/` exactly where `scripts/install` puts them
-//! (`/usr/libexec/sandkasten`, `/etc/systemd/system`, `/usr/share/sandkasten`),
-//! so the guest boots with them in place; plus the guest plan as `run`.
+//! The payload of a matrix or `exec --unit` run: the Debian packages
+//! `sandkasten` (the servers, the reference units, the egress guard and the
+//! sample content, exactly as an admin installs them; see
+//! `services/package/Cargo.toml`) and `sandkasten-probe` (the probe and this
+//! harness's guest side), which the guest installs with dpkg at boot; units
+//! given on the command line and generated units in the payload's
+//! `overlay/etc/systemd/system`; and the guest plan as `run`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,8 +20,16 @@ exec /usr/libexec/sandkasten/sandkasten-vm inside /payload/plan.json\n";
 /// The guest side of `exec --unit` (`vm/plan/in-unit`).
 pub const IN_UNIT_PLAN: &str = include_str!("../plan/in-unit");
 
-/// The binaries the guest needs: the servers, the probe, and this harness
-/// for its guest side.
+/// Where the packages sit in the payload; the guest's initrd (or, with the
+/// stock initrd, the harness runner) installs every `.deb` there with dpkg.
+pub const PACKAGES_IN_PAYLOAD: &str = "packages";
+
+/// The Debian packages the guest installs, each named after the crate that
+/// describes it: the servers with their units, and the probe with this
+/// harness's guest side.
+pub const PACKAGES: [&str; 2] = ["sandkasten", "sandkasten-probe"];
+
+/// The binaries those packages hold.
 pub const BINARIES: [&str; 5] =
     ["sandkasten-http", "sandkasten-gopher", "sandkasten-echo", "sandkasten-probe", "sandkasten-vm"];
 
@@ -28,14 +38,23 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("vm/ has a parent").to_owned()
 }
 
-/// Builds the release binaries with cargo, printing its progress.
+/// What one build made: the Debian packages.
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// One `.deb` per name in [`PACKAGES`], built from the same binaries.
+    pub packages: Vec<PathBuf>,
+}
+
+/// Builds the release binaries with cargo, printing its progress, then the
+/// Debian packages from them with cargo-deb (`--no-build`: the same
+/// binaries, not a second build).
 ///
 /// Release, because the guest runs under TCG where a debug build of the
 /// probe's attempts would be needlessly slow; the default target is
 /// baseline x86-64, which the guest's `-cpu qemu64` runs.
-pub fn build_binaries(workspace: &Path) -> Result<PathBuf, Error> {
+pub fn build(workspace: &Path) -> Result<Build, Error> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace).args(["build", "--release", "--quiet"]);
     for bin in BINARIES {
         cmd.args(["--bin", bin]);
@@ -46,34 +65,55 @@ pub fn build_binaries(workspace: &Path) -> Result<PathBuf, Error> {
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
-    Ok(target.join("release"))
+    let packages = PACKAGES
+        .iter()
+        .map(|name| package(&cargo, workspace, name, &target.join("debian")))
+        .collect::<Result<_, _>>()?;
+    Ok(Build { packages })
 }
 
-/// Lays out a payload in `dir`: binaries from `bin_dir`, units and content
-/// from `workspace`, `plan` as the `run` script, and `extra_units` (unit
-/// files given on the command line) beside the reference units.
-pub fn stage(
-    dir: &Path,
-    workspace: &Path,
-    bin_dir: &Path,
-    plan: &str,
-    extra_units: &[PathBuf],
-) -> Result<(), Error> {
-    let overlay = dir.join("overlay");
-    let libexec = overlay.join("usr/libexec/sandkasten");
-    let units = overlay.join("etc/systemd/system");
-    let share = overlay.join("usr/share/sandkasten");
-    for d in [&libexec, &units, &share] {
+/// Runs `cargo deb` for the crate `name` on the binaries already built;
+/// the path of the package it wrote into `out_dir`.
+fn package(cargo: &std::ffi::OsStr, workspace: &Path, name: &str, out_dir: &Path) -> Result<PathBuf, Error> {
+    let out = Command::new(cargo)
+        .current_dir(workspace)
+        .args(["deb", "--package", name, "--no-build", "--quiet", "--output"])
+        .arg(out_dir)
+        .output()
+        .map_err(|e| Error::Config(format!("failed to run cargo deb: {e}")))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        if stderr.contains("no such command") {
+            return Err(Error::Config(
+                "cargo-deb is not installed: run scripts/package once (it installs it), \
+                 or `cargo install cargo-deb --locked`"
+                    .into(),
+            ));
+        }
+        return Err(Error::Config(format!("cargo deb -p {name} failed ({}): {}", out.status, stderr.trim())));
+    }
+    // cargo-deb prints the path of the package it wrote, last.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_end().ends_with(".deb"))
+        .map(|l| workspace.join(l.trim()))
+        .ok_or_else(|| Error::Config(format!("cargo deb -p {name} named no package: {}", stdout.trim())))
+}
+
+/// Lays out a payload in `dir`: `build`'s packages, `plan` as the `run`
+/// script, and `extra_units` (unit files given on the command line) in the
+/// overlay's `/etc/systemd/system`, where they override a packaged unit of
+/// the same name.
+pub fn stage(dir: &Path, build: &Build, plan: &str, extra_units: &[PathBuf]) -> Result<(), Error> {
+    let units = dir.join("overlay/etc/systemd/system");
+    let packages = dir.join(PACKAGES_IN_PAYLOAD);
+    for d in [&units, &packages] {
         mkdir(d)?;
     }
-    for bin in BINARIES {
-        copy(&bin_dir.join(bin), &libexec.join(bin))?;
-    }
-    for entry in read_dir(&workspace.join("units"))? {
-        let name = entry.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        if name.ends_with(".socket") || name.ends_with(".service") {
-            copy(&entry, &units.join(&name))?;
-        }
+    for package in &build.packages {
+        copy(package, &packages.join(package.file_name().unwrap_or_default()))?;
     }
     for unit in extra_units {
         let name = unit
@@ -81,10 +121,6 @@ pub fn stage(
             .ok_or_else(|| Error::Config(format!("{} is not a unit file", unit.display())))?;
         copy(unit, &units.join(name))?;
     }
-    // The egress guard's rules, where sandkasten-egress.service loads them.
-    copy(&workspace.join("units/sandkasten-egress.nft"), &share.join("sandkasten-egress.nft"))?;
-    copy_tree(&workspace.join("services/http/sample"), &share.join("www"))?;
-    copy_tree(&workspace.join("services/gopher/sample"), &share.join("gopher"))?;
     let run = dir.join("run");
     std::fs::write(&run, plan).map_err(|e| io(&run, e))?;
     set_mode(&run, 0o755)
@@ -118,26 +154,6 @@ fn mkdir(path: &Path) -> Result<(), Error> {
 
 fn copy(from: &Path, to: &Path) -> Result<(), Error> {
     std::fs::copy(from, to).map(drop).map_err(|e| io(from, e))
-}
-
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(dir).map_err(|e| io(dir, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    Ok(entries)
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
-    mkdir(to)?;
-    for entry in read_dir(from)? {
-        let target = to.join(entry.file_name().unwrap_or_default());
-        if entry.is_dir() {
-            copy_tree(&entry, &target)?;
-        } else {
-            copy(&entry, &target)?;
-        }
-    }
-    Ok(())
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {

@@ -165,12 +165,12 @@ fn host_mode_in_the_guest_prints_the_vm_reports_table() {
 
     let Some(_guest) = one_guest_at_a_time() else { return };
     let workspace = payload::workspace_root();
-    let bin_dir = payload::build_binaries(&workspace).expect("release build");
+    let build = payload::build(&workspace).expect("release build");
     let dir = tempfile::tempdir().unwrap();
     let script = "#!/bin/sh\n\
         /usr/libexec/sandkasten/sandkasten-vm enforce --host --units /payload/units --json /tmp/host.json >&2 \
         && cat /tmp/host.json\n";
-    payload::stage(dir.path(), &workspace, &bin_dir, script, &[]).expect("payload");
+    payload::stage(dir.path(), &build, script, &[]).expect("payload");
     // The reference units and their maps, which host mode picks its tests from.
     for sub in ["", "ablation"] {
         let from = workspace.join("units").join(sub);
@@ -216,4 +216,31 @@ fn host_mode_refuses_where_pid_1_is_not_systemd() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("PID 1 is not systemd"), "{stderr}");
     assert!(stderr.contains("sandkasten-vm enforce --release"), "it names the alternative: {stderr}");
+}
+
+/// The Debian package, the one install truth, in a real systemd: installed
+/// by dpkg at boot (as in every run), enabled by an admin, serving, then
+/// `apt-get purge` leaves nothing behind (vm/plan/package-lifecycle lists
+/// the checks).
+#[test]
+fn the_package_installs_serves_and_purges_cleanly() {
+    use sandkasten_vm::payload;
+
+    let Some(_guest) = one_guest_at_a_time() else { return };
+    let build = payload::build(&payload::workspace_root()).expect("release build and package");
+    let dir = tempfile::tempdir().unwrap();
+    payload::stage(dir.path(), &build, include_str!("../plan/package-lifecycle"), &[]).expect("payload");
+
+    let mut config = Config::new(Release::Bookworm);
+    config.accel = AccelRequest::Tcg;
+    config.payload_dir = Some(dir.path().to_path_buf());
+    let run = Guest::boot(&config).expect("guest run");
+    let report = String::from_utf8_lossy(run.result());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status, 0, "the package's life in the guest failed:\n{report}\n{stderr}");
+    for check in
+        ["ok   installing enabled nothing", "ok   http: HTTP/1.1 200", "ok   no file of the package left"]
+    {
+        assert!(report.contains(check), "missing '{check}' in:\n{report}");
+    }
 }

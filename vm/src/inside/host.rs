@@ -42,14 +42,15 @@ fn unfit() -> Option<String> {
     }
     if !Path::new(PROBE).is_file() {
         return Some(format!(
-            "host mode needs the probe at {PROBE}: install sandkasten first (scripts/install)"
+            "host mode needs the probe at {PROBE}: install the package sandkasten-probe first \
+             (scripts/install --probe)"
         ));
     }
     let load = command("systemctl", &["show", "-p", "LoadState", "--value", EGRESS_GUARD], QUERY_TIMEOUT);
     if !load.is_ok_and(|out| out.stdout.trim() == "loaded") {
         return Some(format!(
-            "host mode needs {EGRESS_GUARD}, which the reference sockets require: install sandkasten first \
-             (scripts/install)"
+            "host mode needs {EGRESS_GUARD}, which the reference sockets require: install the package \
+             sandkasten first (scripts/install --probe)"
         ));
     }
     None

@@ -27,7 +27,7 @@ pub fn ablate(opts: &RunOptions, units: &[String], out: &Path, check: bool) -> a
             .collect::<anyhow::Result<_>>()?
     };
     let attempts = all_attempts();
-    let bin_dir = build()?;
+    let built = build()?;
     let mut ok = true;
     for reference in chosen {
         let labels: Vec<String> = reference.directives().into_iter().map(|d| d.label).collect();
@@ -38,7 +38,7 @@ pub fn ablate(opts: &RunOptions, units: &[String], out: &Path, check: bool) -> a
             // One boot per round, each pass the whole catalogue.
             let measure = |sets: &[Vec<String>], first_round: bool, what: &str| {
                 let staged = passes::ablation(reference, &removals(sets), &attempts, first_round);
-                let dir = stage(&bin_dir, &staged)?;
+                let dir = stage(&built, &staged)?;
                 let run =
                     run_plan(opts, release, dir.path(), &format!("ablation of {} ({what})", reference.name))?;
                 let output = String::from_utf8_lossy(run.result());

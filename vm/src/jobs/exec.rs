@@ -86,10 +86,10 @@ fn stage_unit_payload(unit: &Path, command: &[OsString]) -> anyhow::Result<tempf
     let text = std::fs::read_to_string(unit).with_context(|| format!("cannot read {}", unit.display()))?;
     anyhow::ensure!(text.contains("[Service]"), "{}: no [Service] section", unit.display());
     let workspace = payload::workspace_root();
-    eprintln!("sandkasten-vm: building the servers and the probe (release)");
-    let bin_dir = payload::build_binaries(&workspace)?;
+    eprintln!("sandkasten-vm: building the servers, the probe and the package (release)");
+    let build = payload::build(&workspace)?;
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &workspace, &bin_dir, payload::IN_UNIT_PLAN, &[unit.to_owned()])?;
+    payload::stage(dir.path(), &build, payload::IN_UNIT_PLAN, &[unit.to_owned()])?;
     std::fs::write(dir.path().join(".unit-name"), name)?;
     let mut argv = Vec::new();
     for arg in command {

@@ -44,18 +44,18 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
 }
 
-/// Builds the servers, the probe and this harness (its guest side), once
-/// per command; their directory.
-fn build() -> anyhow::Result<PathBuf> {
-    eprintln!("sandkasten-vm: building the servers, the probe and the guest side (release)");
-    Ok(payload::build_binaries(&payload::workspace_root())?)
+/// Builds the servers, the probe and this harness (its guest side), and the
+/// package, once per command.
+fn build() -> anyhow::Result<payload::Build> {
+    eprintln!("sandkasten-vm: building the servers, the probe, the guest side (release) and the package");
+    Ok(payload::build(&payload::workspace_root())?)
 }
 
-/// Stages a payload with the binaries in `bin_dir` and `staged`'s units and
-/// plan.
-fn stage(bin_dir: &Path, staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
+/// Stages a payload with `build`'s package and binaries and `staged`'s units
+/// and plan.
+fn stage(build: &payload::Build, staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &payload::workspace_root(), bin_dir, payload::INSIDE_PLAN, &[])?;
+    payload::stage(dir.path(), build, payload::INSIDE_PLAN, &[])?;
     payload::stage_plan(dir.path(), staged)?;
     Ok(dir)
 }

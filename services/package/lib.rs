@@ -1,0 +1,3 @@
+//! The Debian package `sandkasten`: see this crate's `Cargo.toml`
+//! (`[package.metadata.deb]`) for what goes where, and `units/debian/` for
+//! the maintainer scripts. No code lives here.
