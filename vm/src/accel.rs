@@ -50,8 +50,8 @@ impl fmt::Display for Accel {
     }
 }
 
-/// What the caller asked for (`--accel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the caller asked for (`--accel`, whose values these are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum AccelRequest {
     /// KVM if a probe boot proves it works, else TCG.
     #[default]

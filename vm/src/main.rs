@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use sandkasten_vm::guest::print_progress;
 use sandkasten_vm::jobs::{self, ExecRequest, RunOptions};
 use sandkasten_vm::payload;
@@ -164,16 +164,16 @@ struct BootArgs {
     image: ImageArgs,
     /// Accelerator: auto proves KVM with a short probe boot, else TCG.
     #[arg(long, value_enum, default_value = "auto", env = "SANDKASTEN_VM_ACCEL")]
-    accel: AccelArg,
+    accel: AccelRequest,
     /// Directory copied to /payload in the guest (its overlay/ onto /).
     #[arg(long)]
     payload: Option<PathBuf>,
     /// CPU model [default: host under KVM, qemu64 (+rdrand) under TCG].
     #[arg(long, value_enum)]
-    cpu: Option<CpuArg>,
+    cpu: Option<CpuModel>,
     /// Initrd: tiny (busybox + virtio modules) or Debian's stock one.
     #[arg(long, value_enum, default_value = "tiny")]
-    initrd: InitrdArg,
+    initrd: InitrdKind,
     /// Extra kernel argument (repeatable), after vm/guest/cmdline.txt.
     #[arg(long = "append", value_name = "ARG")]
     append: Vec<String>,
@@ -193,41 +193,12 @@ struct MatrixArgs {
     cache_dir: Option<PathBuf>,
     /// Accelerator: auto proves KVM with a short probe boot, else TCG.
     #[arg(long, value_enum, default_value = "auto", env = "SANDKASTEN_VM_ACCEL")]
-    accel: AccelArg,
+    accel: AccelRequest,
     /// The whole run's deadline per release in seconds [default: 180 under KVM, 900 under TCG].
     #[arg(long, env = "SANDKASTEN_VM_TIMEOUT")]
     timeout: Option<f64>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum AccelArg {
-    Auto,
-    Kvm,
-    Tcg,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CpuArg {
-    Qemu64,
-    Max,
-    Host,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum InitrdArg {
-    Tiny,
-    Stock,
-}
-
-impl AccelArg {
-    fn request(self) -> AccelRequest {
-        match self {
-            AccelArg::Auto => AccelRequest::Auto,
-            AccelArg::Kvm => AccelRequest::Kvm,
-            AccelArg::Tcg => AccelRequest::Tcg,
-        }
-    }
-}
 
 impl ImageArgs {
     fn release(&self) -> Release {
@@ -241,17 +212,10 @@ impl ImageArgs {
 impl BootArgs {
     fn config(&self) -> Config {
         let mut c = Config::new(self.image.release());
-        c.accel = self.accel.request();
+        c.accel = self.accel;
         c.payload_dir = self.payload.clone();
-        c.cpu = self.cpu.map(|cpu| match cpu {
-            CpuArg::Qemu64 => CpuModel::Qemu64,
-            CpuArg::Max => CpuModel::Max,
-            CpuArg::Host => CpuModel::Host,
-        });
-        c.initrd = match self.initrd {
-            InitrdArg::Tiny => InitrdKind::Tiny,
-            InitrdArg::Stock => InitrdKind::Stock,
-        };
+        c.cpu = self.cpu;
+        c.initrd = self.initrd;
         c.cache_dir = Some(self.image.cache_dir());
         c.run_dir = self.run_dir.clone();
         c.extra_cmdline = self.append.clone();
@@ -326,7 +290,7 @@ impl MatrixArgs {
         RunOptions {
             releases: self.release.list(),
             cache_dir: self.cache_dir.clone(),
-            accel: self.accel.request(),
+            accel: self.accel,
             timeout: self.timeout.map(Duration::from_secs_f64),
         }
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::accel::AccelRequest;
 use crate::image::Release;
 
-/// The CPU model qemu emulates (`-cpu`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The CPU model qemu emulates (`-cpu`); also the `--cpu` flag's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CpuModel {
     /// `qemu64,+rdrand`: the fastest under TCG here (DESIGN.md); RDRAND keeps
     /// dbus from waiting for entropy. Lacks SSE4.2: payloads must be built for
@@ -22,8 +22,8 @@ pub enum CpuModel {
     Host,
 }
 
-/// Which initrd boots the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which initrd boots the guest; also the `--initrd` flag's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum InitrdKind {
     /// Busybox + seven modules + switch_root: the fastest.
     #[default]
