@@ -199,7 +199,6 @@ struct MatrixArgs {
     timeout: Option<f64>,
 }
 
-
 impl ImageArgs {
     fn release(&self) -> Release {
         self.release
