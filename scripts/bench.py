@@ -20,18 +20,16 @@ These machines are noisy, so every contender is measured in turn (A B C A B C
 ratio to the peer, taken per round (ours / peer in the same round) and then
 the median of those.
 
-Standard library only, plus matplotlib for the chart. The load clients for
-gopher, echo and UDP live here too (`bench.py client ...`), each run as its
-own process.
+Standard library only, plus matplotlib for the chart. The load for HTTP is
+wrk's; for gopher, echo and UDP it is sandkasten-load's (tests/load, built
+with the servers), each run as its own process.
 """
 
 import argparse
 import datetime
-import errno
 import json
 import os
 import platform
-import select
 import shutil
 import signal
 import socket
@@ -43,6 +41,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
+LOAD = os.path.join(BIN, "sandkasten-load")  # the gopher and echo load client
 RESULTS = os.path.join(ROOT, "scripts", "bench-results")
 HOST = "127.0.0.1"  # loopback only, always
 
@@ -55,228 +54,6 @@ PEER = {"http": "nginx", "gopher": "gophernicus", "echo": "socat", "lockdown": "
 
 def log(msg):
     print(f"==> {msg}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------
-# Load clients (run as `bench.py client KIND ...`, one process each)
-# --------------------------------------------------------------------------
-
-
-def client_gopher(port, request, concurrency, duration, expect):
-    """Keeps `concurrency` gopher exchanges in flight (connect, send the
-    selector, read to EOF, close) for `duration` seconds."""
-    addr = (HOST, port)
-    ep = select.epoll()
-    conns = {}
-    done = errors = 0
-    nbytes = 0
-
-    def start():
-        nonlocal errors
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        err = s.connect_ex(addr)
-        if err not in (0, errno.EINPROGRESS):
-            errors += 1
-            s.close()
-            return
-        ep.register(s.fileno(), select.EPOLLOUT)
-        conns[s.fileno()] = [s, False, 0]
-
-    def finish(fd, ok):
-        nonlocal done, errors
-        s = conns.pop(fd)[0]
-        ep.unregister(fd)
-        s.close()
-        if ok:
-            done += 1
-        else:
-            errors += 1
-
-    t0 = time.monotonic()
-    deadline = t0 + duration
-    for _ in range(concurrency):
-        start()
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
-            break
-        for fd, ev in ep.poll(min(0.1, deadline - now)):
-            c = conns.get(fd)
-            if c is None:
-                continue
-            s = c[0]
-            if not c[1]:
-                if ev & (select.EPOLLERR | select.EPOLLHUP):
-                    finish(fd, False)
-                    start()
-                    continue
-                try:
-                    s.send(request)
-                except OSError:
-                    finish(fd, False)
-                    start()
-                    continue
-                c[1] = True
-                ep.modify(fd, select.EPOLLIN)
-                continue
-            try:
-                data = s.recv(256 * KiB)
-            except BlockingIOError:
-                continue
-            except OSError:
-                finish(fd, False)
-                start()
-                continue
-            if data:
-                c[2] += len(data)
-                continue
-            ok = expect is None or c[2] == expect
-            nbytes += c[2]
-            finish(fd, ok)
-            start()
-    elapsed = time.monotonic() - t0
-    return {"requests": done, "errors": errors, "seconds": elapsed, "bytes": nbytes,
-            "rate": done / elapsed, "cpu": time.process_time()}
-
-
-def client_echo_tcp(port, streams, duration, chunk=64 * KiB, window=512 * KiB, warmup=0.5):
-    """Streams data through `streams` TCP echo connections, at most `window`
-    bytes in flight on each; counts the bytes that came back after a short
-    warm-up."""
-    payload = memoryview(os.urandom(chunk))
-    buf = bytearray(256 * KiB)
-    ep = select.epoll()
-    conns = {}
-    for _ in range(streams):
-        s = socket.create_connection((HOST, port), timeout=5)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.setblocking(False)
-        ep.register(s.fileno(), select.EPOLLIN | select.EPOLLOUT)
-        conns[s.fileno()] = [s, 0, 0, True]  # sock, sent, received, wants OUT
-    t0 = time.monotonic()
-    t_measure = t0 + warmup
-    deadline = t_measure + duration
-    counted = 0
-    errors = 0
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
-            break
-        for fd, ev in ep.poll(min(0.1, deadline - now)):
-            c = conns.get(fd)
-            if c is None:
-                continue
-            s = c[0]
-            if ev & select.EPOLLIN:
-                try:
-                    n = s.recv_into(buf)
-                except BlockingIOError:
-                    n = -1
-                except OSError:
-                    errors += 1
-                    ep.unregister(fd)
-                    conns.pop(fd)
-                    s.close()
-                    continue
-                if n == 0:
-                    errors += 1
-                    ep.unregister(fd)
-                    conns.pop(fd)
-                    s.close()
-                    continue
-                if n > 0:
-                    c[2] += n
-                    if now >= t_measure:
-                        counted += n
-            if ev & select.EPOLLOUT and c[1] - c[2] < window:
-                try:
-                    c[1] += s.send(payload)
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    errors += 1
-                    ep.unregister(fd)
-                    conns.pop(fd)
-                    s.close()
-                    continue
-            wants = c[1] - c[2] < window
-            if wants != c[3]:
-                c[3] = wants
-                ep.modify(fd, select.EPOLLIN | (select.EPOLLOUT if wants else 0))
-    for c in conns.values():
-        c[0].close()
-    return {"bytes": counted, "seconds": duration, "rate": counted / duration, "errors": errors,
-            "cpu": time.process_time()}
-
-
-def client_echo_udp(port, duration, size=512, window=16, warmup=0.3):
-    """Keeps `window` datagrams of `size` bytes in flight to a UDP echo
-    server and counts what comes back, in datagrams of `size` (a relay that
-    merges datagrams still gets credit for every byte)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.connect((HOST, port))
-    s.setblocking(False)
-    payload = os.urandom(size)
-    t0 = time.monotonic()
-    t_measure = t0 + warmup
-    deadline = t_measure + duration
-    outstanding = 0
-    received = counted = 0
-    last_reply = t0
-    ep = select.epoll()
-    ep.register(s.fileno(), select.EPOLLIN)
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
-            break
-        while outstanding < window:
-            try:
-                s.send(payload)
-                outstanding += size
-            except BlockingIOError:
-                break
-            except ConnectionRefusedError:
-                break
-        got = False
-        while True:
-            try:
-                n = len(s.recv(65536))
-            except (BlockingIOError, ConnectionRefusedError):
-                break
-            got = True
-            received += n
-            outstanding = max(0, outstanding - n)
-            if now >= t_measure:
-                counted += n
-        if got:
-            last_reply = now
-        elif now - last_reply > 0.05:
-            outstanding = 0  # lost: send again
-            last_reply = now
-        if not got:
-            ep.poll(0.01)
-    s.close()
-    return {"datagrams": counted / size, "seconds": duration, "rate": counted / size / duration,
-            "cpu": time.process_time()}
-
-
-def client_main(argv):
-    p = argparse.ArgumentParser(prog="bench.py client")
-    p.add_argument("kind", choices=["gopher", "echo-tcp", "echo-udp"])
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--duration", type=float, required=True)
-    p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--selector", default="")
-    p.add_argument("--expect", type=int)
-    a = p.parse_args(argv)
-    if a.kind == "gopher":
-        out = client_gopher(a.port, a.selector.encode() + b"\r\n", a.concurrency, a.duration, a.expect)
-    elif a.kind == "echo-tcp":
-        out = client_echo_tcp(a.port, a.concurrency, a.duration)
-    else:
-        out = client_echo_udp(a.port, a.duration)
-    print(json.dumps(out))
 
 
 # --------------------------------------------------------------------------
@@ -495,8 +272,9 @@ def wrk(url, duration, close, lua):
 
 
 def client(kind, port, duration, **kw):
-    cmd = [sys.executable, os.path.abspath(__file__), "client", kind, "--port", str(port),
-           "--duration", str(duration)]
+    """sandkasten-load KIND (gopher, echo-tcp, echo-udp) for `duration`
+    seconds; what it printed, as a dict."""
+    cmd = [LOAD, kind, "--port", str(port), "--duration", str(duration)]
     for k, v in kw.items():
         if v is not None:
             cmd += [f"--{k}", str(v)]
@@ -766,7 +544,7 @@ class Bench:
             self.results["memory"].setdefault(s.name, {})["idle_after_start"] = s.memory()
         for label, streams in (("1 stream", 1), ("64 streams", 64)):
             self.alternate("echo", f"Echo TCP, {label}", "MiB/s", (ours, peer),
-                           lambda s: client("echo-tcp", s.port, self.duration, concurrency=streams), scale=1 / MiB)
+                           lambda s: client("echo-tcp", s.port, self.duration, streams=streams), scale=1 / MiB)
         name = "Echo UDP, 512 B datagrams"
         self.note_busy(name)
         samples = {ours.name: [], peer.name: []}
@@ -1065,8 +843,6 @@ ALL_PARTS = ("http", "gopher", "echo", "cold", "lockdown")
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] == "client":
-        return client_main(sys.argv[2:])
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: one round of 1 s loads (< 2 min)")
     p.add_argument("--reps", type=int, default=3, help="rounds per scenario (default 3)")
@@ -1082,6 +858,9 @@ def main():
     unknown = set(parts) - set(ALL_PARTS)
     if unknown:
         p.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
+    if {"gopher", "echo"} & set(parts) and not os.access(LOAD, os.X_OK):
+        p.error(f"{os.path.relpath(LOAD, ROOT)} is missing: run scripts/bench, or cargo build --release "
+                "-p sandkasten-load")
 
     now = datetime.datetime.now(datetime.timezone.utc)
     machine = machine_info()
