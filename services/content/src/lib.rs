@@ -8,8 +8,10 @@
 //!   `realpath`.
 //! - **Hidden files are refused by default**: a name that starts with `.`,
 //!   anywhere below the root, also when a symlink leads there (a
-//!   `public -> .git` link must not reveal `.git`). An admin who copies a
-//!   site directory with its `.git`, `.env` or `.htpasswd` leaks nothing.
+//!   `public -> .git` link must not reveal `.git`), and when a hidden name
+//!   links to a file that is not hidden (`.alias -> index.html`). An admin
+//!   who copies a site directory with its `.git`, `.env` or `.htpasswd`
+//!   leaks nothing.
 //!   The one exception is `.well-known` (RFC 8615), which exists to be
 //!   served (ACME challenges, `security.txt`). [`Hidden::Serve`] (the
 //!   servers' `--serve-hidden`) serves them all.
@@ -166,6 +168,15 @@ impl ContentRoot {
 
     /// `path`'s canonical form and metadata, when the policy serves it.
     pub fn contain(&self, path: &Path) -> Result<(PathBuf, Metadata), Refused> {
+        // The names asked for count, not only where they lead: a hidden
+        // `.alias -> index.html` is refused like any hidden name (gopher's
+        // selector check always did so; http served it until fuzzing found
+        // it).
+        if let Ok(below) = path.strip_prefix(&self.path) {
+            if below.iter().any(|name| !self.admits(name)) {
+                return Err(Refused::Hidden);
+            }
+        }
         let (canonical, meta) = match self.without_symlinks(path)? {
             Some(found) => found,
             None => {
@@ -251,6 +262,8 @@ mod tests {
         symlink("../outside.txt", root.join("escape.txt")).unwrap();
         symlink(".git", root.join("public")).unwrap();
         symlink("index.html", root.join("alias.html")).unwrap();
+        symlink("index.html", root.join(".alias.html")).unwrap();
+        symlink("docs", root.join(".docs")).unwrap();
         assert!(std::process::Command::new("mkfifo").arg(root.join("pipe")).status().unwrap().success());
         (dir, root)
     }
@@ -267,6 +280,10 @@ mod tests {
         assert!(matches!(served(&root, ".env"), Err(Refused::Hidden)));
         // Through a link with a harmless name, too.
         assert!(matches!(served(&root, "public/config"), Err(Refused::Hidden)));
+        // A hidden name is refused whatever it leads to.
+        assert!(matches!(served(&root, ".alias.html"), Err(Refused::Hidden)));
+        assert!(matches!(served(&root, ".docs"), Err(Refused::Hidden)));
+        assert!(matches!(served(&root, ".missing"), Err(Refused::Hidden)));
         assert!(served(&root, ".well-known/acme-challenge/t").is_ok());
         assert!(matches!(served(&root, ".well-known/.secret"), Err(Refused::Hidden)));
         assert!(served(&root, "index.html").is_ok());
@@ -275,6 +292,7 @@ mod tests {
         let open = ContentRoot::open(&www, Hidden::Serve).unwrap();
         assert!(served(&open, ".git/config").is_ok());
         assert!(served(&open, "public/config").is_ok());
+        assert_eq!(served(&open, ".alias.html").unwrap(), open.path().join("index.html"));
     }
 
     #[test]

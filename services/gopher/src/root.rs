@@ -20,7 +20,7 @@ use sandkasten_content::{ContentRoot, Hidden};
 
 use crate::gophermap;
 use crate::menu::{Item, ItemType};
-use crate::selector::is_listable_name;
+use crate::selector::{is_listable_name, MAX_SELECTOR};
 
 /// Name of the file that replaces a directory's generated menu.
 pub const GOPHERMAP: &str = "gophermap";
@@ -106,19 +106,23 @@ impl Root {
     }
 
     /// The generated listing: directories first, then files, each sorted by
-    /// name; what the content root does not serve, `gophermap` and names
-    /// that would break a menu line are left out.
+    /// name; what the content root does not serve, `gophermap`, names that
+    /// would break a menu line and those whose selector would be longer than
+    /// [`MAX_SELECTOR`] (found by fuzzing: listed, then refused) are left
+    /// out.
     pub fn listing(&self, dir: &Path, selector: &str) -> io::Result<Vec<Item>> {
         let listing = self.content.list(dir)?;
         let mut dirs = Vec::new();
         let mut files = Vec::new();
         for entry in listing.entries {
             let Ok(name) = entry.name.into_string() else { continue };
-            if !is_listable_name(&name) || name == GOPHERMAP {
+            let child = format!("{selector}/{name}");
+            // A selector over MAX_SELECTOR is refused: no use listing it.
+            if !is_listable_name(&name) || name == GOPHERMAP || child.len() > MAX_SELECTOR {
                 continue;
             }
             let kind = item_type(&name, &entry.path, &entry.meta);
-            let item = Item::local(kind, name.clone(), format!("{selector}/{name}"));
+            let item = Item::local(kind, name.clone(), child);
             if entry.meta.is_dir() {
                 dirs.push(item);
             } else {
@@ -217,6 +221,18 @@ mod tests {
                 ('0', "readme", "/readme"),
             ]
         );
+    }
+
+    #[test]
+    fn names_whose_selector_would_be_too_long_are_not_listed() {
+        let (_dir, root) = tree();
+        let dir = root.path().join("sub/deep");
+        std::fs::write(dir.join("x".repeat(245)), "fits").unwrap();
+        std::fs::write(dir.join("y".repeat(246)), "too long").unwrap();
+        // "/sub/deep/" is 10 bytes: 245 more make 255, MAX_SELECTOR.
+        let items = root.listing(&dir, "/sub/deep").unwrap();
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0].selector.len(), MAX_SELECTOR);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use crate::menu::Item;
 use crate::root::{item_type, Root, GOPHERMAP};
-use crate::selector::is_listable_name;
+use crate::selector::{is_listable_name, MAX_SELECTOR};
 
 /// Bounds on one search.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +65,10 @@ pub fn search(root: &Root, query: &str, limits: Limits) -> Found {
             }
             let Ok(file_type) = entry.file_type() else { continue };
             let child = format!("{selector}/{name}");
+            if child.len() > MAX_SELECTOR {
+                // No client could ask for it, nor for anything below it.
+                continue;
+            }
             if file_type.is_dir() && depth < limits.max_depth {
                 queue.push_back((entry.path(), child.clone(), depth + 1));
             }
@@ -106,6 +110,22 @@ mod tests {
         let found = search(&root, "NEEDLE", Limits::default());
         assert_eq!(selectors(&found), ["/needle-top.txt", "/a/b/c/Needle.txt"]);
         assert!(!found.truncated);
+    }
+
+    #[test]
+    fn names_whose_selector_would_be_too_long_are_left_out() {
+        let (_dir, root) = tree();
+        // "/a/<100 x>/<100 y>" is 204 bytes, "/needle-<44 z>" 52 more.
+        let deep = format!("a/{}/{}", "x".repeat(100), "y".repeat(100));
+        std::fs::create_dir_all(root.path().join(&deep)).unwrap();
+        std::fs::write(root.path().join(&deep).join(format!("needle-{}", "z".repeat(44))), "x").unwrap();
+        std::fs::write(root.path().join(&deep).join("needle-fits"), "x").unwrap();
+        let found = search(&root, "needle", Limits::default());
+        assert_eq!(
+            selectors(&found),
+            ["/needle-top.txt", "/a/b/c/Needle.txt", &format!("/{deep}/needle-fits")]
+        );
+        assert!(found.items.iter().all(|i| i.selector.len() <= MAX_SELECTOR));
     }
 
     #[test]

@@ -95,13 +95,17 @@ impl Refusal {
     }
 
     fn from_io(err: io::Error) -> Refusal {
-        // ENOTDIR: `/file.txt/x`; ELOOP: a symlink cycle. Neither names a file.
+        // ENOTDIR: `/file.txt/x`; ELOOP: a symlink cycle; ENAMETOOLONG: a
+        // segment over 255 bytes or a path over PATH_MAX, which the client
+        // chose (found by fuzzing: it was a 500 and an error in the log).
+        // None names a file.
         const ENOTDIR: i32 = 20;
+        const ENAMETOOLONG: i32 = 36;
         const ELOOP: i32 = 40;
         match err.kind() {
             io::ErrorKind::NotFound => Refusal::NotFound,
             io::ErrorKind::PermissionDenied => Refusal::Forbidden,
-            _ if matches!(err.raw_os_error(), Some(ENOTDIR | ELOOP)) => Refusal::NotFound,
+            _ if matches!(err.raw_os_error(), Some(ENOTDIR | ENAMETOOLONG | ELOOP)) => Refusal::NotFound,
             _ => Refusal::Io(err),
         }
     }
@@ -310,6 +314,24 @@ mod tests {
         let root = ContentRoot::open(dir.path(), Hidden::Serve).unwrap();
         let got = locate(&root, &[".git".into(), "config".into()], wanted);
         assert!(matches!(got, Ok(Located::File(_))), "{got:?}");
+    }
+
+    #[test]
+    fn locate_answers_names_too_long_for_the_file_system_as_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(".", dir.path().join("s")).unwrap();
+        let root = ContentRoot::open(dir.path(), Hidden::Refuse).unwrap();
+        let wanted = Wanted { trailing_slash: false, gzip: true, br: true };
+        // One segment over NAME_MAX (255 bytes), and a path over PATH_MAX
+        // (4096) of short segments that all exist (`s -> .`): ENAMETOOLONG,
+        // the client's doing.
+        let long_name = vec!["a".repeat(256).into()];
+        let long_path = vec![OsString::from("s"); 2100];
+        for segments in [long_name, long_path] {
+            let got = locate(&root, &segments, wanted);
+            assert!(matches!(got, Err(Refusal::NotFound)), "{got:?}");
+        }
+        assert_eq!(Refusal::NotFound.status(), http::StatusCode::NOT_FOUND);
     }
 
     #[test]

@@ -561,9 +561,11 @@ fn hidden_files_are_not_served_unless_asked() {
     write_file(r, ".env", "TOKEN=hunter2\n");
     write_file(r, ".well-known/security.txt", "Contact: mailto:security@example.org\n");
     std::os::unix::fs::symlink(r.join(".git"), r.join("public")).unwrap();
+    // A hidden name for a public file (found by fuzzing: it was served).
+    std::os::unix::fs::symlink(r.join("hello.txt"), r.join(".alias")).unwrap();
 
     let (server, addr) = start(r, &[]);
-    for path in ["/.git/config", "/.env", "/%2egit/config", "/public/config", "/.git/"] {
+    for path in ["/.git/config", "/.env", "/%2egit/config", "/public/config", "/.git/", "/.alias"] {
         let response = fetch(&server, addr, path, &[]);
         expect(&server, &response, 404);
         let body = response.text();
@@ -580,4 +582,5 @@ fn hidden_files_are_not_served_unless_asked() {
     expect(&server, &response, 200);
     assert!(response.text().contains("secret.git"));
     assert!(fetch(&server, addr, "/", &[]).text().contains(".env"));
+    expect(&server, &fetch(&server, addr, "/.alias", &[]), 200);
 }
