@@ -67,3 +67,18 @@ need_cargo_deb() {
     cargo install --quiet --locked --version "$CARGO_DEB_VERSION" cargo-deb \
         || die "cargo install cargo-deb failed"
 }
+
+# The cargo-fuzz release scripts/fuzz is tested with; `cargo install
+# --locked` builds it with the versions it was released with (about 45 s).
+CARGO_FUZZ_VERSION=0.13.2
+
+# need_cargo_fuzz: cargo-fuzz, which builds and runs the libFuzzer targets
+# (scripts/fuzz), installed with cargo if missing. It runs on stable Rust
+# with RUSTC_BOOTSTRAP=1 (scripts/fuzz sets it for its builds alone).
+need_cargo_fuzz() {
+    need_rust
+    cargo fuzz --version >/dev/null 2>&1 && return 0
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install, about a minute)"
+    cargo install --quiet --locked --version "$CARGO_FUZZ_VERSION" cargo-fuzz \
+        || die "cargo install cargo-fuzz failed"
+}

@@ -82,7 +82,7 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-async fn respond(site: &Arc<Site>, peer: SocketAddr, parts: &Parts) -> Response<Body> {
+pub(crate) async fn respond(site: &Arc<Site>, peer: SocketAddr, parts: &Parts) -> Response<Body> {
     // 1. Method.
     if parts.method != Method::GET && parts.method != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

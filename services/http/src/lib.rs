@@ -20,11 +20,15 @@
 //!   refusal.
 //! - `validators`: `ETag`, `If-None-Match`, `If-Modified-Since`, `If-Range`.
 //! - `listing`: the HTML index of a directory without `index.html`.
+//! - `fuzzing` (hidden): the pipeline's steps for the fuzz targets in
+//!   `fuzz/`; not an API.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod cli;
 mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod listing;
 mod resolve;
