@@ -483,6 +483,28 @@ fn sigterm_during_a_large_download_completes_it_and_exits_0() {
     assert!(status.success(), "exit status {status:?}\n{}", server.report());
 }
 
+/// `systemctl restart` under load: a connection the server accepted just
+/// before SIGTERM, whose request it had not read yet, is still answered.
+/// (hyper counts such a connection as idle and closes it on a graceful
+/// shutdown; the client then sees a reset.)
+#[test]
+fn a_connection_accepted_before_sigterm_is_answered_after_it() {
+    let tree = tree();
+    let (mut server, addr) = start(tree.root.path(), &[]);
+    expect(&server, &fetch(&server, addr, "/hello.txt", &[]), 200);
+    let mut client = Client::new(addr);
+    // Long enough for the server to accept it; the request is not sent yet.
+    std::thread::sleep(Duration::from_millis(500));
+    server.sigterm();
+    server.wait_for_log("stopping", LONG);
+    client.send("GET /hello.txt HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut status_line = String::new();
+    client.reader.read_line(&mut status_line).unwrap_or_else(|err| panic!("{err}\n{}", server.report()));
+    assert!(status_line.starts_with("HTTP/1.1 200"), "answered {status_line:?}\n{}", server.report());
+    let status = server.wait(LONG);
+    assert!(status.success(), "exit status {status:?}\n{}", server.report());
+}
+
 #[test]
 fn ready_and_stopping_reach_the_notify_socket() {
     let tree = tree();
