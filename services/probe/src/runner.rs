@@ -184,6 +184,10 @@ fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
+/// How often the runner pings the watchdog while an attempt runs: well
+/// under the shortest `WatchdogSec=` of the units it runs in.
+const WATCHDOG_PING: Duration = Duration::from_secs(2);
+
 fn run_child(ctx: &Ctx, a: &Attempt) -> Verdict {
     use std::os::fd::{AsRawFd, IntoRawFd};
     let start = Instant::now();
@@ -217,7 +221,15 @@ fn run_child(ctx: &Ctx, a: &Attempt) -> Verdict {
     set_nonblocking(read_end.as_raw_fd());
     let mut timed_out = false;
     let mut reported = false;
+    let mut pinged = Instant::now();
     loop {
+        // An attempt may outlast the unit's WatchdogSec= (priv.signal-
+        // sibling may take 40 s; the servers' units allow 30 s between
+        // pings): the runner is alive while it waits, so it says so.
+        if pinged.elapsed() >= WATCHDOG_PING {
+            notify::watchdog();
+            pinged = Instant::now();
+        }
         // SAFETY: a zeroed siginfo is valid for waitid to fill.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: WNOWAIT leaves the child unreaped, so its pid (and
