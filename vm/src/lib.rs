@@ -51,6 +51,7 @@ mod process;
 mod qemu;
 pub mod release;
 pub mod release_diff;
+pub mod reliability;
 pub mod variant;
 
 pub use accel::{Accel, AccelRequest};

@@ -134,6 +134,21 @@ enum Cmd {
         #[command(flatten)]
         boot: BootArgs,
     },
+    /// Reliability of the shipped http socket under crashes (SIGKILL,
+    /// SIGSEGV, SIGABRT, a burst), a hang (SIGSTOP), `systemctl restart`,
+    /// idle exit, silent clients and a flood; a table per release, failing
+    /// when a request is lost beyond those in flight at a kill or the socket
+    /// ends failed.
+    Reliability {
+        #[command(flatten)]
+        boot: MatrixArgs,
+        /// Write the reports (an array, one per release) here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The guest side of `reliability` (run in the guest by the harness).
+    #[command(hide = true)]
+    InsideReliability,
     /// The guest side of `matrix` and `ablate`: carry out PLAN (run in
     /// the guest by the harness, not by hand).
     #[command(hide = true)]
@@ -274,6 +289,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let units = units.unwrap_or_else(|| payload::workspace_root().join("units"));
             exit(jobs::enforce(&boot.options(), &units, check, host, json.as_deref()))
         }
+        Cmd::Reliability { boot, json } => exit(jobs::reliability(&boot.options(), json.as_deref())),
+        Cmd::InsideReliability => Ok(ExitCode::from(sandkasten_vm::inside::reliability::run() as u8)),
         Cmd::Inside { plan } => Ok(ExitCode::from(sandkasten_vm::inside::run(&plan) as u8)),
         Cmd::Exec { boot, timeout, timings, unit, command } => {
             let mut config = boot.config();

@@ -116,7 +116,12 @@ pub fn run_all(
     let mut out = Vec::new();
     for (done, a) in attempts.iter().enumerate() {
         let v = match &locked {
-            Ok(()) => run_child(&ctx, a),
+            Ok(()) => {
+                let v = run_child(&ctx, a);
+                // Before the bookkeeping below, which may take 5 s itself.
+                notify::watchdog();
+                v
+            }
             // Fail closed, as each attempt's process did when it installed
             // the lockdown itself: the attempt is not made.
             Err(o) => verdict(a, ChildResult::Reported(o.clone()), Duration::ZERO),

@@ -13,6 +13,7 @@
 mod functional;
 pub mod host;
 mod pass;
+pub mod reliability;
 mod systemd;
 
 use std::io::Write;

@@ -5,7 +5,8 @@
 //!   diff;
 //! - [`ablate`]: the ablation maps;
 //! - [`enforce`]: the enforcement report, in a VM or on this host;
-//! - [`exec`]: a command (or a unit's sandbox) in the guest.
+//! - [`exec`]: a command (or a unit's sandbox) in the guest;
+//! - [`reliability`]: crashes, hangs, restarts and starvation under load.
 //!
 //! This module holds what they share: how a plan is built, staged and run,
 //! and where the committed data lives.
@@ -14,6 +15,7 @@ mod ablate;
 mod enforce;
 mod exec;
 mod matrix;
+mod reliability;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ pub use ablate::{ablate, redraw_maps};
 pub use enforce::enforce;
 pub use exec::{exec, ExecRequest};
 pub use matrix::matrix;
+pub use reliability::reliability;
 
 use crate::guest::print_progress;
 use crate::{ablation, enforcement, passes, payload};

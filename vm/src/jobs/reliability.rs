@@ -1,0 +1,51 @@
+//! `sandkasten-vm reliability`.
+
+use std::path::Path;
+
+use super::{build, run_plan, write_json, RunOptions};
+use crate::payload;
+use crate::reliability::ReliabilityReport;
+
+/// The guest side: `sandkasten-vm inside-reliability`, from the package.
+const PLAN: &str = "#!/bin/sh\n\
+# The guest side of `sandkasten-vm reliability` (vm/src/inside/reliability.rs).\n\
+exec /usr/libexec/sandkasten/sandkasten-vm inside-reliability\n";
+
+/// `sandkasten-vm reliability`: one boot per release, the scenarios of
+/// [`crate::inside::reliability`] against the shipped http socket and
+/// service; passes when every release's run does.
+pub fn reliability(opts: &RunOptions, json: Option<&Path>) -> anyhow::Result<bool> {
+    let started = std::time::Instant::now();
+    let built = build()?;
+    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
+    payload::stage(dir.path(), &built, PLAN, &[])?;
+    let mut reports = Vec::new();
+    let mut passed = true;
+    for &release in &opts.releases {
+        let run = run_plan(opts, release, dir.path(), "reliability run")?;
+        let output = String::from_utf8_lossy(run.result());
+        let mut report: ReliabilityReport = serde_json::from_str(output.trim()).map_err(|e| {
+            anyhow::anyhow!("{release}: the guest side wrote no report ({e}): {}", output.trim())
+        })?;
+        report.release = release.to_string();
+        if run.status != 0 {
+            report.errors.push(format!("the guest side exited with status {}", run.status));
+        }
+        println!("{}", report.table());
+        let failures = report.failures();
+        for failure in &failures {
+            println!("FAIL {failure}");
+        }
+        passed &= failures.is_empty();
+        reports.push(report);
+    }
+    if let Some(path) = json {
+        write_json(path, &reports)?;
+    }
+    println!(
+        "sandkasten-vm: reliability {} in {} s",
+        if passed { "passed" } else { "FAILED" },
+        started.elapsed().as_secs()
+    );
+    Ok(passed)
+}

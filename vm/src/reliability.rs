@@ -1,0 +1,168 @@
+//! The reliability run's report: what each scenario did to
+//! `sandkasten-http` behind its socket, and the judgement of it.
+//!
+//! The guest side ([`crate::inside::reliability`]) drives real clients
+//! through the shipped `sandkasten-http.socket` while it crashes, hangs,
+//! restarts or starves the service, and reports one [`Scenario`] each; the
+//! host prints them as a table and judges them here. Socket activation
+//! promises that the socket outlives its service: a scenario passes when
+//! no request was lost but those the service held at the moment it was
+//! killed, and the socket is still listening afterwards.
+
+use serde::{Deserialize, Serialize};
+
+/// What one scenario did, counted by its clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Its name in the table ("SIGKILL under load").
+    pub name: String,
+    /// Requests the clients started.
+    pub sent: u64,
+    /// Requests answered with `200`.
+    pub answered: u64,
+    /// Requests that got no answer, or a wrong one.
+    pub failed: u64,
+    /// Failed requests that were open while the service was killed or
+    /// stopped: the only ones a kill may cost.
+    pub in_flight: u64,
+    /// From the kill (or hang) to the first answer to a request sent after
+    /// it, in seconds; `None` where nothing was killed.
+    pub recovery_s: Option<f64>,
+    /// The socket's `ActiveState` after the scenario ("active" when it still
+    /// listens).
+    pub socket_after: String,
+    /// What else the scenario measured, in words (starts, slowest answer).
+    pub note: String,
+    /// The first few errors of requests lost beyond those in flight.
+    pub errors: Vec<String>,
+}
+
+impl Scenario {
+    /// Requests lost beyond those in flight at a kill.
+    pub fn lost(&self) -> u64 {
+        self.failed.saturating_sub(self.in_flight)
+    }
+
+    /// Why this scenario fails; empty when it passes.
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        if self.sent == 0 {
+            failures.push(format!("{}: no request was sent", self.name));
+        }
+        if self.lost() > 0 {
+            failures.push(format!(
+                "{}: {} request(s) lost beyond the {} in flight (first errors: {})",
+                self.name,
+                self.lost(),
+                self.in_flight,
+                self.errors.join("; ")
+            ));
+        }
+        if self.socket_after != "active" {
+            failures.push(format!("{}: the socket ended {}", self.name, self.socket_after));
+        }
+        failures
+    }
+}
+
+/// One release's reliability run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityReport {
+    /// The release booted.
+    pub release: String,
+    /// Its systemd version ("252.39-1~deb12u1").
+    pub systemd: String,
+    /// Every scenario, in the order run.
+    pub scenarios: Vec<Scenario>,
+    /// What kept the guest side from running a scenario at all.
+    pub errors: Vec<String>,
+}
+
+impl ReliabilityReport {
+    /// Every reason this run fails.
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures = self.errors.clone();
+        failures.extend(self.scenarios.iter().flat_map(Scenario::failures));
+        failures
+    }
+
+    /// The report as a markdown table.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "Reliability of sandkasten-http.socket on {} (systemd {})\n\n\
+             | scenario | sent | answered | failed | of those in flight at a kill | lost | recovery | socket after | note |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+            self.release, self.systemd
+        );
+        for s in &self.scenarios {
+            let recovery = s.recovery_s.map_or("-".to_owned(), |r| format!("{r:.1} s"));
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                s.name,
+                s.sent,
+                s.answered,
+                s.failed,
+                s.in_flight,
+                s.lost(),
+                recovery,
+                s.socket_after,
+                s.note
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(failed: u64, in_flight: u64, socket: &str) -> Scenario {
+        Scenario {
+            name: "SIGKILL under load".into(),
+            sent: 100,
+            answered: 100 - failed,
+            failed,
+            in_flight,
+            recovery_s: Some(1.2),
+            socket_after: socket.into(),
+            note: String::new(),
+            errors: vec!["connection reset".into()],
+        }
+    }
+
+    #[test]
+    fn a_kill_may_cost_the_requests_in_flight_and_no_more() {
+        assert!(scenario(2, 2, "active").failures().is_empty());
+        let failures = scenario(3, 2, "active").failures();
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].contains("1 request(s) lost beyond the 2 in flight"), "{failures:?}");
+    }
+
+    #[test]
+    fn a_socket_that_ends_failed_fails_the_scenario() {
+        let failures = scenario(0, 0, "failed").failures();
+        assert_eq!(failures, ["SIGKILL under load: the socket ended failed"]);
+    }
+
+    #[test]
+    fn a_scenario_that_sent_nothing_proves_nothing() {
+        let mut s = scenario(0, 0, "active");
+        s.sent = 0;
+        s.answered = 0;
+        assert_eq!(s.failures(), ["SIGKILL under load: no request was sent"]);
+    }
+
+    #[test]
+    fn the_table_shows_losses_and_recovery() {
+        let report = ReliabilityReport {
+            release: "bookworm".into(),
+            systemd: "252".into(),
+            scenarios: vec![scenario(3, 2, "active")],
+            errors: vec![],
+        };
+        let table = report.table();
+        assert!(table.contains("| SIGKILL under load | 100 | 97 | 3 | 2 | 1 | 1.2 s | active |"), "{table}");
+        assert_eq!(report.failures().len(), 1);
+    }
+}
