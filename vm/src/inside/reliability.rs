@@ -49,6 +49,9 @@ struct Sample {
     error: Option<String>,
 }
 
+/// One scenario, given its name.
+type ScenarioFn = fn(&str) -> Result<Scenario, String>;
+
 /// Runs every scenario and prints the report; 0 when they all ran.
 pub fn run() -> i32 {
     let mut report = ReliabilityReport {
@@ -62,7 +65,7 @@ pub fn run() -> i32 {
     if let Err(e) = systemctl(&["start", SOCKET]) {
         report.errors.push(e);
     } else {
-        let scenarios: [(&str, fn(&str) -> Result<Scenario, String>); 9] = [
+        let scenarios: [(&str, ScenarioFn); 9] = [
             ("SIGKILL under load", |n| killed(n, "KILL")),
             ("SIGSEGV under load", |n| killed(n, "SEGV")),
             ("SIGABRT under load", |n| killed(n, "ABRT")),
