@@ -92,7 +92,7 @@ pub struct Admission {
 }
 
 impl Context {
-    fn new(args: &RuntimeArgs) -> Context {
+    pub(crate) fn new(args: &RuntimeArgs) -> Context {
         Context {
             inner: Arc::new(Inner {
                 stop: CancellationToken::new(),
