@@ -54,31 +54,21 @@ need_test_packages() {
         dbus-daemon:dbus-daemon nft:nftables
 }
 
-# The cargo-deb release scripts/package is tested with; `cargo install
-# --locked` builds it with the versions it was released with (about 40 s).
-CARGO_DEB_VERSION=3.8.0
-
-# need_cargo_deb: cargo-deb, which builds the Debian package (scripts/package,
-# and the VM harness for every guest), installed with cargo if missing.
-need_cargo_deb() {
+# need_cargo_tool NAME VERSION WHY: the cargo subcommand cargo-NAME, installed
+# with `cargo install --locked` (the versions it was released with; about a
+# minute) if missing. VERSION is the release our scripts are tested with.
+need_cargo_tool() {
     need_rust
-    cargo deb --version >/dev/null 2>&1 && return 0
-    say "installing cargo-deb $CARGO_DEB_VERSION (cargo install, about a minute)"
-    cargo install --quiet --locked --version "$CARGO_DEB_VERSION" cargo-deb \
-        || die "cargo install cargo-deb failed"
+    cargo "$1" --version >/dev/null 2>&1 && return 0
+    say "installing cargo-$1 $2 ($3; cargo install, about a minute)"
+    cargo install --quiet --locked --version "$2" "cargo-$1" || die "cargo install cargo-$1 failed"
 }
 
-# The cargo-fuzz release scripts/fuzz is tested with; `cargo install
-# --locked` builds it with the versions it was released with (about 45 s).
-CARGO_FUZZ_VERSION=0.13.2
+# need_cargo_deb: cargo-deb, which builds the Debian packages (scripts/package,
+# and the VM harness for every guest).
+need_cargo_deb() { need_cargo_tool deb 3.8.0 "for the Debian packages"; }
 
 # need_cargo_fuzz: cargo-fuzz, which builds and runs the libFuzzer targets
-# (scripts/fuzz), installed with cargo if missing. It runs on stable Rust
-# with RUSTC_BOOTSTRAP=1 (scripts/fuzz sets it for its builds alone).
-need_cargo_fuzz() {
-    need_rust
-    cargo fuzz --version >/dev/null 2>&1 && return 0
-    say "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install, about a minute)"
-    cargo install --quiet --locked --version "$CARGO_FUZZ_VERSION" cargo-fuzz \
-        || die "cargo install cargo-fuzz failed"
-}
+# (scripts/fuzz). It runs on stable Rust with RUSTC_BOOTSTRAP=1 (scripts/fuzz
+# sets it for its builds alone).
+need_cargo_fuzz() { need_cargo_tool fuzz 0.13.2 "for scripts/fuzz"; }
