@@ -109,7 +109,7 @@ pub(crate) fn log(message: &str) {
     eprintln!("inside: {message}");
 }
 
-fn guest_info() -> GuestInfo {
+pub(super) fn guest_info() -> GuestInfo {
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let release = os
         .lines()

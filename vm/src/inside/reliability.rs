@@ -56,9 +56,8 @@ type ScenarioFn = fn(&str) -> Result<Scenario, String>;
 pub fn run() -> i32 {
     let mut report = ReliabilityReport {
         release: String::new(),
-        systemd: output(&["systemctl", "--version"])
-            .map(|v| v.split_whitespace().nth(2).unwrap_or("?").trim_matches(['(', ')']).to_owned())
-            .unwrap_or_default(),
+        // The matrix's own reading of the guest, not a second parser.
+        systemd: super::guest_info().systemd,
         scenarios: Vec::new(),
         errors: Vec::new(),
     };
