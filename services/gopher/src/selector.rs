@@ -126,7 +126,13 @@ pub fn parse(line: &[u8]) -> Result<Request, SelectorError> {
     if selector == CAPS_SELECTOR || selector == &CAPS_SELECTOR[1..] {
         return Ok(Request::Caps);
     }
-    parse_path(selector).map(Request::Path)
+    let components = parse_path(selector)?;
+    // The limit holds for the selector as we write it in menus too: `a`
+    // becomes `/a`, so 255 bytes without the leading slash are 256.
+    if Request::path_selector(&components).len() > MAX_SELECTOR {
+        return Err(SelectorError::TooLong);
+    }
+    Ok(Request::Path(components))
 }
 
 fn parse_query(query: &[u8]) -> Result<Request, SelectorError> {
@@ -208,6 +214,10 @@ mod tests {
         assert!(parse(ok.as_bytes()).is_ok());
         let long = format!("/{}", "a".repeat(255));
         assert_eq!(parse(long.as_bytes()), Err(SelectorError::TooLong));
+        // Found by fuzzing: without the leading slash the raw line is 255
+        // bytes, but the selector the server would write for it is 256.
+        assert!(parse("a".repeat(254).as_bytes()).is_ok());
+        assert_eq!(parse("a".repeat(255).as_bytes()), Err(SelectorError::TooLong));
     }
 
     #[test]
