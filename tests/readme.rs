@@ -1,6 +1,7 @@
 //! The README's layout section is the map a newcomer reads first: every
 //! directory it names exists, and every top-level directory and every crate
-//! under services/ is on it.
+//! under services/ is on it. The lab guide exists in English and German with
+//! the same steps and commands.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -68,4 +69,64 @@ fn layout_parsing_follows_indentation() {
     let readme = "## Layout\n\n```\nCargo.toml  x\nservices/   y\n  http/     z\n            more/ words\nunits/      u\n```\n";
     let dirs: Vec<String> = layout_dirs(readme).into_iter().collect();
     assert_eq!(dirs, ["services", "services/http", "units"]);
+}
+
+/// A guide's skeleton: its headings' levels in order, and its fenced code
+/// blocks (commands and outputs) verbatim, with the generated lab table.
+fn skeleton(guide: &str) -> (Vec<usize>, Vec<String>) {
+    let mut levels = Vec::new();
+    let mut blocks = Vec::new();
+    let mut block: Option<String> = None;
+    for line in guide.lines() {
+        if line.starts_with("```") {
+            match block.take() {
+                Some(mut text) => {
+                    text.push_str(line);
+                    blocks.push(text);
+                }
+                None => block = Some(format!("{line}\n")),
+            }
+        } else if let Some(text) = &mut block {
+            text.push_str(line);
+            text.push('\n');
+        } else if line.starts_with('#') {
+            levels.push(line.chars().take_while(|c| *c == '#').count());
+        }
+    }
+    let table = guide
+        .split("<!-- lab table")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- end of lab table -->").next())
+        .unwrap_or_default();
+    blocks.push(table.to_owned());
+    (levels, blocks)
+}
+
+#[test]
+fn the_german_lab_guide_has_the_same_steps_and_commands_as_the_english() {
+    let lab = workspace().join("units/lab");
+    let english = std::fs::read_to_string(lab.join("README.md")).unwrap();
+    let german = std::fs::read_to_string(lab.join("README.de.md")).unwrap();
+    let (en_levels, en_blocks) = skeleton(&english);
+    let (de_levels, de_blocks) = skeleton(&german);
+    assert_eq!(en_levels, de_levels, "README.de.md must have the same sections, in order, as README.md");
+    assert_eq!(en_blocks.len(), de_blocks.len(), "README.de.md must have as many code blocks as README.md");
+    for (en, de) in en_blocks.iter().zip(&de_blocks) {
+        assert_eq!(
+            en, de,
+            "README.de.md's commands, outputs and lab table must be README.md's, byte for byte"
+        );
+    }
+    assert!(
+        en_blocks.iter().any(|b| b.contains("sandkasten-vm exec --unit")),
+        "the guide has its hand attempts"
+    );
+}
+
+#[test]
+fn a_guide_skeleton_sees_headings_blocks_and_the_table_only() {
+    let guide = "# T\ntext\n## A\n```sh\n# not a heading\nrun x\n```\n<!-- lab table: x -->\n| a |\n<!-- end of lab table -->\n### B\n";
+    let (levels, blocks) = skeleton(guide);
+    assert_eq!(levels, [1, 2, 3]);
+    assert_eq!(blocks, ["```sh\n# not a heading\nrun x\n```", ": x -->\n| a |\n"]);
 }

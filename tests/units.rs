@@ -57,27 +57,6 @@ fn every_reference_service_scores_at_most_0_2() {
     }
 }
 
-#[test]
-fn every_lab_step_scores_what_its_readme_table_says() {
-    let readme = std::fs::read_to_string(units_dir().join("lab/README.md")).unwrap();
-    // | step | `unit` ... | exposure | what it adds |
-    let rows: Vec<(String, f64)> = readme
-        .lines()
-        .filter(|l| l.starts_with("| ") && l.contains("`sandkasten-lab"))
-        .map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            let unit = cells[2].split('`').nth(1).unwrap().replace(".socket", ".service");
-            let unit = if unit.ends_with(".service") { unit } else { format!("{unit}.service") };
-            (unit, cells[3].parse().unwrap_or_else(|_| panic!("bad exposure cell in {l:?}")))
-        })
-        .collect();
-    assert_eq!(rows.len(), 5, "the table should list steps 0 to 4: {rows:?}");
-    for (unit, expected) in rows {
-        let measured = exposure(&units_dir().join("lab").join(&unit));
-        assert_eq!(measured, expected, "{unit}: the table says {expected}, systemd-analyze says {measured}");
-    }
-}
-
 /// Every unit in units/ and units/lab/ is checked against the binary it
 /// runs by that binary's crate (or is the egress guard, checked here):
 /// listed once in `OWNERS`, under the binary its `ExecStart=` runs.

@@ -26,6 +26,14 @@ pub struct Plan {
     pub parallel: usize,
     /// The probe passes, started in this order.
     pub passes: Vec<Pass>,
+    /// sysusers.d files (guest paths) applied before any pass: the users
+    /// an audited unit names with `User=`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysusers: Vec<String>,
+    /// Units whose `systemd-analyze security` exposure the guest reports
+    /// (as installed, before any pass).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<String>,
 }
 
 /// One probe run inside one generated unit.
@@ -95,8 +103,22 @@ pub enum GuestEvent {
     Check(Functional),
     /// Everything one pass produced.
     Pass(PassReport),
+    /// One unit's static exposure score.
+    Score(Score),
     /// The plan ran to its end.
     Done,
+}
+
+/// What `systemd-analyze security` says of one unit, in the guest's systemd.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Score {
+    /// The unit (`sandkasten-lab1.service`).
+    pub unit: String,
+    /// The overall exposure (0.0 safest to 10.0), when it could be read.
+    pub exposure: Option<f64>,
+    /// The rating beside it (`OK`, `MEDIUM`, `UNSAFE`), or why there is no
+    /// score.
+    pub rating: String,
 }
 
 /// What one pass produced, as the guest side collected it.
@@ -146,6 +168,8 @@ pub struct Answer {
     pub checks: Vec<Functional>,
     /// Each pass's report, by pass name.
     pub reports: BTreeMap<String, PassReport>,
+    /// The static scores, by unit.
+    pub scores: BTreeMap<String, Score>,
     /// Every gap: an unreadable line, a pass that never reported (its unit
     /// never started, the guest died), a pass reported twice, a plan that
     /// did not run to its end.
@@ -167,6 +191,9 @@ pub fn answer(plan: &Plan, output: &str) -> Answer {
                     answer.failures.push(format!("pass {} reported twice", twice.name));
                 }
             }
+            Ok(GuestEvent::Score(score)) => {
+                answer.scores.insert(score.unit.clone(), score);
+            }
             Ok(GuestEvent::Done) => done = true,
             Err(err) => answer.failures.push(format!("guest output line {}: {err}: {line}", number + 1)),
         }
@@ -174,6 +201,11 @@ pub fn answer(plan: &Plan, output: &str) -> Answer {
     for pass in &plan.passes {
         if !answer.reports.contains_key(&pass.name) {
             answer.failures.push(format!("pass {} ({}) never reported", pass.name, pass.unit()));
+        }
+    }
+    for unit in &plan.scores {
+        if !answer.scores.contains_key(unit) {
+            answer.failures.push(format!("no exposure score for {unit}"));
         }
     }
     if !done {

@@ -436,7 +436,7 @@ mod tests {
 
     /// One pass per (removed set) named in `passes`, with its verdicts.
     fn run(tests: &[Test], passes: Vec<(Vec<&str>, Vec<Verdict>, &[&str])>) -> EnforcementReport {
-        let mut plan = Plan { functional: false, parallel: 1, passes: vec![] };
+        let mut plan = Plan { functional: false, parallel: 1, ..Plan::default() };
         let mut roles = BTreeMap::new();
         let mut output = String::from(
             r#"{"kind":"guest","release":"sid","systemd":"262","kernel":"7.2","features":"","accel":""}"#,

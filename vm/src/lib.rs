@@ -26,6 +26,9 @@
 //! - [`matrix`]: the guest's answer turned into DESIGN.md's schema, a table,
 //!   JUnit, and a verdict, failing closed on every gap.
 //! - [`ablation`]: the measured map of which directive holds which attempt.
+//! - [`audit`]: the catalogue in a unit of one's own, with what closes each
+//!   escape.
+//! - [`lab`]: the lab steps measured in escapes, and the README's table.
 //!
 //! # Protocol with the guest
 //! `vm/guest/overlay/usr/lib/sandkasten/harness-runner` runs the command and
@@ -36,6 +39,7 @@
 
 pub mod ablation;
 pub mod accel;
+pub mod audit;
 pub mod contract;
 pub mod enforcement;
 mod error;
@@ -44,6 +48,7 @@ pub mod image;
 mod initrd;
 pub mod inside;
 pub mod jobs;
+pub mod lab;
 pub mod matrix;
 pub mod passes;
 pub mod payload;

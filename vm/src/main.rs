@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sandkasten_vm::guest::print_progress;
-use sandkasten_vm::jobs::{self, ExecRequest, RunOptions};
+use sandkasten_vm::jobs::{self, AuditRequest, ExecRequest, RunOptions};
 use sandkasten_vm::payload;
 use sandkasten_vm::{
     AccelRequest, Config, CpuModel, Guest, Image, InitrdKind, Release, Releases, EXIT_HARNESS_FAILURE,
@@ -53,6 +53,8 @@ enum Cmd {
         /// else run (a static program such as /bin/busybox works).
         #[arg(long, value_name = "FILE", conflicts_with = "payload", requires = "command")]
         unit: Option<PathBuf>,
+        #[command(flatten)]
+        yours: YourFiles,
         /// The command; without one, the payload's `run` script.
         #[arg(last = true)]
         command: Vec<OsString>,
@@ -70,6 +72,45 @@ enum Cmd {
         /// Write a JUnit XML report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+    },
+    /// Audit a unit of your own: install it (with its socket, your program
+    /// and your files) in the guest, run the whole escape catalogue inside
+    /// exactly its sandbox, with its real sockets handed in, and the same
+    /// catalogue unsandboxed as the control. Prints each attempt by goal,
+    /// what closes each escape (measured in the reference units), the
+    /// static score and the directives this release does not enforce.
+    /// Exits 0 when nothing escaped, 1 when something did (or the audit is
+    /// incomplete), 69 when the harness failed
+    Audit {
+        /// The service file.
+        #[arg(value_name = "UNIT.service")]
+        service: PathBuf,
+        /// Its socket [default: the .socket the service Requires=, read
+        /// from beside it].
+        #[arg(value_name = "UNIT.socket")]
+        socket: Option<PathBuf>,
+        #[command(flatten)]
+        yours: YourFiles,
+        #[command(flatten)]
+        boot: MatrixArgs,
+        /// Write the reports (one per release) as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Audit every lab step (units/lab) on each release and write the
+    /// measurement (units/lab/measured/RELEASE.json) and the table in
+    /// units/lab/README.md; with --check, compare instead. Exits 1 when the
+    /// measurement differs or is incomplete
+    Lab {
+        #[command(flatten)]
+        boot: LabArgs,
+        /// Compare with the committed measurement instead of writing it.
+        #[arg(long)]
+        check: bool,
+        /// Only rewrite the README's table from the committed measurement
+        /// (no guest).
+        #[arg(long, conflicts_with = "check")]
+        redraw: bool,
     },
     /// Measure which directive holds which attempt: run the whole catalogue
     /// in a reference unit as shipped, then once per directive with that
@@ -197,6 +238,41 @@ struct BootArgs {
     run_dir: Option<PathBuf>,
 }
 
+/// Your program and files, for `exec --unit` and `audit`.
+#[derive(clap::Args)]
+struct YourFiles {
+    /// Install your program in the guest (repeatable): at DEST, or where
+    /// the unit runs a program of the same name (ExecStart=).
+    #[arg(long = "binary", value_name = "PATH[:DEST]")]
+    binaries: Vec<String>,
+    /// Lay a directory over the guest's root (repeatable), or put it at
+    /// DEST: `--files site:/srv/www`.
+    #[arg(long, value_name = "DIR[:DEST]")]
+    files: Vec<String>,
+    /// A sysusers.d file for a user the unit names with User=
+    /// (repeatable); applied before the unit starts.
+    #[arg(long, value_name = "FILE")]
+    sysusers: Vec<PathBuf>,
+}
+
+/// `lab`'s boot flags: like the matrix's, on both Debian releases by
+/// default.
+#[derive(clap::Args)]
+struct LabArgs {
+    /// Debian releases: one, a comma-separated list, or all.
+    #[arg(long, default_value = "bookworm,trixie", env = "SANDKASTEN_VM_RELEASE")]
+    release: Releases,
+    /// Image cache [default: $XDG_CACHE_HOME/sandkasten or ~/.cache/sandkasten].
+    #[arg(long, env = "SANDKASTEN_VM_CACHE")]
+    cache_dir: Option<PathBuf>,
+    /// Accelerator.
+    #[arg(long, value_enum, default_value = "auto", env = "SANDKASTEN_VM_ACCEL")]
+    accel: AccelRequest,
+    /// Deadline per release in seconds.
+    #[arg(long, env = "SANDKASTEN_VM_TIMEOUT")]
+    timeout: Option<f64>,
+}
+
 #[derive(clap::Args)]
 struct MatrixArgs {
     /// Debian release(s) of the guest: bookworm (systemd 252), trixie (257),
@@ -289,13 +365,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let units = units.unwrap_or_else(|| payload::workspace_root().join("units"));
             exit(jobs::enforce(&boot.options(), &units, check, host, json.as_deref()))
         }
+        Cmd::Audit { service, socket, yours, boot, json } => {
+            let request = AuditRequest {
+                service,
+                socket,
+                binaries: yours.binaries,
+                files: yours.files,
+                sysusers: yours.sysusers,
+                json,
+            };
+            exit(jobs::audit(&boot.options(), &request))
+        }
+        Cmd::Lab { redraw: true, .. } => {
+            let lab = payload::workspace_root().join("units/lab");
+            sandkasten_vm::lab::write_readme_table(&lab)?;
+            eprintln!("sandkasten-vm: wrote the table in {}", lab.join("README.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Lab { boot, check, .. } => {
+            let options = RunOptions {
+                releases: boot.release.list(),
+                cache_dir: boot.cache_dir,
+                accel: boot.accel,
+                timeout: boot.timeout.map(Duration::from_secs_f64),
+            };
+            exit(jobs::lab(&options, check))
+        }
         Cmd::Reliability { boot, json } => exit(jobs::reliability(&boot.options(), json.as_deref())),
         Cmd::InsideReliability => Ok(ExitCode::from(sandkasten_vm::inside::reliability::run() as u8)),
         Cmd::Inside { plan } => Ok(ExitCode::from(sandkasten_vm::inside::run(&plan) as u8)),
-        Cmd::Exec { boot, timeout, timings, unit, command } => {
+        Cmd::Exec { boot, timeout, timings, unit, yours, command } => {
             let mut config = boot.config();
             config.timeout = timeout.map(Duration::from_secs_f64);
-            let status = jobs::exec(config, ExecRequest { unit, command, timings })?;
+            let request = ExecRequest {
+                unit,
+                command,
+                timings,
+                binaries: yours.binaries,
+                files: yours.files,
+                sysusers: yours.sysusers,
+            };
+            let status = jobs::exec(config, request)?;
             Ok(ExitCode::from(u8::try_from(status).unwrap_or(EXIT_HARNESS_FAILURE)))
         }
     }

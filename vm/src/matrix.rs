@@ -128,7 +128,7 @@ pub struct Summary {
 /// signal, a marker file on the host) is `escaped`, whatever the probe
 /// believed.
 pub fn evaluate(plan: &Plan, roles: &BTreeMap<String, Role>, output: &str, accel: &str) -> Report {
-    let Answer { mut guest, checks: functional, reports, mut failures } = answer(plan, output);
+    let Answer { mut guest, checks: functional, reports, mut failures, .. } = answer(plan, output);
     guest.accel = accel.to_owned();
     let mut results: Vec<AttemptResult> = Vec::new();
     for pass in &plan.passes {
@@ -403,7 +403,7 @@ mod tests {
             ..Pass::default()
         };
         let plan =
-            Plan { functional: false, parallel: 2, passes: vec![pass("control"), pass("plain"), pass("u")] };
+            Plan { parallel: 2, passes: vec![pass("control"), pass("plain"), pass("u")], ..Plan::default() };
         let roles = BTreeMap::from([
             ("control".to_owned(), Role::Control),
             ("plain".to_owned(), Role::PlainUser),

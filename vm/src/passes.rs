@@ -209,6 +209,27 @@ pub fn matrix(references: &[Reference], attempts: &[String]) -> Staged {
     staged
 }
 
+/// An audit: the root control, then each unit (with its `extra` lines)
+/// as written, every attempt in each.
+pub fn audit(units: &[(Reference, Vec<(&str, String)>)], attempts: &[String]) -> Staged {
+    let mut staged = Staged::default();
+    staged.plan.parallel = 3;
+    staged.control("control", Role::Control, 7901, attempts, &[]);
+    for (i, (reference, extra)) in units.iter().enumerate() {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        staged.add(
+            format!("audit-{i}"),
+            Role::Unit(reference.name.clone()),
+            reference,
+            23000 + i as u16,
+            &[],
+            attempts,
+            &extra,
+        );
+    }
+    staged
+}
+
 /// An ablation of `reference`: the unit as it is (the baseline), then once
 /// per set in `removals` with that set of its directives removed; and the
 /// root control beside them, which shows what can escape at all.

@@ -43,6 +43,10 @@ pub fn workspace_root() -> PathBuf {
 pub struct Build {
     /// One `.deb` per name in [`PACKAGES`], built from the same binaries.
     pub packages: Vec<PathBuf>,
+    /// The directory they were written to, this build's own: two harness
+    /// commands at once (a test run beside an audit) once shared
+    /// `target/debian`, and one copied the other's half-written package.
+    _dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 /// Builds the release binaries with cargo, printing its progress, then the
@@ -65,11 +69,12 @@ pub fn build(workspace: &Path) -> Result<Build, Error> {
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
-    let packages = PACKAGES
-        .iter()
-        .map(|name| package(&cargo, workspace, name, &target.join("debian")))
-        .collect::<Result<_, _>>()?;
-    Ok(Build { packages })
+    let parent = target.join("debian");
+    mkdir(&parent)?;
+    let dir = tempfile::Builder::new().prefix("harness-").tempdir_in(&parent).map_err(|e| io(&parent, e))?;
+    let packages =
+        PACKAGES.iter().map(|name| package(&cargo, workspace, name, dir.path())).collect::<Result<_, _>>()?;
+    Ok(Build { packages, _dir: std::sync::Arc::new(dir) })
 }
 
 /// Runs `cargo deb` for the crate `name` on the binaries already built;
@@ -124,6 +129,52 @@ pub fn stage(dir: &Path, build: &Build, plan: &str, extra_units: &[PathBuf]) -> 
     let run = dir.join("run");
     std::fs::write(&run, plan).map_err(|e| io(&run, e))?;
     set_mode(&run, 0o755)
+}
+
+/// A file or directory of the user's (`--binary`, `--files`) and where it
+/// goes in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    /// On this machine.
+    pub from: PathBuf,
+    /// In the guest: an absolute path.
+    pub to: PathBuf,
+}
+
+/// Adds `installs` to a staged payload's overlay, which the guest lays
+/// over its root before systemd starts: each file (or directory tree, with
+/// its modes and symbolic links) lands exactly at its `to`.
+pub fn stage_installs(dir: &Path, installs: &[Install]) -> Result<(), Error> {
+    let overlay = dir.join("overlay");
+    for install in installs {
+        let relative = install.to.strip_prefix("/").map_err(|_| {
+            Error::Config(format!("{}: the guest path must be absolute", install.to.display()))
+        })?;
+        copy_tree(&install.from, &overlay.join(relative))?;
+    }
+    Ok(())
+}
+
+/// Copies a file, a symbolic link or a whole directory tree.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    let meta = std::fs::symlink_metadata(from).map_err(|e| io(from, e))?;
+    if let Some(parent) = to.parent() {
+        mkdir(parent)?;
+    }
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(from).map_err(|e| io(from, e))?;
+        let _ = std::fs::remove_file(to);
+        std::os::unix::fs::symlink(target, to).map_err(|e| io(to, e))
+    } else if meta.is_dir() {
+        mkdir(to)?;
+        for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+            let entry = entry.map_err(|e| io(from, e))?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        set_mode(to, std::os::unix::fs::PermissionsExt::mode(&meta.permissions()))
+    } else {
+        copy(from, to)
+    }
 }
 
 /// Adds a plan to a staged payload: the generated units beside the

@@ -62,22 +62,15 @@ impl FromStr for Release {
     }
 }
 
-/// `--release` of the commands that may run several: one release or `all`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Releases {
-    /// Just this one.
-    One(Release),
-    /// [`Release::ALL`].
-    All,
-}
+/// `--release` of the commands that may run several: one release, a
+/// comma-separated list (`bookworm,trixie`), or `all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Releases(Vec<Release>);
 
 impl Releases {
-    /// The releases to run, oldest first.
-    pub fn list(self) -> Vec<Release> {
-        match self {
-            Releases::One(release) => vec![release],
-            Releases::All => Release::ALL.to_vec(),
-        }
+    /// The releases to run, in the order given (`all`: oldest first).
+    pub fn list(&self) -> Vec<Release> {
+        self.0.clone()
     }
 }
 
@@ -85,12 +78,22 @@ impl FromStr for Releases {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "all" {
-            return Ok(Releases::All);
+            return Ok(Releases(Release::ALL.to_vec()));
         }
-        s.parse().map(Releases::One).map_err(|_| {
-            let known: Vec<&str> = Release::ALL.iter().map(|r| r.codename()).collect();
-            format!("unknown release {s:?} (one of {}, or all)", known.join(", "))
-        })
+        let mut releases = Vec::new();
+        for name in s.split(',') {
+            let release = name.trim().parse().map_err(|_| {
+                let known: Vec<&str> = Release::ALL.iter().map(|r| r.codename()).collect();
+                format!(
+                    "unknown release {name:?} (one of {}, a comma-separated list, or all)",
+                    known.join(", ")
+                )
+            })?;
+            if !releases.contains(&release) {
+                releases.push(release);
+            }
+        }
+        Ok(Releases(releases))
     }
 }
 
@@ -107,5 +110,11 @@ mod tests {
         assert!(error.contains("buster") && error.contains("bookworm, trixie, sid"), "{error}");
         assert_eq!("all".parse::<Releases>().unwrap().list(), Release::ALL.to_vec());
         assert_eq!("sid".parse::<Releases>().unwrap().list(), vec![Release::Sid]);
+        assert_eq!(
+            "trixie,bookworm".parse::<Releases>().unwrap().list(),
+            vec![Release::Trixie, Release::Bookworm]
+        );
+        let error = "bookworm,buster".parse::<Releases>().unwrap_err();
+        assert!(error.contains("\"buster\""), "{error}");
     }
 }

@@ -267,6 +267,15 @@ pub fn generate(
     }
     if let Some((reference_socket, _)) = reference_socket {
         rename_references(&mut unit, reference_socket, &socket_name);
+        // A service that leaves its socket to systemd's name matching
+        // (web.socket starts web.service) is started here directly: the
+        // socket must come up with it to hand its descriptors over.
+        if !pass.template
+            && !unit.get("Unit", "Requires").is_some_and(|r| r.split_whitespace().any(|u| u == socket_name))
+        {
+            unit.append("Unit", "Requires", &socket_name);
+            unit.append("Unit", "After", &socket_name);
+        }
     }
     unit.set(
         "Service",

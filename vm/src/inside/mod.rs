@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::contract::{GuestEvent, Plan, OUTPUT_DIR};
+use crate::contract::{GuestEvent, Plan, Score, OUTPUT_DIR};
 use crate::matrix::GuestInfo;
 
 pub use pass::collect;
@@ -72,6 +72,14 @@ pub fn carry_out(plan: &Plan, emit: &mut dyn FnMut(&GuestEvent)) -> bool {
         eprintln!("inside: cannot create {OUTPUT_DIR}: {e}");
         return false;
     }
+    for file in &plan.sysusers {
+        if let Err(e) = systemd::output(&["systemd-sysusers", file]) {
+            log(&format!("systemd-sysusers {file}: {e}"));
+        }
+    }
+    for unit in &plan.scores {
+        emit(&GuestEvent::Score(score(unit)));
+    }
     let canary = start_canary();
     if let Err(e) = &canary {
         log(&format!("the canary did not start: {e}"));
@@ -94,6 +102,28 @@ pub fn carry_out(plan: &Plan, emit: &mut dyn FnMut(&GuestEvent)) -> bool {
     log(&format!("plan done in {:.1} s", started.elapsed().as_secs_f64()));
     emit(&GuestEvent::Done);
     true
+}
+
+/// `systemd-analyze security`'s overall exposure of `unit`, as this
+/// guest's systemd rates it.
+fn score(unit: &str) -> Score {
+    match systemd::output(&["systemd-analyze", "security", "--no-pager", unit]) {
+        Ok(text) => match parse_exposure(&text) {
+            Some((exposure, rating)) => Score { unit: unit.to_owned(), exposure: Some(exposure), rating },
+            None => {
+                Score { unit: unit.to_owned(), exposure: None, rating: "no overall exposure line".into() }
+            }
+        },
+        Err(e) => Score { unit: unit.to_owned(), exposure: None, rating: e },
+    }
+}
+
+/// `→ Overall exposure level for x.service: 9.6 UNSAFE 😨` → (9.6, UNSAFE).
+pub(crate) fn parse_exposure(text: &str) -> Option<(f64, String)> {
+    let line = text.lines().find(|l| l.contains("Overall exposure level"))?;
+    let mut words = line.rsplit_once(": ")?.1.split_whitespace();
+    let exposure = words.next()?.parse().ok()?;
+    Some((exposure, words.next().unwrap_or("").to_owned()))
 }
 
 /// One event on stdout, flushed at once (the host follows the port live).
@@ -185,4 +215,14 @@ fn start_canary() -> Result<(), String> {
         systemd::output(&["journalctl", "-u", "sandkasten-canary", "--no-pager", "-n", "20"])
             .unwrap_or_default()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_exposure_line_is_read_with_its_rating() {
+        let text = "NAME  DESCRIPTION  EXPOSURE\n\u{2192} Overall exposure level for sandkasten-lab1.service: 6.1 MEDIUM \u{1f610}\n";
+        assert_eq!(super::parse_exposure(text), Some((6.1, "MEDIUM".to_owned())));
+        assert_eq!(super::parse_exposure("no such line"), None);
+    }
 }

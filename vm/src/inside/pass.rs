@@ -24,7 +24,8 @@ struct Running<'a> {
     started: Instant,
     /// Connections held open while the probe runs.
     clients: Vec<TcpStream>,
-    /// A template: whether an instance was ever seen.
+    /// A template: whether an instance was ever seen; a plain unit:
+    /// whether it was ever seen running.
     seen_instance: bool,
     failures: Vec<String>,
 }
@@ -131,8 +132,16 @@ fn poll(running: &mut [Running]) -> Vec<Finished> {
                 Some(s) => {
                     let state = s.get("ActiveState").map_or("", String::as_str);
                     let exited = s.get("ExecMainExitTimestampMonotonic").is_some_and(|t| t != "0");
-                    let ended =
-                        !systemd::running(state) && (exited || state == "failed" || !run.failures.is_empty());
+                    // A unit nothing refers to (no socket) is unloaded once
+                    // it is inactive, and then shows no exit time: having
+                    // seen it run, or every verdict written, says it ended.
+                    run.seen_instance |= systemd::running(state);
+                    let ended = !systemd::running(state)
+                        && (exited
+                            || state == "failed"
+                            || run.seen_instance
+                            || all_verdicts_written(pass)
+                            || !run.failures.is_empty());
                     (ended, s.get("Result").cloned().unwrap_or_default())
                 }
                 None => (false, String::new()),
@@ -149,6 +158,12 @@ fn poll(running: &mut [Running]) -> Vec<Finished> {
         }
     }
     finished
+}
+
+/// Whether the pass's output holds a line for every attempt.
+fn all_verdicts_written(pass: &Pass) -> bool {
+    let output = std::fs::read_to_string(pass.output()).unwrap_or_default();
+    output.lines().filter(|l| l.starts_with('{')).count() >= pass.attempts.len()
 }
 
 fn finish(run: Running, result: &str, canary_up: bool) -> PassReport {

@@ -19,6 +19,12 @@ pub struct ExecRequest {
     pub command: Vec<OsString>,
     /// Print host-side timings as one JSON line on stderr at the end.
     pub timings: bool,
+    /// `--binary SRC[:DEST]`, with `--unit`.
+    pub binaries: Vec<String>,
+    /// `--files DIR[:DEST]`, with `--unit`.
+    pub files: Vec<String>,
+    /// `--sysusers FILE`, with `--unit`.
+    pub sysusers: Vec<PathBuf>,
 }
 
 /// Boots the guest as `config` says, runs `request` there with its output
@@ -26,8 +32,13 @@ pub struct ExecRequest {
 pub fn exec(mut config: Config, request: ExecRequest) -> anyhow::Result<i32> {
     // Kept alive until the run is over: the payload directory.
     let mut staged = None;
+    anyhow::ensure!(
+        request.unit.is_some()
+            || (request.binaries.is_empty() && request.files.is_empty() && request.sysusers.is_empty()),
+        "--binary, --files and --sysusers go with --unit (without it, put files in --payload's overlay/)"
+    );
     if let Some(unit) = &request.unit {
-        let dir = stage_unit_payload(unit, &request.command)?;
+        let dir = stage_unit_payload(unit, &request)?;
         config.payload_dir = Some(dir.path().to_owned());
         staged = Some(dir);
     } else if !request.command.is_empty() {
@@ -76,7 +87,7 @@ pub fn exec(mut config: Config, request: ExecRequest) -> anyhow::Result<i32> {
 
 /// The payload for `exec --unit`: the servers and units as for the matrix,
 /// the user's unit beside them, and the command to run in it.
-fn stage_unit_payload(unit: &Path, command: &[OsString]) -> anyhow::Result<tempfile::TempDir> {
+fn stage_unit_payload(unit: &Path, request: &ExecRequest) -> anyhow::Result<tempfile::TempDir> {
     use std::os::unix::ffi::OsStrExt;
     let name = unit
         .file_name()
@@ -85,14 +96,19 @@ fn stage_unit_payload(unit: &Path, command: &[OsString]) -> anyhow::Result<tempf
         .with_context(|| format!("{}: --unit takes a .service file", unit.display()))?;
     let text = std::fs::read_to_string(unit).with_context(|| format!("cannot read {}", unit.display()))?;
     anyhow::ensure!(text.contains("[Service]"), "{}: no [Service] section", unit.display());
+    let audited = crate::audit::load(unit, None)?;
+    let mut installs = super::audit::resolve_binaries(&audited, &request.binaries)?;
+    installs.extend(super::audit::resolve_files(&request.files)?);
+    installs.extend(super::audit::resolve_sysusers(&request.sysusers)?.1);
     let workspace = payload::workspace_root();
     eprintln!("sandkasten-vm: building the servers, the probe and the package (release)");
     let build = payload::build(&workspace)?;
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &build, payload::IN_UNIT_PLAN, &[unit.to_owned()])?;
+    payload::stage(dir.path(), &build, payload::IN_UNIT_PLAN, &audited.files)?;
+    payload::stage_installs(dir.path(), &installs)?;
     std::fs::write(dir.path().join(".unit-name"), name)?;
     let mut argv = Vec::new();
-    for arg in command {
+    for arg in &request.command {
         argv.extend_from_slice(arg.as_bytes());
         argv.push(0);
     }

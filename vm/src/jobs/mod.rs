@@ -4,6 +4,8 @@
 //! - [`matrix`]: the escape matrix, one boot per release, and the release
 //!   diff;
 //! - [`ablate`]: the ablation maps;
+//! - [`audit`] and [`lab`]: the catalogue in a unit of one's own, and in
+//!   every lab step;
 //! - [`enforce`]: the enforcement report, in a VM or on this host;
 //! - [`exec`]: a command (or a unit's sandbox) in the guest;
 //! - [`reliability`]: crashes, hangs, restarts and starvation under load.
@@ -12,6 +14,7 @@
 //! and where the committed data lives.
 
 mod ablate;
+mod audit;
 mod enforce;
 mod exec;
 mod matrix;
@@ -24,6 +27,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use ablate::{ablate, redraw_maps};
+pub use audit::{audit, lab, AuditRequest};
 pub use enforce::enforce;
 pub use exec::{exec, ExecRequest};
 pub use matrix::matrix;

@@ -1,0 +1,525 @@
+//! `sandkasten-vm audit`: the whole catalogue inside a unit of one's own,
+//! judged against the root control in the same guest.
+//!
+//! The unit runs as written, with three edits said in the report: the
+//! probe takes `ExecStart=`'s place (and the pass's bookkeeping lines of
+//! [`crate::variant::generate`]), its program and libraries join
+//! `ExecPaths=` when the unit names `NoExecPaths=`, and its socket listens
+//! on a port of the harness's choosing. Every other line is the user's.
+//!
+//! For each escape the report names what closes it in the reference
+//! units, from the committed ablation maps (`units/ablation/`): a directive
+//! that holds the attempt alone, or a set of layers each of which holds it
+//! on its own. It never names a cause that was not measured.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ablation::AblationMap;
+use crate::contract::{answer, Plan};
+use crate::enforcement::EnforcementReport;
+use crate::error::Error;
+use crate::matrix::{self, GuestInfo, CONTROL};
+use crate::passes::{self, Reference, Role};
+use crate::variant::UnitFile;
+
+/// A unit to audit: its service and, when socket-activated, its socket.
+#[derive(Debug, Clone)]
+pub struct Audited {
+    /// The service as `passes` runs it.
+    pub reference: Reference,
+    /// Where its files came from, for messages.
+    pub files: Vec<PathBuf>,
+}
+
+/// Reads a service file and its socket. The socket is the one given, or
+/// else the one the service `Requires=`, read from beside the service.
+pub fn load(service: &Path, socket: Option<&Path>) -> Result<Audited, Error> {
+    let name = file_name(service, ".service")?;
+    let parsed = read_unit(service)?;
+    if parsed.get("Service", "ExecStart").is_none() {
+        return Err(Error::Config(format!("{}: no ExecStart= in [Service]", service.display())));
+    }
+    let mut files = vec![service.to_owned()];
+    let socket_path = match socket {
+        Some(path) => Some(path.to_owned()),
+        None => parsed
+            .get("Unit", "Requires")
+            .and_then(|r| r.split_whitespace().find(|u| u.ends_with(".socket")))
+            .map(|s| service.with_file_name(s)),
+    };
+    let socket = match socket_path {
+        Some(path) => {
+            let socket_name = file_name(&path, ".socket").map_err(|_| {
+                Error::Config(format!("{}: the socket {name} needs is not there", path.display()))
+            })?;
+            let text = read_unit(&path)?;
+            if !text.entries("Socket").any(|(_, k, _)| k.starts_with("Listen")) {
+                return Err(Error::Config(format!("{}: no Listen*= in [Socket]", path.display())));
+            }
+            files.push(path);
+            Some((socket_name, text))
+        }
+        None => None,
+    };
+    if name.ends_with("@.service") && socket.is_none() {
+        return Err(Error::Config(format!(
+            "{}: a template service needs its Accept=yes socket; give it as a second argument",
+            service.display()
+        )));
+    }
+    Ok(Audited { reference: Reference { name, service: parsed, socket }, files })
+}
+
+fn file_name(path: &Path, suffix: &str) -> Result<String, Error> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| n.ends_with(suffix) && n.len() > suffix.len())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Config(format!("{}: expected a {suffix} file", path.display())))
+}
+
+fn read_unit(path: &Path) -> Result<UnitFile, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    UnitFile::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// The programs a unit runs (`ExecStart=` and friends), as absolute paths,
+/// for `--binary` to find where a program goes.
+pub fn programs(unit: &UnitFile) -> Vec<String> {
+    unit.entries("Service")
+        .filter(|(_, k, _)| k.starts_with("Exec") && !k.ends_with("Paths"))
+        .filter_map(|(_, _, v)| {
+            // Prefixes: @ - : + ! (systemd.service(5), "special executable prefixes").
+            let program = v.split_whitespace().next()?.trim_start_matches(['@', '-', ':', '+', '!']);
+            program.starts_with('/').then(|| program.to_owned())
+        })
+        .collect()
+}
+
+/// What the audit adds to a unit so that the probe runs in it: when the
+/// unit lets nothing but its `ExecPaths=` run, the probe and the C
+/// libraries it links.
+pub fn probe_exec_paths(unit: &UnitFile) -> Option<String> {
+    unit.entries("Service").any(|(_, k, _)| k == "NoExecPaths").then(|| {
+        let mut paths = vec![crate::inside::PROBE.to_owned()];
+        paths.extend(PROBE_LIBRARIES.iter().map(|l| format!("-{l}")));
+        paths.join(" ")
+    })
+}
+
+/// The libraries the probe links (the reference units list the same for
+/// the servers).
+const PROBE_LIBRARIES: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+    "/usr/lib/x86_64-linux-gnu/libm.so.6",
+    "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
+];
+
+/// The plan: the root control, then each audited unit, every attempt in
+/// each; the guest scores each unit as installed.
+pub fn stage(units: &[Audited], attempts: &[String], sysusers: &[String]) -> passes::Staged {
+    let references: Vec<(Reference, Vec<(&str, String)>)> = units
+        .iter()
+        .map(|u| {
+            let extra =
+                probe_exec_paths(&u.reference.service).map(|p| ("ExecPaths", p)).into_iter().collect();
+            (u.reference.clone(), extra)
+        })
+        .collect();
+    let mut staged = passes::audit(&references, attempts);
+    staged.plan.sysusers = sysusers.to_vec();
+    staged.plan.scores =
+        units.iter().filter(|u| !u.reference.template()).map(|u| u.reference.name.clone()).collect();
+    staged
+}
+
+/// One attempt's result in an audited unit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    /// The attempt (`fs.shadow`).
+    pub attempt: String,
+    /// Its goal (`read-secrets`).
+    pub goal: String,
+    /// `escaped`, `blocked`, `killed`, `error` (stopped in a way the
+    /// catalogue does not accept as a block: inconclusive), or
+    /// `not-possible` (the root control could not do it either here).
+    pub verdict: String,
+    /// What the probe saw.
+    pub detail: String,
+    /// For an escape: what closes it in the reference units, as measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Fix>,
+}
+
+/// What closes an attempt, from an ablation map.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Fix {
+    /// The reference unit whose map says so.
+    pub unit: String,
+    /// Directives that hold it alone there (removing one lets it escape).
+    pub alone: Vec<String>,
+    /// Directives each of which holds it on its own with every other
+    /// directive removed: any one of them closes it.
+    pub any_of: Vec<String>,
+}
+
+/// The audit of one unit on one release.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AuditReport {
+    /// The audited service.
+    pub unit: String,
+    /// The guest it ran in.
+    pub guest: GuestInfo,
+    /// `systemd-analyze security`'s overall exposure there.
+    pub exposure: Option<f64>,
+    /// Its rating, or why there is no score.
+    pub rating: String,
+    /// Directives of the unit this release's systemd accepts and does not
+    /// enforce (measured: `units/enforcement/RELEASE.json`).
+    pub not_enforced: Vec<String>,
+    /// What the audit changed in the unit to run the probe in it.
+    pub added: Vec<String>,
+    /// One row per attempt, in catalogue order.
+    pub rows: Vec<Row>,
+    /// Why the audit is incomplete (the unit never started, a verdict is
+    /// missing); empty when it is not.
+    pub failures: Vec<String>,
+}
+
+impl AuditReport {
+    /// The attempts that escaped.
+    pub fn escaped(&self) -> Vec<&str> {
+        self.rows.iter().filter(|r| r.verdict == "escaped").map(|r| r.attempt.as_str()).collect()
+    }
+
+    fn count(&self, verdicts: &[&str]) -> usize {
+        self.rows.iter().filter(|r| verdicts.contains(&r.verdict.as_str())).count()
+    }
+
+    /// The report for a terminal: attempts grouped by goal, escapes first
+    /// in each group with what closes them.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let g = &self.guest;
+        let _ = writeln!(
+            out,
+            "audit of {} on {} (systemd {}, kernel {}, {})",
+            self.unit, g.release, g.systemd, g.kernel, g.accel
+        );
+        match self.exposure {
+            Some(e) => {
+                let _ = writeln!(out, "static score (systemd-analyze security): {e:.1} {}", self.rating);
+            }
+            None => {
+                let _ = writeln!(out, "static score: none ({})", self.rating);
+            }
+        }
+        if self.not_enforced.is_empty() {
+            let _ = writeln!(out, "not enforced here: none of the unit's directives (as measured)");
+        }
+        for directive in &self.not_enforced {
+            let _ = writeln!(
+                out,
+                "NOT ENFORCED here: {directive} (systemd {} accepts it and does nothing)",
+                g.systemd
+            );
+        }
+        for line in &self.added {
+            let _ = writeln!(out, "the audit added: {line}");
+        }
+        let mut goals: Vec<&str> = Vec::new();
+        for row in &self.rows {
+            if !goals.contains(&row.goal.as_str()) {
+                goals.push(&row.goal);
+            }
+        }
+        let width = self.rows.iter().map(|r| r.attempt.len()).max().unwrap_or(0);
+        for goal in goals {
+            let _ = writeln!(out, "{goal}:");
+            let mut rows: Vec<&Row> = self.rows.iter().filter(|r| r.goal == goal).collect();
+            rows.sort_by_key(|r| r.verdict != "escaped");
+            for row in rows {
+                let label = match row.verdict.as_str() {
+                    "escaped" => "ESCAPED",
+                    "error" => "unclear",
+                    "not-possible" => "n/a",
+                    other => other,
+                };
+                let _ = writeln!(out, "  {label:<8} {:width$}  {}", row.attempt, shorten(&row.detail, 90));
+                if let Some(fix) = &row.fix {
+                    let _ = writeln!(out, "  {:8} {:width$}  closed by {}", "", "", fix.advice());
+                } else if row.verdict == "escaped" {
+                    let _ = writeln!(out, "  {:8} {:width$}  no reference unit holds it (measured)", "", "");
+                }
+            }
+        }
+        out.push_str(&self.by_goal());
+        let _ = writeln!(
+            out,
+            "{} of {} attempts escaped; {} blocked, {} unclear (stopped another way than the catalogue expects), {} not possible on this machine",
+            self.count(&["escaped"]),
+            self.rows.len(),
+            self.count(&["blocked", "killed"]),
+            self.count(&["error"]),
+            self.count(&["not-possible"]),
+        );
+        for failure in &self.failures {
+            let _ = writeln!(out, "INCOMPLETE: {failure}");
+        }
+        out
+    }
+}
+
+impl AuditReport {
+    /// Per goal: how many attempts escaped, were blocked, were unclear or
+    /// were not possible here.
+    pub fn by_goal(&self) -> String {
+        let mut goals: Vec<&str> = Vec::new();
+        for row in &self.rows {
+            if !goals.contains(&row.goal.as_str()) {
+                goals.push(&row.goal);
+            }
+        }
+        let width = goals.iter().map(|g| g.len()).max().unwrap_or(4).max(4);
+        let mut out = format!("{:width$}  escaped  blocked  unclear  n/a\n", "goal");
+        for goal in goals {
+            let count = |verdicts: &[&str]| {
+                self.rows.iter().filter(|r| r.goal == goal && verdicts.contains(&r.verdict.as_str())).count()
+            };
+            let _ = writeln!(
+                out,
+                "{goal:width$}  {:>7}  {:>7}  {:>7}  {:>3}",
+                count(&["escaped"]),
+                count(&["blocked", "killed"]),
+                count(&["error"]),
+                count(&["not-possible"])
+            );
+        }
+        out
+    }
+}
+
+impl Fix {
+    /// `NoExecPaths= + ExecPaths= (alone, in sandkasten-http.service)`.
+    pub fn advice(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.alone.is_empty() {
+            parts.push(self.alone.join(", "));
+        }
+        if !self.any_of.is_empty() {
+            parts.push(format!("any one of {}", self.any_of.join(", ")));
+        }
+        format!("{} (measured in {})", parts.join("; or "), self.unit)
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    let one_line = text.replace('\n', " ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let cut: String = one_line.chars().take(max - 1).collect();
+    format!("{cut}…")
+}
+
+/// The reports of every audited unit from the guest's output for `staged`.
+/// `maps` and `enforcement` are the committed measurements (any release;
+/// each report takes its own release's).
+pub fn evaluate(
+    staged: &passes::Staged,
+    units: &[Audited],
+    output: &str,
+    release: &str,
+    accel: &str,
+    maps: &[AblationMap],
+    enforcement: &[EnforcementReport],
+) -> Vec<AuditReport> {
+    let plan: &Plan = &staged.plan;
+    let report = matrix::evaluate(plan, &staged.roles, output, accel);
+    let answered = answer(plan, output);
+    let mut guest = report.guest.clone();
+    guest.release = release.to_owned();
+    let control: BTreeMap<&str, &str> = report
+        .results
+        .iter()
+        .filter(|r| r.unit == CONTROL)
+        .map(|r| (r.attempt.as_str(), r.verdict.as_str()))
+        .collect();
+    let maps: Vec<&AblationMap> = maps.iter().filter(|m| m.guest.release == release).collect();
+    let ignored = enforcement
+        .iter()
+        .filter(|e| e.guest.release == release)
+        .flat_map(|e| &e.rows)
+        .filter(|r| r.status == crate::enforcement::Status::SilentlyIgnored)
+        .map(|r| r.directive.clone())
+        .collect::<Vec<_>>();
+    let mut reports = Vec::new();
+    for unit in units {
+        let name = &unit.reference.name;
+        let pass = staged.roles.iter().find(|(_, role)| **role == Role::Unit(name.clone())).map(|(p, _)| p);
+        let mut failures: Vec<String> = answered.failures.clone();
+        if let Some(report) = pass.and_then(|p| answered.reports.get(p)) {
+            failures.extend(report.failures.iter().cloned());
+        }
+        let rows = report
+            .results
+            .iter()
+            .filter(|r| r.unit == *name)
+            .map(|r| {
+                let escaped_in_control = control.get(r.attempt.as_str()) == Some(&"escaped");
+                let not_applicable = r.reason.as_deref() == Some("not-applicable");
+                let verdict = if not_applicable || (r.verdict != "escaped" && !escaped_in_control) {
+                    "not-possible".to_owned()
+                } else {
+                    r.verdict.clone()
+                };
+                let fix = (verdict == "escaped").then(|| fix_for(&maps, &r.attempt)).flatten();
+                Row {
+                    attempt: r.attempt.clone(),
+                    goal: r.goal.clone(),
+                    verdict,
+                    detail: r.detail.clone(),
+                    fix,
+                }
+            })
+            .collect();
+        let score = answered.scores.get(name);
+        let mut added =
+            vec![format!("ExecStart={} (the probe, in place of the program)", crate::inside::PROBE)];
+        if let Some(paths) = probe_exec_paths(&unit.reference.service) {
+            added.push(format!("ExecPaths={paths} (the unit lets nothing else run)"));
+        }
+        if let Some((socket, _)) = &unit.reference.socket {
+            added.push(format!("{socket} listens on a port of the harness's choosing"));
+        }
+        reports.push(AuditReport {
+            unit: name.clone(),
+            guest: guest.clone(),
+            exposure: score.and_then(|s| s.exposure),
+            rating: score.map(|s| s.rating.clone()).unwrap_or_else(|| "not scored (a template)".to_owned()),
+            not_enforced: not_enforced(&unit.reference, &ignored),
+            added,
+            rows,
+            failures,
+        });
+    }
+    reports
+}
+
+/// What closes `attempt`: the first map (in the reference units' order)
+/// in which it is held, alone or by layers.
+fn fix_for(maps: &[&AblationMap], attempt: &str) -> Option<Fix> {
+    let mut ordered: Vec<&&AblationMap> = maps.iter().collect();
+    ordered.sort_by_key(|m| passes::REFERENCE_UNITS.iter().position(|u| *u == m.unit).unwrap_or(usize::MAX));
+    ordered.iter().find_map(|map| {
+        let row = map.attempts.iter().find(|a| a.attempt == attempt)?;
+        match row.status.as_str() {
+            "held" => Some(Fix { unit: map.unit.clone(), alone: row.alone.clone(), any_of: Vec::new() }),
+            "layers" => Some(Fix {
+                unit: map.unit.clone(),
+                alone: Vec::new(),
+                any_of: row.together.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    })
+}
+
+/// The unit's directives among those measured as silently ignored, by key
+/// (`SocketBindDeny=`).
+fn not_enforced(reference: &Reference, ignored: &[String]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let files = std::iter::once(&reference.service).chain(reference.socket.as_ref().map(|(_, s)| s));
+    for file in files {
+        for section in ["Service", "Socket"] {
+            for (_, key, _) in file.entries(section) {
+                let key = format!("{key}=");
+                if ignored.iter().any(|label| label.starts_with(&key)) && !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(text: &str) -> UnitFile {
+        UnitFile::parse(text).unwrap()
+    }
+
+    #[test]
+    fn programs_are_found_behind_their_prefixes() {
+        let u = unit("[Service]\nExecStartPre=-/usr/bin/mkdir /x\nExecStart=!/usr/local/bin/server --port 1\nExecPaths=/usr\nExecReload=kill -HUP $MAINPID\n");
+        assert_eq!(programs(&u), ["/usr/bin/mkdir", "/usr/local/bin/server"]);
+    }
+
+    #[test]
+    fn the_probe_joins_exec_paths_only_where_the_unit_restricts_them() {
+        assert_eq!(probe_exec_paths(&unit("[Service]\nExecStart=/x\n")), None);
+        let paths =
+            probe_exec_paths(&unit("[Service]\nExecStart=/x\nNoExecPaths=/\nExecPaths=/x\n")).unwrap();
+        assert!(paths.starts_with("/usr/libexec/sandkasten/sandkasten-probe -/usr/lib/"), "{paths}");
+    }
+
+    #[test]
+    fn a_fix_comes_from_the_first_map_that_holds_the_attempt() {
+        use crate::ablation::AttemptHolders;
+        let map = |unit: &str, status: &str, alone: &[&str], together: Option<&[&str]>| AblationMap {
+            unit: unit.into(),
+            attempts: vec![AttemptHolders {
+                attempt: "a.b".into(),
+                status: status.into(),
+                alone: alone.iter().map(|s| (*s).to_owned()).collect(),
+                together: together.map(|t| t.iter().map(|s| (*s).to_owned()).collect()),
+                ..AttemptHolders::default()
+            }],
+            ..AblationMap::default()
+        };
+        let echo = map("sandkasten-echo.service", "held", &["PrivateNetwork="], None);
+        let http = map("sandkasten-http.service", "layers", &[], Some(&["A=", "B="]));
+        let fix = fix_for(&[&echo, &http], "a.b").unwrap();
+        assert_eq!(fix.unit, "sandkasten-http.service", "http's map comes first");
+        assert_eq!(fix.any_of, ["A=", "B="]);
+        assert_eq!(fix.advice(), "any one of A=, B= (measured in sandkasten-http.service)");
+        let na = map("sandkasten-http.service", "not-applicable", &[], None);
+        assert_eq!(fix_for(&[&na, &echo], "a.b").unwrap().alone, ["PrivateNetwork="]);
+        assert_eq!(fix_for(&[&na], "a.b"), None);
+    }
+
+    #[test]
+    fn directives_ignored_by_the_release_are_named_by_key() {
+        let reference = Reference {
+            name: "x.service".into(),
+            service: unit("[Service]\nExecStart=/x\nSocketBindDeny=any\nPrivateNetwork=yes\n"),
+            socket: None,
+        };
+        let ignored = vec!["SocketBindDeny=".to_owned(), "RestrictNetworkInterfaces=".to_owned()];
+        assert_eq!(not_enforced(&reference, &ignored), ["SocketBindDeny="]);
+    }
+
+    #[test]
+    fn loading_finds_the_socket_the_service_requires_and_refuses_what_is_not_a_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = dir.path().join("web.service");
+        std::fs::write(&service, "[Unit]\nRequires=web.socket\n[Service]\nExecStart=/usr/bin/web\n").unwrap();
+        let err = load(&service, None).unwrap_err().to_string();
+        assert!(err.contains("web.socket"), "{err}");
+        std::fs::write(dir.path().join("web.socket"), "[Socket]\nListenStream=8080\n").unwrap();
+        let audited = load(&service, None).unwrap();
+        assert_eq!(audited.reference.socket.as_ref().unwrap().0, "web.socket");
+        let err = load(&dir.path().join("web.socket"), None).unwrap_err().to_string();
+        assert!(err.contains("expected a .service file"), "{err}");
+        std::fs::write(&service, "[Service]\nType=simple\n").unwrap();
+        assert!(load(&service, None).unwrap_err().to_string().contains("no ExecStart="));
+    }
+}

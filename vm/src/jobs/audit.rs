@@ -1,0 +1,241 @@
+//! `sandkasten-vm audit` (a unit of one's own) and `sandkasten-vm lab`
+//! (the lab steps, measured the same way).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::{
+    ablation_maps, all_attempts, build, committed_enforcement, read_json, run_plan, write_json, RunOptions,
+};
+use crate::audit::{self, AuditReport, Audited};
+use crate::lab::{self, LabReport};
+use crate::payload::{self, Install};
+
+/// What `audit` runs, and with what of the user's.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRequest {
+    /// The service file.
+    pub service: PathBuf,
+    /// Its socket file, when not found beside it through `Requires=`.
+    pub socket: Option<PathBuf>,
+    /// `--binary SRC[:DEST]`.
+    pub binaries: Vec<String>,
+    /// `--files DIR[:DEST]`.
+    pub files: Vec<String>,
+    /// sysusers.d files for the users the unit names.
+    pub sysusers: Vec<PathBuf>,
+    /// Where to write the reports as JSON.
+    pub json: Option<PathBuf>,
+}
+
+/// `sandkasten-vm audit`: true when nothing escaped and the audit is
+/// complete on every release.
+pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> {
+    let audited = audit::load(&request.service, request.socket.as_deref())?;
+    let mut installs = resolve_binaries(&audited, &request.binaries)?;
+    installs.extend(resolve_files(&request.files)?);
+    let reports = run_audits(opts, &[audited], &installs, &request.sysusers)?;
+    for report in &reports {
+        println!("{}", report.text());
+    }
+    if let Some(path) = &request.json {
+        write_json(path, &reports)?;
+    }
+    let escaped: usize = reports.iter().map(|r| r.escaped().len()).sum();
+    let complete = reports.iter().all(|r| r.failures.is_empty());
+    if escaped > 0 {
+        eprintln!(
+            "sandkasten-vm: audit: {escaped} escape(s); each names what closes it in the reference units"
+        );
+    }
+    Ok(escaped == 0 && complete)
+}
+
+/// `sandkasten-vm lab`: every lab step audited on each release; writes
+/// `units/lab/measured/RELEASE.json` and the README's table, or (`check`)
+/// compares the measurement with them.
+pub fn lab(opts: &RunOptions, check: bool) -> anyhow::Result<bool> {
+    let dir = payload::workspace_root().join("units/lab");
+    let steps: Vec<Audited> =
+        lab::STEPS.iter().map(|step| audit::load(&dir.join(step), None)).collect::<Result<_, _>>()?;
+    let sysusers = vec![dir.join(lab::SYSUSERS)];
+    let reports = run_audits(opts, &steps, &[], &sysusers)?;
+    let mut ok = true;
+    for release in &opts.releases {
+        let of_release: Vec<&AuditReport> =
+            reports.iter().filter(|r| r.guest.release == release.to_string()).collect();
+        let measured = LabReport::from_audits(&of_release);
+        print!("{}", measured.text());
+        let path = lab::measured_path(&dir, *release);
+        if check {
+            let committed: LabReport = read_json(&path, "a lab measurement")?;
+            let differences = committed.differences(&measured);
+            for difference in &differences {
+                println!("FAIL: {}: {difference}", path.display());
+            }
+            ok &= differences.is_empty();
+        } else {
+            std::fs::create_dir_all(path.parent().expect("in a directory"))?;
+            write_json(&path, &measured)?;
+            eprintln!("sandkasten-vm: wrote {}", path.display());
+        }
+        ok &= measured.failures.is_empty();
+    }
+    if !check {
+        lab::write_readme_table(&dir)?;
+        eprintln!("sandkasten-vm: wrote the table in {}", dir.join("README.md").display());
+    }
+    Ok(ok)
+}
+
+/// Boots each release once with `units` installed (and the user's files)
+/// and audits each unit there.
+fn run_audits(
+    opts: &RunOptions,
+    units: &[Audited],
+    installs: &[Install],
+    sysusers: &[PathBuf],
+) -> anyhow::Result<Vec<AuditReport>> {
+    let started = std::time::Instant::now();
+    let mut installs = installs.to_vec();
+    let (guest_sysusers, sysusers_installs) = resolve_sysusers(sysusers)?;
+    installs.extend(sysusers_installs);
+    let staged = audit::stage(units, &all_attempts(), &guest_sysusers);
+    let build = build()?;
+    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
+    let unit_files: Vec<PathBuf> = units.iter().flat_map(|u| u.files.clone()).collect();
+    payload::stage(dir.path(), &build, payload::INSIDE_PLAN, &unit_files)?;
+    payload::stage_installs(dir.path(), &installs)?;
+    payload::stage_plan(dir.path(), &staged)?;
+    let units_dir = payload::workspace_root().join("units");
+    let maps = ablation_maps(&units_dir).unwrap_or_default();
+    let mut reports = Vec::new();
+    for &release in &opts.releases {
+        let enforcement: Vec<_> = committed_enforcement(&units_dir, release)?.into_iter().collect();
+        let run = run_plan(opts, release, dir.path(), "audit")?;
+        let output = String::from_utf8_lossy(run.result());
+        let mut of_release = audit::evaluate(
+            &staged,
+            units,
+            &output,
+            &release.to_string(),
+            &run.accel.to_string(),
+            &maps,
+            &enforcement,
+        );
+        if run.status != 0 {
+            for report in &mut of_release {
+                report.failures.push(format!("the guest side exited with status {}", run.status));
+            }
+        }
+        reports.extend(of_release);
+    }
+    eprintln!(
+        "sandkasten-vm: audit of {} unit(s) on {} release(s) took {:.0} s (build, boot and {} attempts in each unit)",
+        units.len(),
+        opts.releases.len(),
+        started.elapsed().as_secs_f64(),
+        all_attempts().len()
+    );
+    Ok(reports)
+}
+
+/// `--binary SRC[:DEST]`: DEST defaults to the program of the unit with
+/// SRC's file name.
+pub(super) fn resolve_binaries(audited: &Audited, binaries: &[String]) -> anyhow::Result<Vec<Install>> {
+    let programs = audit::programs(&audited.reference.service);
+    binaries
+        .iter()
+        .map(|arg| {
+            let (from, to) = split_destination(arg);
+            let meta = std::fs::metadata(&from).with_context(|| format!("--binary {arg}: cannot read {}", from.display()))?;
+            anyhow::ensure!(meta.is_file(), "--binary {arg}: {} is not a file", from.display());
+            let to = match to {
+                Some(to) => to,
+                None => {
+                    let name = from.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                    let found = programs.iter().find(|p| Path::new(p).file_name().is_some_and(|n| *n == *name));
+                    PathBuf::from(found.with_context(|| {
+                        format!(
+                            "--binary {arg}: the unit runs no program named {name} ({}); say where it goes: --binary {}:/path/in/guest",
+                            if programs.is_empty() { "it names none".to_owned() } else { programs.join(", ") },
+                            from.display()
+                        )
+                    })?)
+                }
+            };
+            Ok(Install { from, to })
+        })
+        .collect()
+}
+
+/// `--files DIR[:DEST]`: DEST defaults to `/` (DIR is a root overlay).
+pub(super) fn resolve_files(files: &[String]) -> anyhow::Result<Vec<Install>> {
+    files
+        .iter()
+        .map(|arg| {
+            let (from, to) = split_destination(arg);
+            anyhow::ensure!(from.exists(), "--files {arg}: {} does not exist", from.display());
+            let to = to.unwrap_or_else(|| PathBuf::from("/"));
+            Ok(Install { from, to })
+        })
+        .collect()
+}
+
+/// `--sysusers FILE`: each file goes to `/usr/lib/sysusers.d/STEM.conf`;
+/// those guest paths, and the installs.
+pub(super) fn resolve_sysusers(files: &[PathBuf]) -> anyhow::Result<(Vec<String>, Vec<Install>)> {
+    let mut paths = Vec::new();
+    let mut installs = Vec::new();
+    for file in files {
+        anyhow::ensure!(file.is_file(), "--sysusers {}: no such file", file.display());
+        let name = file.file_stem().and_then(|s| s.to_str()).context("a sysusers file needs a name")?;
+        let to = PathBuf::from(format!("/usr/lib/sysusers.d/{name}.conf"));
+        paths.push(to.display().to_string());
+        installs.push(Install { from: file.clone(), to });
+    }
+    Ok((paths, installs))
+}
+
+/// `SRC:DEST` (DEST absolute) or `SRC`.
+fn split_destination(arg: &str) -> (PathBuf, Option<PathBuf>) {
+    match arg.rsplit_once(':') {
+        Some((from, to)) if to.starts_with('/') && !from.is_empty() => (from.into(), Some(to.into())),
+        _ => (arg.into(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_is_split_off_only_when_absolute() {
+        assert_eq!(split_destination("www:/srv/www"), ("www".into(), Some("/srv/www".into())));
+        assert_eq!(split_destination("target/release/web"), ("target/release/web".into(), None));
+        assert_eq!(split_destination("a:b"), ("a:b".into(), None));
+    }
+
+    #[test]
+    fn a_binary_goes_where_the_unit_runs_it_or_the_error_says_where_to_put_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = dir.path().join("web.service");
+        std::fs::write(&service, "[Service]\nExecStart=/usr/local/bin/web --port 80\n").unwrap();
+        let binary = dir.path().join("web");
+        std::fs::write(&binary, "#!/bin/sh\n").unwrap();
+        let audited = audit::load(&service, None).unwrap();
+        let installs = resolve_binaries(&audited, &[binary.display().to_string()]).unwrap();
+        assert_eq!(installs[0].to, PathBuf::from("/usr/local/bin/web"));
+        let other = dir.path().join("other");
+        std::fs::write(&other, "").unwrap();
+        let err = resolve_binaries(&audited, &[other.display().to_string()]).unwrap_err().to_string();
+        assert!(err.contains("runs no program named other (/usr/local/bin/web)"), "{err}");
+        let err = resolve_binaries(&audited, &["/nonexistent/x".into()]).unwrap_err().to_string();
+        assert!(err.contains("cannot read /nonexistent/x"), "{err}");
+        assert!(resolve_files(&["/nonexistent:/srv".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
+    }
+}
