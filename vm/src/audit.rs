@@ -146,8 +146,9 @@ pub struct Row {
     pub attempt: String,
     /// Its goal (`read-secrets`).
     pub goal: String,
-    /// `escaped`, `blocked`, `killed`, `error` (stopped in a way the
-    /// catalogue does not accept as a block: inconclusive), or
+    /// `escaped`, `blocked`, `killed`, `error` (stopped, but another way
+    /// than the catalogue expects: a kill by SIGSYS where the reference
+    /// units return EPERM, another errno), or
     /// `not-possible` (the root control could not do it either here).
     pub verdict: String,
     /// What the probe saw.
@@ -247,7 +248,7 @@ impl AuditReport {
             for row in rows {
                 let label = match row.verdict.as_str() {
                     "escaped" => "ESCAPED",
-                    "error" => "unclear",
+                    "error" => "stopped",
                     "not-possible" => "n/a",
                     other => other,
                 };
@@ -262,7 +263,7 @@ impl AuditReport {
         out.push_str(&self.by_goal());
         let _ = writeln!(
             out,
-            "{} of {} attempts escaped; {} blocked, {} unclear (stopped another way than the catalogue expects), {} not possible on this machine",
+            "{} of {} attempts escaped; {} blocked, {} stopped another way than the catalogue expects (a kill by SIGSYS, another errno: not an escape either), {} not possible on this machine",
             self.count(&["escaped"]),
             self.rows.len(),
             self.count(&["blocked", "killed"]),
@@ -277,8 +278,8 @@ impl AuditReport {
 }
 
 impl AuditReport {
-    /// Per goal: how many attempts escaped, were blocked, were unclear or
-    /// were not possible here.
+    /// Per goal: how many attempts escaped, were blocked, were stopped
+    /// another way than the catalogue expects, or were not possible here.
     pub fn by_goal(&self) -> String {
         let mut goals: Vec<&str> = Vec::new();
         for row in &self.rows {
@@ -287,7 +288,7 @@ impl AuditReport {
             }
         }
         let width = goals.iter().map(|g| g.len()).max().unwrap_or(4).max(4);
-        let mut out = format!("{:width$}  escaped  blocked  unclear  n/a\n", "goal");
+        let mut out = format!("{:width$}  escaped  blocked  stopped  n/a\n", "goal");
         for goal in goals {
             let count = |verdicts: &[&str]| {
                 self.rows.iter().filter(|r| r.goal == goal && verdicts.contains(&r.verdict.as_str())).count()

@@ -153,7 +153,7 @@ fn closed(before: &LabStep, after: &LabStep) -> Vec<String> {
         .escaped
         .iter()
         .filter(|a| !after.escaped.contains(a))
-        .map(|a| if after.unclear.contains(a) { format!("{a} (unclear)") } else { a.clone() })
+        .map(|a| if after.unclear.contains(a) { format!("{a} (stopped otherwise)") } else { a.clone() })
         .collect()
 }
 
@@ -198,8 +198,8 @@ pub fn table(reports: &[LabReport]) -> String {
 /// The attempts in `per_release` on every release, then those on one
 /// only; `None` when there are none.
 fn describe(reports: &[LabReport], per_release: &[Vec<String>]) -> Option<String> {
-    let code = |a: &String| match a.strip_suffix(" (unclear)") {
-        Some(id) => format!("`{id}` (unclear)"),
+    let code = |a: &String| match a.strip_suffix(" (stopped otherwise)") {
+        Some(id) => format!("`{id}` (stopped otherwise)"),
         None => format!("`{a}`"),
     };
     let everywhere: Vec<&String> =
