@@ -523,4 +523,77 @@ mod tests {
         std::fs::write(&service, "[Service]\nType=simple\n").unwrap();
         assert!(load(&service, None).unwrap_err().to_string().contains("no ExecStart="));
     }
+
+    #[test]
+    fn evaluation_judges_against_the_control_and_the_canary_and_fails_on_gaps() {
+        use crate::contract::{GuestEvent, PassReport, Score};
+        let dir = tempfile::tempdir().unwrap();
+        let service = dir.path().join("web.service");
+        std::fs::write(&service, "[Service]\nExecStart=/usr/bin/web\nSocketBindDeny=any\n").unwrap();
+        let units = vec![load(&service, None).unwrap()];
+        let attempts: Vec<String> =
+            ["a.net", "b.fs", "c.none", "d.sys"].iter().map(|s| (*s).to_owned()).collect();
+        let staged = stage(&units, &attempts, &[]);
+        assert_eq!(staged.plan.scores, ["web.service"]);
+        let verdict = |id: &str, verdict: &str| -> crate::contract::Verdict {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "goal": "g", "directive": "X=", "verdict": verdict, "outcome": "EPERM",
+                "accepted": ["EPERM"], "detail": "d", "elapsed_ms": 1
+            }))
+            .unwrap()
+        };
+        let pass = |name: &str, verdicts: &[(&str, &str)], seen: &[&str]| {
+            let report = PassReport {
+                name: name.into(),
+                verdicts: verdicts.iter().map(|(id, v)| verdict(id, v)).collect(),
+                canary: Some(seen.iter().map(|a| ((*a).to_owned(), vec!["token".to_owned()])).collect()),
+                result: "success".into(),
+                ..PassReport::default()
+            };
+            serde_json::to_string(&GuestEvent::Pass(report)).unwrap()
+        };
+        let all = [("a.net", "escaped"), ("b.fs", "escaped"), ("c.none", "blocked"), ("d.sys", "escaped")];
+        let score = Score { unit: "web.service".into(), exposure: Some(9.6), rating: "UNSAFE".into() };
+        let output = [
+            serde_json::to_string(&GuestEvent::Score(score)).unwrap(),
+            pass("control", &all, &[]),
+            // b.fs: the probe says blocked, but the canary saw it arrive.
+            pass(
+                "audit-0",
+                &[("a.net", "escaped"), ("b.fs", "blocked"), ("c.none", "blocked"), ("d.sys", "blocked")],
+                &["b.fs"],
+            ),
+            serde_json::to_string(&GuestEvent::Done).unwrap(),
+        ]
+        .join("\n");
+        let map = AblationMap {
+            unit: "sandkasten-http.service".into(),
+            guest: GuestInfo { release: "bookworm".into(), ..GuestInfo::default() },
+            attempts: vec![crate::ablation::AttemptHolders {
+                attempt: "a.net".into(),
+                status: "held".into(),
+                alone: vec!["PrivateNetwork=".into()],
+                ..Default::default()
+            }],
+            ..AblationMap::default()
+        };
+        let reports = evaluate(&staged, &units, &output, "bookworm", "tcg", &[map], &[]);
+        let r = &reports[0];
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        assert_eq!(r.exposure, Some(9.6));
+        assert_eq!(r.escaped(), ["a.net", "b.fs"], "the canary's word counts");
+        let verdicts: Vec<&str> = r.rows.iter().map(|row| row.verdict.as_str()).collect();
+        assert_eq!(
+            verdicts,
+            ["escaped", "escaped", "not-possible", "blocked"],
+            "c.none: not even the control"
+        );
+        assert_eq!(r.rows[0].fix.as_ref().unwrap().alone, ["PrivateNetwork="]);
+        assert!(r.rows[1].fix.is_none(), "no map holds b.fs: no cause is made up");
+        assert!(r.text().contains("no reference unit holds it (measured)"));
+        // A unit that never reported is incomplete, not clean.
+        let gap = evaluate(&staged, &units, &pass("control", &all, &[]), "bookworm", "tcg", &[], &[]);
+        assert!(gap[0].failures.iter().any(|f| f.contains("never reported")), "{:?}", gap[0].failures);
+        assert!(gap[0].failures.iter().any(|f| f.contains("no exposure score")), "{:?}", gap[0].failures);
+    }
 }

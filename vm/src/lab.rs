@@ -146,6 +146,9 @@ impl LabReport {
     }
 }
 
+/// Marks an attempt stopped another way than the catalogue expects.
+const OTHERWISE: &str = " (stopped otherwise)";
+
 /// The attempts that escape in `before` and not in `after`; one stopped
 /// another way than the catalogue expects is marked so.
 fn closed(before: &LabStep, after: &LabStep) -> Vec<String> {
@@ -153,7 +156,7 @@ fn closed(before: &LabStep, after: &LabStep) -> Vec<String> {
         .escaped
         .iter()
         .filter(|a| !after.escaped.contains(a))
-        .map(|a| if after.unclear.contains(a) { format!("{a} (stopped otherwise)") } else { a.clone() })
+        .map(|a| if after.unclear.contains(a) { format!("{a}{OTHERWISE}") } else { a.clone() })
         .collect()
 }
 
@@ -198,21 +201,31 @@ pub fn table(reports: &[LabReport]) -> String {
 /// The attempts in `per_release` on every release, then those on one
 /// only; `None` when there are none.
 fn describe(reports: &[LabReport], per_release: &[Vec<String>]) -> Option<String> {
-    let code = |a: &String| match a.strip_suffix(" (stopped otherwise)") {
-        Some(id) => format!("`{id}` (stopped otherwise)"),
-        None => format!("`{a}`"),
-    };
     let everywhere: Vec<&String> =
         per_release[0].iter().filter(|a| per_release.iter().all(|c| c.contains(a))).collect();
-    let mut parts = vec![everywhere.iter().map(|a| code(a)).collect::<Vec<_>>().join(" ")];
+    let mut parts = vec![codes(everywhere.iter().copied())];
     for (report, attempts) in reports.iter().zip(per_release) {
-        let only: Vec<String> = attempts.iter().filter(|a| !everywhere.contains(a)).map(code).collect();
+        let only = codes(attempts.iter().filter(|a| !everywhere.contains(a)));
         if !only.is_empty() {
-            parts.push(format!("only on {}: {}", report.guest.release, only.join(" ")));
+            parts.push(format!("only on {}: {only}", report.guest.release));
         }
     }
     let text = parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("; ");
     (!text.is_empty()).then_some(text)
+}
+
+/// `` `a` `b`, stopped otherwise: `c` ``: the attempts as code, those
+/// marked by [`closed`] apart.
+fn codes<'a>(attempts: impl Iterator<Item = &'a String>) -> String {
+    let (otherwise, plain): (Vec<&String>, Vec<&String>) = attempts.partition(|a| a.ends_with(OTHERWISE));
+    let list = |ids: Vec<&String>| {
+        ids.iter().map(|a| format!("`{}`", a.trim_end_matches(OTHERWISE))).collect::<Vec<_>>().join(" ")
+    };
+    match (plain.is_empty(), otherwise.is_empty()) {
+        (_, true) => list(plain),
+        (true, false) => format!("stopped otherwise: {}", list(otherwise)),
+        (false, false) => format!("{}, stopped otherwise: {}", list(plain), list(otherwise)),
+    }
 }
 
 /// The committed reports of [`RELEASES`].
@@ -290,6 +303,10 @@ mod tests {
         assert!(t.contains("| 1 `l1` | 9.6 / 9.6 | 1 of 3 / 0 of 3 | `a` `b`; only on trixie: `c` |"), "{t}");
         let same = table(&[report("bookworm", &["a", "b", "c"])]);
         assert!(same.contains("| nothing |"), "{same}");
+        let mut stopped = report("bookworm", &["c"]);
+        stopped.steps[1].unclear = vec!["b".into()];
+        let t = table(&[stopped]);
+        assert!(t.contains("| `a`, stopped otherwise: `b` |"), "{t}");
         let opens = table(&[report("bookworm", &["c", "d"])]);
         assert!(opens.contains("| `a` `b`; **new routes with this step:** `d` |"), "{opens}");
     }

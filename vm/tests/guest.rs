@@ -244,3 +244,106 @@ fn the_package_installs_serves_and_purges_cleanly() {
         assert!(report.contains(check), "missing '{check}' in:\n{report}");
     }
 }
+
+/// The lab guide's hand attempts (units/lab/README.md), each run as printed:
+/// every `sandkasten-vm exec` block followed by the output it shows. They
+/// come in pairs, the step before (it gets through: status 0) and the
+/// step itself (it is blocked: not 0), and each prints what the guide says
+/// (digits aside: /etc/shadow's dates follow the image build).
+#[test]
+fn the_lab_guides_hand_attempts_print_what_it_shows() {
+    let Some(_guest) = one_guest_at_a_time() else { return };
+    let root = sandkasten_vm::payload::workspace_root();
+    let guide = std::fs::read_to_string(root.join("units/lab/README.md")).unwrap();
+    let attempts = hand_attempts(&guide);
+    assert!(attempts.len() >= 8 && attempts.len() % 2 == 0, "pairs of hand attempts: {attempts:?}");
+    for (i, (command, shown)) in attempts.iter().enumerate() {
+        let words = shell_words(command.strip_prefix("sandkasten-vm ").unwrap());
+        let args: Vec<String> = words
+            .into_iter()
+            .map(|w| if w.starts_with("units/") { root.join(&w).display().to_string() } else { w })
+            .collect();
+        let mut argv: Vec<&str> = vec!["exec", "--accel", "tcg"];
+        argv.extend(args.iter().skip(1).map(String::as_str));
+        let out = sandkasten_vm(&argv);
+        let printed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+            .filter(|l| !l.starts_with("sandkasten-vm:"))
+            .map(without_digits)
+            .collect();
+        let expected: Vec<String> = shown.lines().map(without_digits).collect();
+        for line in &expected {
+            assert!(printed.contains(line), "`{command}` did not print {line:?}: {printed:?}");
+        }
+        let status = out.status.code();
+        assert!(status != Some(EXIT_HARNESS_FAILURE as i32), "`{command}`: the harness failed");
+        if i % 2 == 0 {
+            assert_eq!(status, Some(0), "`{command}` (the step before) should get through");
+        } else {
+            assert_ne!(status, Some(0), "`{command}` (the step itself) should be blocked");
+        }
+    }
+}
+
+/// Each one-line `sandkasten-vm exec` block of `guide` with the output
+/// block after it.
+fn hand_attempts(guide: &str) -> Vec<(String, String)> {
+    let blocks: Vec<&str> = guide.split("```").skip(1).step_by(2).collect();
+    blocks
+        .windows(2)
+        .filter_map(|pair| {
+            let command = pair[0].strip_prefix("sh\n")?.trim();
+            let output = pair[1].strip_prefix('\n')?;
+            (command.starts_with("sandkasten-vm exec") && !command.contains('\n'))
+                .then(|| (command.to_owned(), output.trim_end().to_owned()))
+        })
+        .collect()
+}
+
+/// A command line split as sh does for the guide's commands: words,
+/// single-quoted strings.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+fn without_digits(line: &str) -> String {
+    line.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect()
+}
+
+#[test]
+fn hand_attempts_are_read_as_the_guide_writes_them() {
+    let guide = "```sh\nscripts/audit x\nsandkasten-vm exec --unit a -- b\n```\n```sh\nsandkasten-vm exec --unit u -- /bin/busybox sh -c 'echo a > b'\n```\n```\nout put\n```\n";
+    let attempts = hand_attempts(guide);
+    assert_eq!(
+        attempts,
+        [("sandkasten-vm exec --unit u -- /bin/busybox sh -c 'echo a > b'".to_owned(), "out put".to_owned())]
+    );
+    assert_eq!(shell_words("exec -- sh -c 'echo a > b'"), ["exec", "--", "sh", "-c", "echo a > b"]);
+    assert_eq!(without_digits("root::20787:0"), "root::00000:0");
+}
