@@ -103,7 +103,7 @@ enum Cmd {
     /// measurement differs or is incomplete
     Lab {
         #[command(flatten)]
-        boot: LabArgs,
+        boot: MatrixArgs,
         /// Compare with the committed measurement instead of writing it.
         #[arg(long)]
         check: bool,
@@ -255,30 +255,13 @@ struct YourFiles {
     sysusers: Vec<PathBuf>,
 }
 
-/// `lab`'s boot flags: like the matrix's, on both Debian releases by
-/// default.
-#[derive(clap::Args)]
-struct LabArgs {
-    /// Debian releases: one, a comma-separated list, or all.
-    #[arg(long, default_value = "bookworm,trixie", env = "SANDKASTEN_VM_RELEASE")]
-    release: Releases,
-    /// Image cache [default: $XDG_CACHE_HOME/sandkasten or ~/.cache/sandkasten].
-    #[arg(long, env = "SANDKASTEN_VM_CACHE")]
-    cache_dir: Option<PathBuf>,
-    /// Accelerator.
-    #[arg(long, value_enum, default_value = "auto", env = "SANDKASTEN_VM_ACCEL")]
-    accel: AccelRequest,
-    /// Deadline per release in seconds.
-    #[arg(long, env = "SANDKASTEN_VM_TIMEOUT")]
-    timeout: Option<f64>,
-}
-
 #[derive(clap::Args)]
 struct MatrixArgs {
     /// Debian release(s) of the guest: bookworm (systemd 252), trixie (257),
-    /// sid (the newest), or all.
-    #[arg(long, default_value = "bookworm", env = "SANDKASTEN_VM_RELEASE")]
-    release: Releases,
+    /// sid (the newest), a comma-separated list, or all [default: bookworm;
+    /// for lab: bookworm,trixie].
+    #[arg(long, env = "SANDKASTEN_VM_RELEASE")]
+    release: Option<Releases>,
     /// Image cache [default: $XDG_CACHE_HOME/sandkasten or ~/.cache/sandkasten].
     #[arg(long, env = "SANDKASTEN_VM_CACHE")]
     cache_dir: Option<PathBuf>,
@@ -383,12 +366,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Lab { boot, check, .. } => {
-            let options = RunOptions {
-                releases: boot.release.list(),
-                cache_dir: boot.cache_dir,
-                accel: boot.accel,
-                timeout: boot.timeout.map(Duration::from_secs_f64),
-            };
+            let mut options = boot.options();
+            if boot.release.is_none() {
+                options.releases = sandkasten_vm::lab::RELEASES.to_vec();
+            }
             exit(jobs::lab(&options, check))
         }
         Cmd::Reliability { boot, json } => exit(jobs::reliability(&boot.options(), json.as_deref())),
@@ -414,7 +395,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 impl MatrixArgs {
     fn options(&self) -> RunOptions {
         RunOptions {
-            releases: self.release.list(),
+            releases: self.release.as_ref().map_or(vec![Release::Bookworm], Releases::list),
             cache_dir: self.cache_dir.clone(),
             accel: self.accel,
             timeout: self.timeout.map(Duration::from_secs_f64),
