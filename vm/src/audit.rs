@@ -234,12 +234,7 @@ impl AuditReport {
         for line in &self.added {
             let _ = writeln!(out, "the audit added: {line}");
         }
-        let mut goals: Vec<&str> = Vec::new();
-        for row in &self.rows {
-            if !goals.contains(&row.goal.as_str()) {
-                goals.push(&row.goal);
-            }
-        }
+        let goals = self.goals();
         let width = self.rows.iter().map(|r| r.attempt.len()).max().unwrap_or(0);
         for goal in goals {
             let _ = writeln!(out, "{goal}:");
@@ -278,15 +273,21 @@ impl AuditReport {
 }
 
 impl AuditReport {
-    /// Per goal: how many attempts escaped, were blocked, were stopped
-    /// another way than the catalogue expects, or were not possible here.
-    pub fn by_goal(&self) -> String {
+    /// The goals, in catalogue order.
+    fn goals(&self) -> Vec<&str> {
         let mut goals: Vec<&str> = Vec::new();
         for row in &self.rows {
             if !goals.contains(&row.goal.as_str()) {
                 goals.push(&row.goal);
             }
         }
+        goals
+    }
+
+    /// Per goal: how many attempts escaped, were blocked, were stopped
+    /// another way than the catalogue expects, or were not possible here.
+    pub fn by_goal(&self) -> String {
+        let goals = self.goals();
         let width = goals.iter().map(|g| g.len()).max().unwrap_or(4).max(4);
         let mut out = format!("{:width$}  escaped  blocked  stopped  n/a\n", "goal");
         for goal in goals {
