@@ -265,8 +265,11 @@ impl AuditReport {
             self.count(&["error"]),
             self.count(&["not-possible"]),
         );
+        if !self.failures.is_empty() {
+            let _ = writeln!(out, "THE AUDIT IS INCOMPLETE; what went wrong:");
+        }
         for failure in &self.failures {
-            let _ = writeln!(out, "INCOMPLETE: {failure}");
+            let _ = writeln!(out, "  {failure}");
         }
         out
     }
@@ -369,6 +372,9 @@ pub fn evaluate(
         if let Some(report) = pass.and_then(|p| answered.reports.get(p)) {
             failures.extend(report.failures.iter().cloned());
         }
+        if let Some(hint) = start_failure_hint(&failures) {
+            failures.push(hint.to_owned());
+        }
         let rows = report
             .results
             .iter()
@@ -412,6 +418,21 @@ pub fn evaluate(
         });
     }
     reports
+}
+
+/// What to do about a unit that systemd could not start, from the exit
+/// status its journal names (systemd.exec(5), "Process exit codes").
+fn start_failure_hint(failures: &[String]) -> Option<&'static str> {
+    let said = |status: &str| failures.iter().any(|f| f.contains(status));
+    if said("217/USER") || said("216/GROUP") {
+        Some("hint: the unit's User= or Group= does not exist in the guest; give its sysusers.d file with --sysusers FILE")
+    } else if said("226/NAMESPACE") || said("200/CHDIR") {
+        Some("hint: a path the unit names (ReadWritePaths=, BindPaths=, WorkingDirectory=, …) is missing in the guest; bring it with --files DIR:DEST")
+    } else if said("203/EXEC") {
+        Some("hint: the probe could not be executed in this unit (its ExecPaths=, RootDirectory= or a mount hides it)")
+    } else {
+        None
+    }
 }
 
 /// What closes `attempt`: the first map (in the reference units' order)
@@ -596,5 +617,9 @@ mod tests {
         let gap = evaluate(&staged, &units, &pass("control", &all, &[]), "bookworm", "tcg", &[], &[]);
         assert!(gap[0].failures.iter().any(|f| f.contains("never reported")), "{:?}", gap[0].failures);
         assert!(gap[0].failures.iter().any(|f| f.contains("no exposure score")), "{:?}", gap[0].failures);
+        assert!(gap[0].text().contains("THE AUDIT IS INCOMPLETE"));
+        let journal = ["its journal: Main process exited, code=exited, status=217/USER".to_owned()];
+        assert!(start_failure_hint(&journal).unwrap().contains("--sysusers"));
+        assert_eq!(start_failure_hint(&["pass never reported".to_owned()]), None);
     }
 }
