@@ -272,12 +272,12 @@ fn the_lab_guides_hand_attempts_print_what_it_shows() {
             .filter(|l| !l.starts_with("sandkasten-vm:"))
             .map(without_digits)
             .collect();
+        let status = out.status.code();
+        assert!(status != Some(EXIT_HARNESS_FAILURE as i32), "`{command}`: the harness failed: {printed:?}");
         let expected: Vec<String> = shown.lines().map(without_digits).collect();
         for line in &expected {
             assert!(printed.contains(line), "`{command}` did not print {line:?}: {printed:?}");
         }
-        let status = out.status.code();
-        assert!(status != Some(EXIT_HARNESS_FAILURE as i32), "`{command}`: the harness failed");
         if i % 2 == 0 {
             assert_eq!(status, Some(0), "`{command}` (the step before) should get through");
         } else {
