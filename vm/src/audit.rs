@@ -346,8 +346,8 @@ pub fn evaluate(
     enforcement: &[EnforcementReport],
 ) -> Vec<AuditReport> {
     let plan: &Plan = &staged.plan;
-    let report = matrix::evaluate(plan, &staged.roles, output, accel);
     let answered = answer(plan, output);
+    let report = matrix::from_answer(plan, &staged.roles, &answered, accel);
     let mut guest = report.guest.clone();
     guest.release = release.to_owned();
     let control: BTreeMap<&str, &str> = report

@@ -359,12 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             exit(jobs::audit(&boot.options(), &request))
         }
-        Cmd::Lab { redraw: true, .. } => {
-            let lab = payload::workspace_root().join("units/lab");
-            sandkasten_vm::lab::write_readme_table(&lab)?;
-            eprintln!("sandkasten-vm: wrote the table in {}", lab.join("README.md").display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Lab { redraw: true, .. } => exit(jobs::redraw_lab()),
         Cmd::Lab { boot, check, .. } => {
             let mut options = boot.options();
             if boot.release.is_none() {

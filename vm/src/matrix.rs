@@ -128,7 +128,13 @@ pub struct Summary {
 /// signal, a marker file on the host) is `escaped`, whatever the probe
 /// believed.
 pub fn evaluate(plan: &Plan, roles: &BTreeMap<String, Role>, output: &str, accel: &str) -> Report {
-    let Answer { mut guest, checks: functional, reports, mut failures, .. } = answer(plan, output);
+    from_answer(plan, roles, &answer(plan, output), accel)
+}
+
+/// [`evaluate`] of an answer already read (an audit reads its scores too).
+pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer, accel: &str) -> Report {
+    let (reports, functional) = (&answer.reports, answer.checks.clone());
+    let (mut guest, mut failures) = (answer.guest.clone(), answer.failures.clone());
     guest.accel = accel.to_owned();
     let mut results: Vec<AttemptResult> = Vec::new();
     for pass in &plan.passes {

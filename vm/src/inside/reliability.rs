@@ -126,12 +126,7 @@ fn killed(name: &str, signal: &str) -> Result<Scenario, String> {
             note = "the first SIGSEGV only reset Rust's handler, the second killed; ".into();
         }
     }
-    let last = kills.last().expect("one kill at least").end;
-    load.wait_for_answer_after(last, CLIENT_TIMEOUT);
-    std::thread::sleep(Duration::from_secs(2));
-    let samples = load.stop();
-    let mut s = scenario(name, &samples, &kills);
-    s.recovery_s = recovery(&samples, last);
+    let mut s = after_kills(name, load, &kills);
     if main_pid()? == Some(pid) {
         return Err(format!("the service survived SIG{signal}"));
     }
@@ -149,14 +144,22 @@ fn crash_burst(name: &str) -> Result<Scenario, String> {
         kills.push(kill(pid, "KILL")?);
         last = Some(pid);
     }
-    let after = kills.last().expect("BURST > 0").end;
-    load.wait_for_answer_after(after, CLIENT_TIMEOUT);
-    std::thread::sleep(Duration::from_secs(2));
-    let samples = load.stop();
-    let mut s = scenario(name, &samples, &kills);
-    s.recovery_s = recovery(&samples, after);
+    let mut s = after_kills(name, load, &kills);
     s.note = format!("{BURST} kills, {} restart(s) by systemd so far", restarts()?);
     Ok(s)
+}
+
+/// The end of a scenario with kills: the load runs until a request sent
+/// after the last kill is answered (or times out), and 2 s more; the
+/// scenario, with its recovery time from the last kill.
+fn after_kills(name: &str, load: Load, kills: &[Kill]) -> Scenario {
+    let last = kills.last().expect("one kill at least").end;
+    load.wait_for_answer_after(last, CLIENT_TIMEOUT);
+    std::thread::sleep(Duration::from_secs(2));
+    let samples = load.stop();
+    let mut s = scenario(name, &samples, kills);
+    s.recovery_s = recovery(&samples, last);
+    s
 }
 
 /// `systemctl restart` while requests flow: nothing may be lost.

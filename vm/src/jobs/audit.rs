@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{
-    ablation_maps, all_attempts, build, committed_enforcement, read_json, run_plan, write_json, RunOptions,
+    ablation_maps, all_attempts, build, committed_enforcement, read_json, run_plan, stage, write_json,
+    RunOptions,
 };
 use crate::audit::{self, AuditReport, Audited};
 use crate::lab::{self, LabReport};
@@ -83,10 +84,18 @@ pub fn lab(opts: &RunOptions, check: bool) -> anyhow::Result<bool> {
         ok &= measured.failures.is_empty();
     }
     if !check {
-        lab::write_readme_table(&dir)?;
-        eprintln!("sandkasten-vm: wrote the table in {}", dir.join("README.md").display());
+        redraw_lab()?;
     }
     Ok(ok)
+}
+
+/// `sandkasten-vm lab --redraw`: the README's table from the committed
+/// measurement, no guest.
+pub fn redraw_lab() -> anyhow::Result<bool> {
+    let dir = payload::workspace_root().join("units/lab");
+    lab::write_readme_table(&dir)?;
+    eprintln!("sandkasten-vm: wrote the table in {}", dir.join("README.md").display());
+    Ok(true)
 }
 
 /// Boots each release once with `units` installed (and the user's files)
@@ -101,13 +110,14 @@ fn run_audits(
     let mut installs = installs.to_vec();
     let (guest_sysusers, sysusers_installs) = resolve_sysusers(sysusers)?;
     installs.extend(sysusers_installs);
+    // The units as written, where an admin puts them.
+    for file in units.iter().flat_map(|u| &u.files) {
+        let name = file.file_name().context("a unit file has a name")?;
+        installs.push(Install { from: file.clone(), to: Path::new("/etc/systemd/system").join(name) });
+    }
     let staged = audit::stage(units, &all_attempts(), &guest_sysusers);
-    let build = build()?;
-    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    let unit_files: Vec<PathBuf> = units.iter().flat_map(|u| u.files.clone()).collect();
-    payload::stage(dir.path(), &build, payload::INSIDE_PLAN, &unit_files)?;
+    let dir = stage(&build()?, &staged)?;
     payload::stage_installs(dir.path(), &installs)?;
-    payload::stage_plan(dir.path(), &staged)?;
     let units_dir = payload::workspace_root().join("units");
     let maps = ablation_maps(&units_dir).unwrap_or_default();
     let mut reports = Vec::new();

@@ -89,24 +89,16 @@ pub fn exec(mut config: Config, request: ExecRequest) -> anyhow::Result<i32> {
 /// the user's unit beside them, and the command to run in it.
 fn stage_unit_payload(unit: &Path, request: &ExecRequest) -> anyhow::Result<tempfile::TempDir> {
     use std::os::unix::ffi::OsStrExt;
-    let name = unit
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| n.ends_with(".service"))
-        .with_context(|| format!("{}: --unit takes a .service file", unit.display()))?;
-    let text = std::fs::read_to_string(unit).with_context(|| format!("cannot read {}", unit.display()))?;
-    anyhow::ensure!(text.contains("[Service]"), "{}: no [Service] section", unit.display());
-    let audited = crate::audit::load(unit, None)?;
+    // The unit (a .service with ExecStart=) and the socket it requires.
+    let audited = crate::audit::load(unit, None).context("--unit")?;
     let mut installs = super::audit::resolve_binaries(&audited, &request.binaries)?;
     installs.extend(super::audit::resolve_files(&request.files)?);
     installs.extend(super::audit::resolve_sysusers(&request.sysusers)?.1);
-    let workspace = payload::workspace_root();
-    eprintln!("sandkasten-vm: building the servers, the probe and the package (release)");
-    let build = payload::build(&workspace)?;
+    let build = super::build()?;
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
     payload::stage(dir.path(), &build, payload::IN_UNIT_PLAN, &audited.files)?;
     payload::stage_installs(dir.path(), &installs)?;
-    std::fs::write(dir.path().join(".unit-name"), name)?;
+    std::fs::write(dir.path().join(".unit-name"), &audited.reference.name)?;
     let mut argv = Vec::new();
     for arg in &request.command {
         argv.extend_from_slice(arg.as_bytes());
