@@ -1,6 +1,7 @@
-//! The load clients behind `scripts/bench`'s gopher and echo rows: one
-//! process keeps many exchanges in flight against a server on 127.0.0.1 for
-//! a fixed time and reports what came back.
+//! The load clients behind `scripts/bench`'s gopher and echo rows, and the
+//! HTTP client of `sandkasten-vm bench` ([`http`], in a guest that has no
+//! wrk): one process keeps many exchanges in flight against a server on
+//! 127.0.0.1 for a fixed time and reports what came back.
 //!
 //! They replace the benchmark's Python epoll clients and keep their
 //! parameters, defaults and JSON output (see [`GopherReport`],
@@ -29,6 +30,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
+
+mod http;
+pub use http::{http, Answer, Framer, Http, HttpReport};
 
 /// Where every load goes.
 pub const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;

@@ -1,12 +1,12 @@
 //! `sandkasten-load`: the load generator `scripts/bench` runs for its gopher
-//! and echo rows. Prints one JSON object, the same `bench.py client …`
-//! printed.
+//! and echo rows (and, as a library, `sandkasten-vm bench`'s HTTP client).
+//! Prints one JSON object, the same `bench.py client …` printed.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use sandkasten_load::{EchoTcp, EchoUdp, Gopher};
+use sandkasten_load::{EchoTcp, EchoUdp, Gopher, Http};
 
-/// Load a gopher or echo server on 127.0.0.1 for a while and print what it
+/// Load an HTTP, gopher or echo server on 127.0.0.1 for a while and print what it
 /// managed, as JSON.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Kind {
+    /// HTTP/1.1 GETs, kept alive or a new connection each, every answer
+    /// read by its Content-Length.
+    Http(Http),
     /// Gopher exchanges: connect, send the selector, read to EOF, close.
     Gopher(Gopher),
     /// TCP echo: stream bytes through each connection and count them back.
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     .context("cannot start the tokio runtime")?;
     let json = runtime.block_on(async {
         anyhow::Ok(match &cli.kind {
+            Kind::Http(args) => serde_json::to_string(&sandkasten_load::http(args).await.context("http")?),
             Kind::Gopher(args) => {
                 serde_json::to_string(&sandkasten_load::gopher(args).await.context("gopher")?)
             }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use sandkasten_load::{echo_tcp, echo_udp, gopher, EchoTcp, EchoUdp, Gopher};
+use sandkasten_load::{echo_tcp, echo_udp, gopher, http, EchoTcp, EchoUdp, Gopher, Http};
 
 const ANSWER: usize = 10_000;
 
@@ -96,6 +96,92 @@ async fn gopher_against_a_closed_port_counts_errors_and_ends_on_time() {
     assert_eq!(report.requests, 0);
     assert!(report.errors > 0);
     assert!(report.seconds < 1.5, "{report:?}");
+}
+
+/// An HTTP/1.1 server (a thread per connection) that answers every GET of
+/// `/file` with `ANSWER` bytes and a Content-Length, as many as a
+/// connection asks for; counts the answers and the connections.
+fn http_server() -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let (s, a) = (served.clone(), accepted.clone());
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            a.fetch_add(1, Ordering::Relaxed);
+            let s = s.clone();
+            thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut head = Vec::new();
+                    let mut line = String::new();
+                    while line != "\r\n" {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(line.clone());
+                    }
+                    assert_eq!(head[0], "GET /file HTTP/1.1\r\n", "the client sent the wrong request");
+                    let close = head.iter().any(|l| l.eq_ignore_ascii_case("connection: close\r\n"));
+                    let mut answer =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {ANSWER}\r\n\r\n").into_bytes();
+                    answer.resize(answer.len() + ANSWER, b'x');
+                    if reader.get_mut().write_all(&answer).is_err() {
+                        return;
+                    }
+                    s.fetch_add(1, Ordering::Relaxed);
+                    if close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, served, accepted)
+}
+
+fn http_args(port: u16, close: bool, expect: Option<u64>) -> Http {
+    Http { port, duration: 0.5, concurrency: 4, path: "/file".into(), close, expect }
+}
+
+#[tokio::test]
+async fn http_keep_alive_reads_each_answer_by_its_length_on_one_connection_each() {
+    let (addr, served, accepted) = http_server();
+    let report = http(&http_args(addr.port(), false, Some(ANSWER as u64))).await.unwrap();
+    let served = served.load(Ordering::Relaxed);
+    assert_eq!(report.errors, 0, "{report:?}");
+    assert!(report.requests >= 50, "only {} requests in 0.5 s: {report:?}", report.requests);
+    // Framed by length, not by a close: four connections served them all.
+    assert_eq!(accepted.load(Ordering::Relaxed), 4);
+    assert!(served >= report.requests && served <= report.requests + 4, "{served} served: {report:?}");
+    assert_eq!(report.bytes, report.requests * ANSWER as u64);
+    assert!(report.p50_ms > 0.0 && report.p50_ms <= report.p99_ms, "{report:?}");
+    assert!((report.rate - report.requests as f64 / report.seconds).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn http_close_opens_a_connection_per_request() {
+    let (addr, served, accepted) = http_server();
+    let report = http(&http_args(addr.port(), true, Some(ANSWER as u64))).await.unwrap();
+    assert_eq!(report.errors, 0, "{report:?}");
+    assert!(report.requests >= 50, "{report:?}");
+    let accepted = accepted.load(Ordering::Relaxed);
+    assert!(accepted >= report.requests && accepted <= report.requests + 4, "{accepted}: {report:?}");
+    assert!(served.load(Ordering::Relaxed) >= report.requests);
+}
+
+#[tokio::test]
+async fn http_answers_of_the_wrong_length_are_errors() {
+    let (addr, _, _) = http_server();
+    let report = http(&http_args(addr.port(), false, Some(ANSWER as u64 - 1))).await.unwrap();
+    assert_eq!(report.requests, 0, "{report:?}");
+    assert!(report.errors >= 50, "{report:?}");
+    assert_eq!(report.bytes, report.errors * ANSWER as u64, "the answers were still read in full");
+    assert_eq!((report.p50_ms, report.p99_ms), (0.0, 0.0), "no answered request, no latency");
 }
 
 /// A TCP echo server (a thread per connection) that counts the bytes it
