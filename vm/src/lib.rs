@@ -29,6 +29,8 @@
 //! - [`audit`]: the catalogue in a unit of one's own, with what closes each
 //!   escape.
 //! - [`lab`]: the lab steps measured in escapes, and the README's table.
+//! - [`reliability`] and [`bench`]: the shipped http socket under crashes
+//!   and hangs, and what its sandbox costs in requests/s and start time.
 //!
 //! # Protocol with the guest
 //! `vm/guest/overlay/usr/lib/sandkasten/harness-runner` runs the command and
@@ -40,6 +42,7 @@
 pub mod ablation;
 pub mod accel;
 pub mod audit;
+pub mod bench;
 pub mod contract;
 pub mod enforcement;
 mod error;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sandkasten_vm::guest::print_progress;
-use sandkasten_vm::jobs::{self, AuditRequest, ExecRequest, RunOptions};
+use sandkasten_vm::jobs::{self, AuditRequest, BenchSettings, ExecRequest, RunOptions};
 use sandkasten_vm::payload;
 use sandkasten_vm::{
     AccelRequest, Config, CpuModel, Guest, Image, InitrdKind, Release, Releases, EXIT_HARNESS_FAILURE,
@@ -190,6 +190,29 @@ enum Cmd {
     /// The guest side of `reliability` (run in the guest by the harness).
     #[command(hide = true)]
     InsideReliability,
+    /// What the sandbox costs: the same sandkasten-http in its shipped
+    /// socket and service (sandboxed) and under systemd-socket-activate as
+    /// root (bare), in one guest per release, alternated round by round:
+    /// requests/s (1 KiB kept alive and a new connection each, 100 KiB kept
+    /// alive) and the cold start, connect to first byte, against warm.
+    /// Prints a table per release; exits 1 when a contender failed or
+    /// answered wrong (never for slow figures), 69 when the harness failed.
+    Bench {
+        #[command(flatten)]
+        boot: MatrixArgs,
+        /// Write the reports (an array, one per release, with the table's
+        /// figures as `rows`) here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        settings: BenchArgs,
+    },
+    /// The guest side of `bench` (run in the guest by the harness).
+    #[command(hide = true)]
+    InsideBench {
+        #[command(flatten)]
+        settings: BenchArgs,
+    },
     /// The guest side of `matrix` and `ablate`: carry out PLAN (run in
     /// the guest by the harness, not by hand).
     #[command(hide = true)]
@@ -253,6 +276,23 @@ struct YourFiles {
     /// (repeatable); applied before the unit starts.
     #[arg(long, value_name = "FILE")]
     sysusers: Vec<PathBuf>,
+}
+
+/// How long and how often `bench` measures.
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Rounds of each scenario and of the cold start, contenders alternated.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
+    /// Seconds of each load.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    duration: f64,
+}
+
+impl BenchArgs {
+    fn settings(&self) -> BenchSettings {
+        BenchSettings { rounds: self.rounds.into(), duration: self.duration }
+    }
 }
 
 #[derive(clap::Args)]
@@ -368,6 +408,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             exit(jobs::lab(&options, check))
         }
         Cmd::Reliability { boot, json } => exit(jobs::reliability(&boot.options(), json.as_deref())),
+        Cmd::Bench { boot, json, settings } => {
+            exit(jobs::bench(&boot.options(), settings.settings(), json.as_deref()))
+        }
+        Cmd::InsideBench { settings } => {
+            let BenchSettings { rounds, duration } = settings.settings();
+            Ok(ExitCode::from(sandkasten_vm::inside::bench::run(rounds, duration) as u8))
+        }
         Cmd::InsideReliability => Ok(ExitCode::from(sandkasten_vm::inside::reliability::run() as u8)),
         Cmd::Inside { plan } => Ok(ExitCode::from(sandkasten_vm::inside::run(&plan) as u8)),
         Cmd::Exec { boot, timeout, timings, unit, yours, command } => {

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 
 mod http;
-pub use http::{http, Answer, Framer, Http, HttpReport};
+pub use http::{http, http_blocking, Answer, Framer, Http, HttpReport};
 
 /// Where every load goes.
 pub const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;

@@ -10,6 +10,7 @@
 //! a verdict, a canary that could not be asked. The host decides; this side
 //! only reports, one [`GuestEvent`] per line on stdout.
 
+pub mod bench;
 mod functional;
 pub mod host;
 mod pass;

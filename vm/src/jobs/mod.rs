@@ -8,13 +8,15 @@
 //!   every lab step;
 //! - [`enforce`]: the enforcement report, in a VM or on this host;
 //! - [`exec`]: a command (or a unit's sandbox) in the guest;
-//! - [`reliability`]: crashes, hangs, restarts and starvation under load.
+//! - [`reliability`]: crashes, hangs, restarts and starvation under load;
+//! - [`bench`]: what the sandbox costs, the same server sandboxed and bare.
 //!
 //! This module holds what they share: how a plan is built, staged and run,
 //! and where the committed data lives.
 
 mod ablate;
 mod audit;
+mod bench;
 mod enforce;
 mod exec;
 mod matrix;
@@ -28,6 +30,7 @@ use anyhow::Context;
 
 pub use ablate::{ablate, redraw_maps};
 pub use audit::{audit, lab, redraw_lab, AuditRequest};
+pub use bench::{bench, BenchSettings};
 pub use enforce::enforce;
 pub use exec::{exec, ExecRequest};
 pub use matrix::matrix;

@@ -1,0 +1,105 @@
+//! `sandkasten-vm bench`.
+
+use std::path::Path;
+
+use super::{build, run_plan, write_json, RunOptions};
+use crate::bench::BenchReport;
+use crate::payload;
+
+/// How long and how often `bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BenchSettings {
+    /// Rounds of each scenario (and of the cold start).
+    pub rounds: usize,
+    /// Seconds of each load.
+    pub duration: f64,
+}
+
+/// The guest side, `sandkasten-vm inside-bench` from the package, with
+/// `settings`.
+fn plan(settings: BenchSettings) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # The guest side of `sandkasten-vm bench` (vm/src/inside/bench.rs).\n\
+         exec /usr/libexec/sandkasten/sandkasten-vm inside-bench --rounds {} --duration {}\n",
+        settings.rounds, settings.duration
+    )
+}
+
+/// `sandkasten-vm bench`: one boot per release, the same server sandboxed
+/// and bare ([`crate::inside::bench`]); prints a table per release and
+/// writes the reports, with their figures, to `json`. Passes when every
+/// release's guest side measured everything without a wrong answer; how
+/// slow the sandbox is never fails it.
+pub fn bench(opts: &RunOptions, settings: BenchSettings, json: Option<&Path>) -> anyhow::Result<bool> {
+    anyhow::ensure!(settings.rounds > 0, "--rounds must be at least 1");
+    anyhow::ensure!(
+        settings.duration.is_finite() && settings.duration > 0.0,
+        "--duration must be a positive number of seconds"
+    );
+    let started = std::time::Instant::now();
+    let built = build()?;
+    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
+    payload::stage(dir.path(), &built, &plan(settings), &[])?;
+    let mut reports = Vec::new();
+    let mut passed = true;
+    for &release in &opts.releases {
+        let run = run_plan(opts, release, dir.path(), "sandbox cost measurement")?;
+        let mut report =
+            from_answer(run.result(), run.status).map_err(|e| anyhow::anyhow!("{release}: {e}"))?;
+        report.release = release.to_string();
+        report.accel = run.accel.to_string();
+        report.rows = report.rows();
+        println!("{}", report.table());
+        let failures = report.failures();
+        for failure in &failures {
+            println!("FAIL {failure}");
+        }
+        passed &= failures.is_empty();
+        reports.push(report);
+    }
+    if let Some(path) = json {
+        write_json(path, &reports)?;
+    }
+    println!(
+        "sandkasten-vm: bench {} in {} s",
+        if passed { "measured" } else { "FAILED" },
+        started.elapsed().as_secs()
+    );
+    Ok(passed)
+}
+
+/// The guest side's report from what it wrote and its exit status: a
+/// status other than 0 is one more error in it.
+fn from_answer(stdout: &[u8], status: i32) -> anyhow::Result<BenchReport> {
+    let output = String::from_utf8_lossy(stdout);
+    let mut report: BenchReport = serde_json::from_str(output.trim())
+        .map_err(|e| anyhow::anyhow!("the guest side wrote no report ({e}): {}", output.trim()))?;
+    if status != 0 {
+        report.errors.push(format!("the guest side exited with status {status}"));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_passes_the_settings_on() {
+        let plan = plan(BenchSettings { rounds: 2, duration: 0.5 });
+        assert!(plan.starts_with("#!/bin/sh\n"), "{plan}");
+        assert!(plan.ends_with("sandkasten-vm inside-bench --rounds 2 --duration 0.5\n"), "{plan}");
+    }
+
+    #[test]
+    fn a_failed_guest_side_is_an_error_in_its_report_and_no_report_is_an_error() {
+        let json = r#"{"release":"","systemd":"252","kernel":"6.1","rounds":1,"duration_s":1.0,
+            "concurrency":16,"throughput":[],"cold":{"bare_ms":[],"sandboxed_ms":[]},
+            "warm":{"bare_ms":[],"sandboxed_ms":[]},"errors":["the socket did not start"]}"#;
+        let report = from_answer(json.as_bytes(), 1).unwrap();
+        assert_eq!(report.errors, ["the socket did not start", "the guest side exited with status 1"]);
+        let error = from_answer(b"Segmentation fault\n", 139).unwrap_err().to_string();
+        assert!(error.contains("wrote no report") && error.contains("Segmentation fault"), "{error}");
+    }
+}
