@@ -22,6 +22,7 @@ use sandkasten_runtime::Context;
 use tokio::net::TcpStream;
 
 use crate::handler;
+use crate::zerocopy::{Mappings, Stream};
 use crate::Site;
 
 /// The largest request head (request line plus headers) we buffer. Browsers
@@ -40,9 +41,12 @@ pub(crate) async fn serve(ctx: Context, site: Arc<Site>, stream: TcpStream, peer
     // connection has had its first one (a stored permit if nobody waits).
     let requested = Arc::new(tokio::sync::Notify::new());
     let seen = requested.clone();
+    // Large files go from the page cache to the socket (`zerocopy`).
+    let mappings = Arc::new(Mappings::default());
+    let stream = Stream::new(stream, mappings.clone());
     let service = service_fn(move |req| {
         seen.notify_one();
-        handler::handle(site.clone(), peer, req)
+        handler::handle(site.clone(), peer, mappings.clone(), req)
     });
     let mut builder = http1::Builder::new();
     builder

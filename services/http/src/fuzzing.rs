@@ -85,7 +85,7 @@ pub fn locate(
 pub async fn respond(site: &Arc<Site>, request: Request<()>) -> io::Result<Response<Bytes>> {
     let (parts, ()) = request.into_parts();
     let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let (head, body) = handler::respond(site, peer, &parts).await.into_parts();
+    let (head, body) = handler::respond(site, peer, None, &parts).await.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Response::from_parts(head, body))
 }

@@ -21,11 +21,13 @@
 //!    headers it would half-handle, then add `ETag` and `Vary`, answer
 //!    `If-None-Match`/`If-Modified-Since` with 304, and repeat the call
 //!    without `Range` when `If-Range` does not hold (`validators`).
-//!    A plain GET of a small file (no `Range`, no `If-Unmodified-Since`, no
-//!    precompressed sibling in play) skips tower-http: step 3 reads it whole
-//!    ([`SMALL_FILE`]) and we send it from memory with the same headers.
-//!    tower-http opens, stats and reads through one blocking-pool round trip
-//!    each, which for a small file costs far more than the reading.
+//!    A plain GET (no `Range`, no `If-Unmodified-Since`, no precompressed
+//!    sibling in play) skips tower-http and gets the same headers from us:
+//!    a small file ([`SMALL_FILE`]) is read whole right after the lookup
+//!    and sent from memory (tower-http opens, stats and reads through one
+//!    blocking-pool round trip each, which for a small file costs far more
+//!    than the reading); a larger one is mapped and sent from the page
+//!    cache with `sendfile` (`zerocopy`), as nginx sends it.
 //!
 //! Every response carries `X-Content-Type-Options: nosniff` (a browser must
 //! not run an uploaded `.txt` as script), and every request gets one
@@ -52,6 +54,7 @@ use hyper::body::Incoming;
 use tower_http::services::ServeFile;
 
 use crate::resolve::{self, Located, Refusal, Wanted};
+use crate::zerocopy::Mappings;
 use crate::{listing, validators, Site};
 
 /// Files up to this size may be read whole right after the lookup and sent
@@ -66,11 +69,12 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 pub(crate) async fn handle(
     site: Arc<Site>,
     peer: SocketAddr,
+    mappings: Arc<Mappings>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     // GET and HEAD bodies mean nothing here; hyper discards an unread body.
     let (parts, _body) = req.into_parts();
-    let mut response = respond(&site, peer, &parts).await;
+    let mut response = respond(&site, peer, Some(&mappings), &parts).await;
     response.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     tracing::debug!(
         %peer,
@@ -82,7 +86,15 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-pub(crate) async fn respond(site: &Arc<Site>, peer: SocketAddr, parts: &Parts) -> Response<Body> {
+/// The response to one request. `mappings` is the connection's, when its
+/// stream sends mapped files with `sendfile` (see `zerocopy`); without it a
+/// large file is streamed by tower-http.
+pub(crate) async fn respond(
+    site: &Arc<Site>,
+    peer: SocketAddr,
+    mappings: Option<&Arc<Mappings>>,
+    parts: &Parts,
+) -> Response<Body> {
     // 1. Method.
     if parts.method != Method::GET && parts.method != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -101,12 +113,12 @@ pub(crate) async fn respond(site: &Arc<Site>, peer: SocketAddr, parts: &Parts) -
         gzip: accepts(&parts.headers, b"gzip"),
         br: accepts(&parts.headers, b"br"),
     };
-    let small_ok = parts.method == Method::GET
+    let plain_get = parts.method == Method::GET
         && !parts.headers.contains_key(RANGE)
         && !parts.headers.contains_key(IF_UNMODIFIED_SINCE);
     let located = resolve::locate(site.root(), &segments, wanted);
-    let small = match &located {
-        Ok(Located::File(file)) if small_ok => read_small(file),
+    let plain = match &located {
+        Ok(Located::File(file)) if plain_get => open_plain(file, mappings),
         _ => None,
     };
     match located {
@@ -122,54 +134,66 @@ pub(crate) async fn respond(site: &Arc<Site>, peer: SocketAddr, parts: &Parts) -
             response
         }
         // 6. File.
-        Ok(Located::File(file)) => match small {
-            Some(small) => serve_small(parts, &file, small),
+        Ok(Located::File(file)) => match plain {
+            Some(plain) => serve_plain(parts, &file, plain),
             None => serve_file(peer, parts, &file).await,
         },
     }
 }
 
-/// A small file read whole, with the metadata of the handle it was read
-/// through (what the `ETag` and `Last-Modified` must describe).
-struct Small {
+/// A file's whole body, read (small) or mapped (large), with the metadata
+/// of the handle it was opened through (what the `ETag` and
+/// `Last-Modified` must describe).
+struct Plain {
     bytes: Bytes,
     meta: std::fs::Metadata,
 }
 
-/// Step 6's shortcut, run right after the lookup: reads `file` whole
-/// when tower-http would send it unchanged anyway (identity coding, since no
-/// precompressed sibling was vetted, and small). `None` leaves the request to
-/// tower-http, also when the file changed since the lookup.
-fn read_small(file: &resolve::File) -> Option<Small> {
-    if file.gzip.is_some() || file.br.is_some() || file.meta.len() > SMALL_FILE {
+/// Step 6's shortcut, run right after the lookup, for a file tower-http
+/// would send unchanged anyway (identity coding, since no precompressed
+/// sibling was vetted): a small one read whole, a large one mapped for the
+/// connection's `sendfile` path. `None` leaves the request to tower-http:
+/// a large file without that path, or a file that changed since the lookup.
+fn open_plain(file: &resolve::File, mappings: Option<&Arc<Mappings>>) -> Option<Plain> {
+    if file.gzip.is_some() || file.br.is_some() {
         return None;
     }
+    let mappings = match mappings {
+        Some(mappings) => Some(mappings),
+        None if file.meta.len() <= SMALL_FILE => None,
+        None => return None,
+    };
     // The same canonical path tower-http would open (see resolve.rs on
     // why opening by path is acceptable for a read-only root).
     let mut handle = std::fs::File::open(&file.path).ok()?;
     let meta = handle.metadata().ok()?;
-    if !meta.is_file() || meta.len() > SMALL_FILE {
+    if !meta.is_file() {
         return None;
     }
-    // Exactly the length fstat gave, in one read for a small file: the
-    // ETag describes that length. A file cut short meanwhile fails here and
-    // goes to tower-http.
-    let mut bytes = vec![0; meta.len() as usize];
-    handle.read_exact(&mut bytes).ok()?;
-    Some(Small { bytes: Bytes::from(bytes), meta })
+    let bytes = if meta.len() <= SMALL_FILE {
+        // Exactly the length fstat gave, in one read for a small file: the
+        // ETag describes that length. A file cut short meanwhile fails here
+        // and goes to tower-http.
+        let mut bytes = vec![0; meta.len() as usize];
+        handle.read_exact(&mut bytes).ok()?;
+        Bytes::from(bytes)
+    } else {
+        mappings?.map(handle, meta.len()).ok()?
+    };
+    Some(Plain { bytes, meta })
 }
 
-/// Step 6 for a file [`read_small`] read: the headers tower-http would send
-/// (`Content-Type` from the canonical name, `Accept-Ranges`,
+/// Step 6 for a file [`open_plain`] opened: the headers tower-http would
+/// send (`Content-Type` from the canonical name, `Accept-Ranges`,
 /// `Last-Modified`), then the validators as in [`serve_file`].
-fn serve_small(parts: &Parts, file: &resolve::File, small: Small) -> Response<Body> {
-    let etag = validators::etag(&small.meta, None);
-    let last_modified = small.meta.modified().ok().map(|t| header_value(httpdate::fmt_http_date(t)));
+fn serve_plain(parts: &Parts, file: &resolve::File, plain: Plain) -> Response<Body> {
+    let etag = validators::etag(&plain.meta, None);
+    let last_modified = plain.meta.modified().ok().map(|t| header_value(httpdate::fmt_http_date(t)));
     if not_modified(&parts.headers, &etag, last_modified.as_ref()) {
         return not_modified_response(&etag, last_modified);
     }
     let mime = mime_guess::from_path(&file.path).first_raw().unwrap_or("application/octet-stream");
-    let mut response = full(StatusCode::OK, small.bytes);
+    let mut response = full(StatusCode::OK, plain.bytes);
     let out = response.headers_mut();
     out.insert(CONTENT_TYPE, HeaderValue::from_static(mime));
     out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));

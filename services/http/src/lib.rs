@@ -4,12 +4,12 @@
 //! The library never binds: it gets the sockets that systemd passed (or that
 //! `main` bound for `--listen`) from [`sandkasten_runtime`] and serves them.
 //! File serving (ranges, `Last-Modified`, precompressed siblings, MIME types)
-//! is tower-http's `ServeFile`, except a plain GET of a small file, which the
-//! handler reads whole and sends from memory with the same headers (see
-//! `handler`). Around it this crate adds what tower-http lacks: path
-//! containment, `ETag`s and the conditional requests built on them,
-//! `If-Range`, directory listings, and the connection policy (timeouts,
-//! limits, graceful shutdown).
+//! is tower-http's `ServeFile`, except a plain GET, which the handler answers
+//! with the same headers: a small file read whole, a large one sent from the
+//! page cache with `sendfile` (see `handler` and `zerocopy`). Around it this
+//! crate adds what tower-http lacks: path containment, `ETag`s and the
+//! conditional requests built on them, `If-Range`, directory listings, and
+//! the connection policy (timeouts, limits, graceful shutdown).
 //!
 //! # Layout
 //! - [`cli`]: the command line ([`Args`]), flattened with the runtime's flags.
@@ -19,10 +19,12 @@
 //! - `resolve`: SECURITY: request path to a file inside the root, or a
 //!   refusal.
 //! - `validators`: `ETag`, `If-None-Match`, `If-Modified-Since`, `If-Range`.
+//! - `zerocopy`: the connection's stream, which sends a mapped file's range
+//!   with `sendfile` when hyper writes it (the crate's one `unsafe`).
 //! - `listing`: the HTML index of a directory without `index.html`.
 //! - `fuzzing` (hidden): the pipeline's steps for the fuzz targets in
 //!   `fuzz/`; not an API.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -33,6 +35,7 @@ mod handler;
 mod listing;
 mod resolve;
 mod validators;
+mod zerocopy;
 
 use std::net::SocketAddr;
 use std::path::Path;

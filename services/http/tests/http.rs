@@ -483,6 +483,75 @@ fn sigterm_during_a_large_download_completes_it_and_exits_0() {
     assert!(status.success(), "exit status {status:?}\n{}", server.report());
 }
 
+/// Bytes that differ at every offset mod 251 (a prime): a body sent from the
+/// wrong offset, or with a piece twice, does not compare equal.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// A file above the in-memory limit takes the `sendfile` path: it must
+/// arrive whole and in order, twice on one keep-alive connection, with the
+/// same validators as any file, and leave that connection usable.
+#[test]
+fn large_files_arrive_byte_for_byte_on_a_keep_alive_connection() {
+    let tree = tree();
+    let content = pattern(3 << 20);
+    std::fs::write(tree.root.path().join("large.bin"), &content).unwrap();
+    let (server, addr) = start(tree.root.path(), &[]);
+    let mut client = Client::new(addr);
+    for round in 0..2 {
+        let response = client.request("GET", "/large.bin", &[]).unwrap();
+        expect(&server, &response, 200);
+        assert!(
+            response.body == content,
+            "round {round}: the body differs from the file\n{}",
+            server.report()
+        );
+        assert!(
+            response.header("etag").is_some() && response.header("last-modified").is_some(),
+            "{response:?}"
+        );
+    }
+    let etag = fetch(&server, addr, "/large.bin", &[]).header("etag").unwrap().to_owned();
+    let cached = client.request("GET", "/large.bin", &[("If-None-Match", &etag)]).unwrap();
+    expect(&server, &cached, 304);
+    let ranged = client.request("GET", "/large.bin", &[("Range", "bytes=1000000-1000009")]).unwrap();
+    expect(&server, &ranged, 206);
+    assert_eq!(ranged.body, content[1_000_000..1_000_010]);
+    expect(&server, &client.request("GET", "/hello.txt", &[]).unwrap(), 200);
+}
+
+/// A large file cut short while it is being sent: the response ends short
+/// and its connection closes (as nginx's does), and the server, which never
+/// touches the file's pages itself, goes on serving.
+#[test]
+fn a_large_file_truncated_while_sent_ends_that_response_only() {
+    const SIZE: usize = 64 << 20;
+    let tree = tree();
+    let path = tree.root.path().join("shrinking.bin");
+    std::fs::write(&path, pattern(SIZE)).unwrap();
+    let (server, addr) = start(tree.root.path(), &[]);
+    let mut client = Client::new(addr);
+    client.send("GET /shrinking.bin HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut line = String::new();
+    while line != "\r\n" {
+        line.clear();
+        client.reader.read_line(&mut line).unwrap();
+    }
+    let mut first = vec![0u8; 1 << 20];
+    client.reader.read_exact(&mut first).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(2 << 20).unwrap();
+    let mut rest = Vec::new();
+    let _ = client.reader.read_to_end(&mut rest);
+    let received = first.len() + rest.len();
+    assert!(received < SIZE, "all {SIZE} bytes arrived although the file shrank\n{}", server.report());
+    assert!(
+        first.iter().chain(&rest).zip(pattern(received)).all(|(a, b)| *a == b),
+        "wrong bytes before the cut"
+    );
+    expect(&server, &fetch(&server, addr, "/hello.txt", &[]), 200);
+}
+
 /// `systemctl restart` under load: a connection the server accepted just
 /// before SIGTERM, whose request it had not read yet, is still answered.
 /// (hyper counts such a connection as idle and closes it on a graceful
