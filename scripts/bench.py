@@ -14,6 +14,9 @@ Measures sandkasten's servers against their peers on loopback, in one run:
 - Cost: idle RSS after start and after the load, and the time to the first
   byte when systemd-socket-activate has to start the server (cold) against
   the same server already running (warm).
+- The sandbox's own cost: sandkasten-http in its reference unit against the
+  same binary bare, requests/s and cold start, in a Debian guest under qemu
+  (`sandkasten-vm bench`; the ratio is what counts under TCG).
 
 These machines are noisy, so every contender is measured in turn (A B C A B C
 ...), each scenario is repeated, and what counts is the median and the
@@ -594,6 +597,34 @@ class Bench:
                                                 "warm_ms": [w * 1000 for w in warm]}
             log(f"cold start {name}: {median(cold) * 1000:.2f} ms cold, {median(warm) * 1000:.3f} ms warm")
 
+    # ---- The sandbox's own cost (in a guest) ---------------------------
+
+    def run_sandbox(self):
+        """`sandkasten-vm bench`: the same sandkasten-http in its reference
+        unit (sandboxed) and bare under systemd-socket-activate, in a Debian
+        guest under qemu, since this machine's PID 1 is not systemd. TCG makes
+        every figure slow, so the guest side keeps its own rounds and loads
+        (shorter with --quick) and what counts is the ratio, per round."""
+        vm = os.path.join(BIN, "sandkasten-vm")
+        if not os.access(vm, os.X_OK):
+            raise RuntimeError(f"{os.path.relpath(vm, ROOT)} is missing: run scripts/bench, or cargo build "
+                               "--release -p sandkasten-vm")
+        out = os.path.join(self.base, "sandbox.json")
+        cmd = [vm, "bench", "--json", out]
+        if self.quick:
+            cmd += ["--rounds", "2", "--duration", "1"]
+        self.note_busy("sandbox")
+        log(f"the sandbox's own cost: {' '.join(cmd[1:])} (boots a guest, about 2 min under TCG)")
+        # Its table and progress are progress here: the table comes at the end.
+        rc = subprocess.run(cmd, stdout=sys.stderr).returncode
+        if not os.path.exists(out):
+            raise RuntimeError(f"sandkasten-vm bench failed (exit {rc}) and wrote no report")
+        with open(out) as f:
+            self.results["sandbox"] = json.load(f)
+        if rc != 0:
+            # A contender failed or answered wrong: its errors show in the table.
+            log(f"sandkasten-vm bench: exit {rc}, a contender failed or answered wrong (see above)")
+
     # ---- Bookkeeping ---------------------------------------------------
 
     def add(self, group, name, unit, samples, scale=1.0):
@@ -708,6 +739,9 @@ def table(results):
                 cells.append(f"{v['rss']:,} / {v['pss']:,} / {v['anon']:,}" if v else "-")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    sandbox = results.get("sandbox")
+    if sandbox:
+        lines.extend(sandbox_table(sandbox))
     cold = results["cold_start"]
     if cold:
         lines.append("**Cold start**: connect to first byte, median ms (systemd-socket-activate starts the "
@@ -719,6 +753,42 @@ def table(results):
             lines.append(f"| {name} | {median(c['cold_ms']):.2f} | {median(c['warm_ms']):.3f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def sandbox_table(reports):
+    """The sandbox part's section: `sandkasten-vm bench`'s figures (its
+    `rows`, one report per release), as lines of Markdown."""
+    lines = ["**The sandbox's own cost** (Debian guest under qemu/TCG; the same binary in its reference unit "
+             "and bare under systemd-socket-activate), median (min–max) of the rounds, "
+             "ratio = sandboxed / bare, median of per-round ratios", "",
+             "| scenario | bare | sandboxed | ratio |", "|---|---|---|---|"]
+
+    def cell(stat, unit):
+        if unit == "ms":
+            text = f"{stat['median']:.1f} ({stat['min']:.1f}–{stat['max']:.1f})"
+        else:
+            text = f"{fmt_rate(stat['median'])} ({fmt_rate(stat['min'])}–{fmt_rate(stat['max'])})"
+        if stat.get("p99_ms") is not None:
+            text += f" · p99 {stat['p99_ms']:.1f} ms"
+        if stat.get("errors"):
+            text += f" · {stat['errors']:,} err"
+        return text
+
+    for report in reports:
+        where = f", {report['release']}" if len(reports) > 1 else ""
+        for row in report["rows"]:
+            ratio = f"**{row['ratio']:.2f}**" if row.get("ratio") is not None else "-"
+            lines.append(f"| {row['name']}{where} ({row['unit']}) | {cell(row['bare'], row['unit'])} | "
+                         f"{cell(row['sandboxed'], row['unit'])} | {ratio} |")
+    lines.append("")
+    for report in reports:
+        errors = f"; ERRORS: {'; '.join(report['errors'])}" if report["errors"] else ""
+        lines.append(f"{report['release']}: systemd {report['systemd']}, kernel {report['kernel']}, "
+                     f"{report['accel']}; {report['rounds']} round(s) of {report['duration_s']:g} s per "
+                     f"contender and scenario, {report['concurrency']} connections "
+                     f"(sandkasten-load's HTTP client, in the guest){errors}.")
+    lines.append("")
+    return lines
 
 
 def goals(results):
@@ -839,15 +909,16 @@ def update_readme(md):
     log("README.md: Benchmarks section updated")
 
 
-ALL_PARTS = ("http", "gopher", "echo", "cold", "lockdown")
+ALL_PARTS = ("http", "gopher", "echo", "cold", "lockdown", "sandbox")
 
 
 def main():
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run: one round of 1 s loads (< 2 min)")
+    p.add_argument("--quick", action="store_true", help="smoke run: one round of 1 s loads (< 3 min)")
     p.add_argument("--reps", type=int, default=3, help="rounds per scenario (default 3)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per load (default 5)")
-    p.add_argument("--only", default=",".join(ALL_PARTS), help="comma-separated parts to run")
+    p.add_argument("--only", default=",".join(ALL_PARTS),
+                   help="comma-separated parts to run (sandbox: the sandbox's own cost, in a qemu guest)")
     p.add_argument("--sws", help="static-web-server binary")
     p.add_argument("--readme", action="store_true", help="write the table into README.md's Benchmarks section")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (content, logs)")
@@ -898,6 +969,8 @@ def main():
             bench.run_cold()
         if "lockdown" in parts:
             bench.run_lockdown()
+        if "sandbox" in parts:
+            bench.run_sandbox()
     finally:
         bench.cleanup()
     results = bench.results
