@@ -8,6 +8,8 @@ mod accel;
 mod fake;
 // Real guests under TCG: builds (or reuses) the bookworm image, minutes when cold.
 mod guest;
+// `sandkasten-vm bench` in a real guest (TCG, about a minute).
+mod bench;
 // The catalogue against the measured ablation maps (units/ablation/): no guest.
 mod catalogue;
 // Helpers: running the CLI, serialising the guests.
