@@ -23,8 +23,9 @@
 //!    without `Range` when `If-Range` does not hold (`validators`).
 //!    A plain GET (no `Range`, no `If-Unmodified-Since`, no precompressed
 //!    sibling in play) skips tower-http and gets the same headers from us:
-//!    a small file ([`SMALL_FILE`]) is read whole right after the lookup
-//!    and sent from memory (tower-http opens, stats and reads through one
+//!    a small file ([`SMALL_FILE`]) is sent from memory, kept by `cache`
+//!    while the lookup's `lstat` shows it unchanged, else read whole right
+//!    after the lookup (tower-http opens, stats and reads through one
 //!    blocking-pool round trip each, which for a small file costs far more
 //!    than the reading); a larger one is mapped and sent from the page
 //!    cache with `sendfile` (`zerocopy`), as nginx sends it.
@@ -53,6 +54,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use tower_http::services::ServeFile;
 
+use crate::cache::Whole;
 use crate::resolve::{self, Located, Refusal, Wanted};
 use crate::zerocopy::Mappings;
 use crate::{listing, validators, Site};
@@ -118,7 +120,7 @@ pub(crate) async fn respond(
         && !parts.headers.contains_key(IF_UNMODIFIED_SINCE);
     let located = resolve::locate(site.root(), &segments, wanted);
     let plain = match &located {
-        Ok(Located::File(file)) if plain_get => open_plain(file, mappings),
+        Ok(Located::File(file)) if plain_get => open_plain(site, file, mappings),
         _ => None,
     };
     match located {
@@ -141,59 +143,57 @@ pub(crate) async fn respond(
     }
 }
 
-/// A file's whole body, read (small) or mapped (large), with the metadata
-/// of the handle it was opened through (what the `ETag` and
-/// `Last-Modified` must describe).
-struct Plain {
-    bytes: Bytes,
-    meta: std::fs::Metadata,
-}
-
 /// Step 6's shortcut, run right after the lookup, for a file tower-http
 /// would send unchanged anyway (identity coding, since no precompressed
-/// sibling was vetted): a small one read whole, a large one mapped for the
-/// connection's `sendfile` path. `None` leaves the request to tower-http:
-/// a large file without that path, or a file that changed since the lookup.
-fn open_plain(file: &resolve::File, mappings: Option<&Arc<Mappings>>) -> Option<Plain> {
+/// sibling was vetted): a small one from the cache (`cache`) or read whole
+/// and cached, a large one mapped for the connection's `sendfile` path.
+/// `None` leaves the request to tower-http: a large file without that path,
+/// or a file that changed since the lookup.
+fn open_plain(site: &Site, file: &resolve::File, mappings: Option<&Arc<Mappings>>) -> Option<Whole> {
     if file.gzip.is_some() || file.br.is_some() {
         return None;
     }
-    let mappings = match mappings {
-        Some(mappings) => Some(mappings),
-        None if file.meta.len() <= SMALL_FILE => None,
-        None => return None,
-    };
+    let small = file.meta.len() <= SMALL_FILE;
+    if small {
+        if let Some(cached) = site.small_files().get(&file.path, &file.meta) {
+            return Some(cached);
+        }
+    } else if mappings.is_none() {
+        return None;
+    }
     // The same canonical path tower-http would open (see resolve.rs on
     // why opening by path is acceptable for a read-only root).
     let mut handle = std::fs::File::open(&file.path).ok()?;
     let meta = handle.metadata().ok()?;
-    if !meta.is_file() {
+    if !meta.is_file() || (meta.len() <= SMALL_FILE) != small {
         return None;
     }
-    let bytes = if meta.len() <= SMALL_FILE {
+    if small {
         // Exactly the length fstat gave, in one read for a small file: the
         // ETag describes that length. A file cut short meanwhile fails here
         // and goes to tower-http.
         let mut bytes = vec![0; meta.len() as usize];
         handle.read_exact(&mut bytes).ok()?;
-        Bytes::from(bytes)
+        let whole = Whole { bytes: Bytes::from(bytes), meta };
+        site.small_files().put(&file.path, whole.clone());
+        Some(whole)
     } else {
-        mappings?.map(handle, meta.len()).ok()?
-    };
-    Some(Plain { bytes, meta })
+        let bytes = mappings?.map(handle, meta.len()).ok()?;
+        Some(Whole { bytes, meta })
+    }
 }
 
 /// Step 6 for a file [`open_plain`] opened: the headers tower-http would
 /// send (`Content-Type` from the canonical name, `Accept-Ranges`,
 /// `Last-Modified`), then the validators as in [`serve_file`].
-fn serve_plain(parts: &Parts, file: &resolve::File, plain: Plain) -> Response<Body> {
-    let etag = validators::etag(&plain.meta, None);
-    let last_modified = plain.meta.modified().ok().map(|t| header_value(httpdate::fmt_http_date(t)));
+fn serve_plain(parts: &Parts, file: &resolve::File, whole: Whole) -> Response<Body> {
+    let etag = validators::etag(&whole.meta, None);
+    let last_modified = whole.meta.modified().ok().map(|t| header_value(httpdate::fmt_http_date(t)));
     if not_modified(&parts.headers, &etag, last_modified.as_ref()) {
         return not_modified_response(&etag, last_modified);
     }
     let mime = mime_guess::from_path(&file.path).first_raw().unwrap_or("application/octet-stream");
-    let mut response = full(StatusCode::OK, plain.bytes);
+    let mut response = full(StatusCode::OK, whole.bytes);
     let out = response.headers_mut();
     out.insert(CONTENT_TYPE, HeaderValue::from_static(mime));
     out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));

@@ -12,6 +12,7 @@
 //! the connection policy (timeouts, limits, graceful shutdown).
 //!
 //! # Layout
+//! - `cache`: small files kept in memory while the file is unchanged.
 //! - [`cli`]: the command line ([`Args`]), flattened with the runtime's flags.
 //! - `conn`: one HTTP/1.1 connection: hyper, its read timeout, header cap and
 //!   graceful shutdown.
@@ -27,6 +28,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cache;
 pub mod cli;
 mod conn;
 #[doc(hidden)]
@@ -54,9 +56,10 @@ pub use sandkasten_content::RootError as Error;
 /// of `sandkasten-content`: containment, hidden files, listing cap.
 ///
 /// Shared by every connection behind an `Arc`; lives as long as the process.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Site {
     root: ContentRoot,
+    small_files: cache::SmallFiles,
 }
 
 impl Site {
@@ -65,12 +68,17 @@ impl Site {
     /// Done at startup so a typo in `--root` fails the unit at once instead
     /// of answering 404 to every request.
     pub fn open(root: &Path, hidden: Hidden) -> Result<Site, Error> {
-        Ok(Site { root: ContentRoot::open(root, hidden)? })
+        Ok(Site { root: ContentRoot::open(root, hidden)?, small_files: cache::SmallFiles::default() })
     }
 
     /// The content root and its policy.
     pub fn root(&self) -> &ContentRoot {
         &self.root
+    }
+
+    /// Small files served lately, checked against the file on each use.
+    pub(crate) fn small_files(&self) -> &cache::SmallFiles {
+        &self.small_files
     }
 }
 

@@ -521,6 +521,34 @@ fn large_files_arrive_byte_for_byte_on_a_keep_alive_connection() {
     expect(&server, &client.request("GET", "/hello.txt", &[]).unwrap(), 200);
 }
 
+/// Small files are kept in memory (`cache`): an edit in place, at once and
+/// at the same size, and a replacement by rename must show on the very next
+/// request.
+#[test]
+fn a_small_file_changed_on_disk_is_served_new_at_once() {
+    let tree = tree();
+    let path = tree.root.path().join("news.txt");
+    std::fs::write(&path, "version 1\n").unwrap();
+    let (server, addr) = start(tree.root.path(), &[]);
+    let mut client = Client::new(addr);
+    let mut expect_body = |want: &str| {
+        for _ in 0..2 {
+            let response = client.request("GET", "/news.txt", &[]).unwrap();
+            expect(&server, &response, 200);
+            assert_eq!(response.text(), want, "{}", server.report());
+        }
+    };
+    expect_body("version 1\n");
+    std::fs::write(&path, "version two\n").unwrap();
+    expect_body("version two\n");
+    std::fs::write(&path, "version 003\n").unwrap();
+    expect_body("version 003\n");
+    let staged = tree.root.path().join("news.txt.new");
+    std::fs::write(&staged, "version 004\n").unwrap();
+    std::fs::rename(&staged, &path).unwrap();
+    expect_body("version 004\n");
+}
+
 /// A large file cut short while it is being sent: the response ends short
 /// and its connection closes (as nginx's does), and the server, which never
 /// touches the file's pages itself, goes on serving.
