@@ -31,7 +31,7 @@ fn bench_measures_both_contenders_without_errors() {
     let report = &reports[0];
     assert_eq!((report.release.as_str(), report.accel.as_str(), report.rounds), ("bookworm", "tcg", 2));
     assert!(report.failures().is_empty(), "{:?}", report.failures());
-    assert_eq!(report.throughput.len(), 3);
+    assert_eq!(report.throughput.len(), 4);
     for scenario in &report.throughput {
         for (side, loads) in [("bare", &scenario.bare), ("sandboxed", &scenario.sandboxed)] {
             assert_eq!(loads.len(), 2, "{} {side}", scenario.name);

@@ -69,7 +69,7 @@ pub fn locate(
     br: bool,
 ) -> Result<Located, Refused> {
     let wanted = resolve::Wanted { trailing_slash, gzip, br };
-    Ok(match resolve::locate(site.root(), segments, wanted)? {
+    Ok(match resolve::locate(site.root(), None, segments, wanted)? {
         resolve::Located::File(file) => {
             Located::File { path: file.path, gzip: file.gzip.is_some(), br: file.br.is_some() }
         }

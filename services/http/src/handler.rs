@@ -118,7 +118,7 @@ pub(crate) async fn respond(
     let plain_get = parts.method == Method::GET
         && !parts.headers.contains_key(RANGE)
         && !parts.headers.contains_key(IF_UNMODIFIED_SINCE);
-    let located = resolve::locate(site.root(), &segments, wanted);
+    let located = resolve::locate(site.root(), Some(site.listings()), &segments, wanted);
     let plain = match &located {
         Ok(Located::File(file)) if plain_get => open_plain(site, file, mappings),
         _ => None,

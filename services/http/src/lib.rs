@@ -12,7 +12,7 @@
 //! the connection policy (timeouts, limits, graceful shutdown).
 //!
 //! # Layout
-//! - `cache`: small files kept in memory while the file is unchanged.
+//! - `cache`: small files and listings kept in memory while unchanged.
 //! - [`cli`]: the command line ([`Args`]), flattened with the runtime's flags.
 //! - `conn`: one HTTP/1.1 connection: hyper, its read timeout, header cap and
 //!   graceful shutdown.
@@ -60,6 +60,7 @@ pub use sandkasten_content::RootError as Error;
 pub struct Site {
     root: ContentRoot,
     small_files: cache::SmallFiles,
+    listings: cache::Listings,
 }
 
 impl Site {
@@ -68,7 +69,11 @@ impl Site {
     /// Done at startup so a typo in `--root` fails the unit at once instead
     /// of answering 404 to every request.
     pub fn open(root: &Path, hidden: Hidden) -> Result<Site, Error> {
-        Ok(Site { root: ContentRoot::open(root, hidden)?, small_files: cache::SmallFiles::default() })
+        Ok(Site {
+            root: ContentRoot::open(root, hidden)?,
+            small_files: cache::SmallFiles::default(),
+            listings: cache::Listings::default(),
+        })
     }
 
     /// The content root and its policy.
@@ -79,6 +84,11 @@ impl Site {
     /// Small files served lately, checked against the file on each use.
     pub(crate) fn small_files(&self) -> &cache::SmallFiles {
         &self.small_files
+    }
+
+    /// Listings served lately, checked against the directory on each use.
+    pub(crate) fn listings(&self) -> &cache::Listings {
+        &self.listings
     }
 }
 

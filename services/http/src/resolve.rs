@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use percent_encoding::percent_decode_str;
 use sandkasten_content::{ContentRoot, Refused};
 
+use crate::cache::Listings;
+
 /// Why a request path was not served. [`Refusal::status`] maps each to a
 /// status code, [`Refusal::is_suspicious`] says whether it deserves a warning.
 #[derive(Debug, thiserror::Error)]
@@ -167,9 +169,17 @@ pub(crate) struct Wanted {
     pub(crate) br: bool,
 }
 
-/// Finds what `segments` name under `root`, by its policy. Blocking: call
-/// it from `spawn_blocking`.
-pub(crate) fn locate(root: &ContentRoot, segments: &[OsString], wanted: Wanted) -> Result<Located, Refusal> {
+/// Finds what `segments` name under `root`, by its policy. Blocking, on
+/// the file system (the handler's module note says why it runs inline).
+///
+/// `listings`, when given, keeps listings of unchanged directories
+/// (`cache`).
+pub(crate) fn locate(
+    root: &ContentRoot,
+    listings: Option<&Listings>,
+    segments: &[OsString],
+    wanted: Wanted,
+) -> Result<Located, Refusal> {
     let mut path = root.path().to_path_buf();
     path.extend(segments);
     let (path, meta) = contained(root, &path)?;
@@ -187,8 +197,17 @@ pub(crate) fn locate(root: &ContentRoot, segments: &[OsString], wanted: Wanted) 
         Ok(_) | Err(Refusal::NotFound) => {}
         Err(refusal) => return Err(refusal),
     }
-    let listing = root.list(&path).map_err(Refusal::from_io)?;
-    Ok(Located::Listing(crate::listing::Listing::from(listing)))
+    if let Some(listing) = listings.and_then(|cache| cache.get(&path, &meta)) {
+        return Ok(Located::Listing(listing));
+    }
+    let listed = root.list(&path).map_err(Refusal::from_io)?;
+    // No symlink among the entries: each is at its own name in `path`.
+    let plain = listed.entries.iter().all(|entry| entry.path == path.join(&entry.name));
+    let listing = crate::listing::Listing::from(listed);
+    if let Some(cache) = listings {
+        cache.put(&path, &meta, &listing, plain);
+    }
+    Ok(Located::Listing(listing))
 }
 
 /// `path`'s canonical form and metadata, if the content root serves it (a
@@ -267,14 +286,14 @@ mod tests {
         std::fs::write(root.path().join("ok"), "y").unwrap();
         let root = ContentRoot::open(root.path(), Hidden::Refuse).unwrap();
         let wanted = Wanted { trailing_slash: false, gzip: true, br: true };
-        let got = locate(&root, &["link".into()], wanted);
+        let got = locate(&root, None, &["link".into()], wanted);
         assert!(matches!(got, Err(Refusal::Outside(_))), "{got:?}");
         // A sibling .gz that escapes refuses the file too.
         std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("ok.gz")).unwrap();
-        let got = locate(&root, &["ok".into()], wanted);
+        let got = locate(&root, None, &["ok".into()], wanted);
         assert!(matches!(got, Err(Refusal::Outside(_))), "{got:?}");
         let wanted = Wanted { gzip: false, ..wanted };
-        assert!(matches!(locate(&root, &["ok".into()], wanted), Ok(Located::File(_))));
+        assert!(matches!(locate(&root, None, &["ok".into()], wanted), Ok(Located::File(_))));
     }
 
     #[test]
@@ -287,13 +306,13 @@ mod tests {
         let root = ContentRoot::open(&path, Hidden::Refuse).unwrap();
         let wanted = Wanted { trailing_slash: false, gzip: false, br: false };
         for via in ["sub", "alias"] {
-            let Ok(Located::File(file)) = locate(&root, &[via.into(), "f".into()], wanted) else {
+            let Ok(Located::File(file)) = locate(&root, None, &[via.into(), "f".into()], wanted) else {
                 panic!("{via}/f not found");
             };
             assert_eq!(file.path, path.join("sub/f"), "via {via}");
         }
         // A file used as a directory is not found, on either path.
-        let got = locate(&root, &["sub".into(), "f".into(), "x".into()], wanted);
+        let got = locate(&root, None, &["sub".into(), "f".into(), "x".into()], wanted);
         assert!(matches!(got, Err(Refusal::NotFound)), "{got:?}");
     }
 
@@ -306,13 +325,13 @@ mod tests {
         std::fs::write(dir.path().join(".well-known/security.txt"), "Contact: x").unwrap();
         let wanted = Wanted { trailing_slash: false, gzip: false, br: false };
         let root = ContentRoot::open(dir.path(), Hidden::Refuse).unwrap();
-        let got = locate(&root, &[".git".into(), "config".into()], wanted);
+        let got = locate(&root, None, &[".git".into(), "config".into()], wanted);
         assert!(matches!(got, Err(Refusal::Hidden)), "{got:?}");
         assert_eq!(Refusal::Hidden.status(), http::StatusCode::NOT_FOUND);
-        let got = locate(&root, &[".well-known".into(), "security.txt".into()], wanted);
+        let got = locate(&root, None, &[".well-known".into(), "security.txt".into()], wanted);
         assert!(matches!(got, Ok(Located::File(_))), "{got:?}");
         let root = ContentRoot::open(dir.path(), Hidden::Serve).unwrap();
-        let got = locate(&root, &[".git".into(), "config".into()], wanted);
+        let got = locate(&root, None, &[".git".into(), "config".into()], wanted);
         assert!(matches!(got, Ok(Located::File(_))), "{got:?}");
     }
 
@@ -328,7 +347,7 @@ mod tests {
         let long_name = vec!["a".repeat(256).into()];
         let long_path = vec![OsString::from("s"); 2100];
         for segments in [long_name, long_path] {
-            let got = locate(&root, &segments, wanted);
+            let got = locate(&root, None, &segments, wanted);
             assert!(matches!(got, Err(Refusal::NotFound)), "{got:?}");
         }
         assert_eq!(Refusal::NotFound.status(), http::StatusCode::NOT_FOUND);

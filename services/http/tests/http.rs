@@ -521,32 +521,36 @@ fn large_files_arrive_byte_for_byte_on_a_keep_alive_connection() {
     expect(&server, &client.request("GET", "/hello.txt", &[]).unwrap(), 200);
 }
 
-/// Small files are kept in memory (`cache`): an edit in place, at once and
-/// at the same size, and a replacement by rename must show on the very next
-/// request.
+/// Small files and listings are kept in memory (`cache`) once they have
+/// not changed for a second: an edit in place (at once, at the same size),
+/// a replacement by rename and a new file in a listed directory must show
+/// on the very next request.
 #[test]
-fn a_small_file_changed_on_disk_is_served_new_at_once() {
+fn changes_on_disk_show_at_once_despite_the_cache() {
     let tree = tree();
-    let path = tree.root.path().join("news.txt");
+    let path = tree.root.path().join("list/news.txt");
     std::fs::write(&path, "version 1\n").unwrap();
+    // Old enough to be kept (cache::SETTLE).
+    std::thread::sleep(Duration::from_millis(1100));
     let (server, addr) = start(tree.root.path(), &[]);
     let mut client = Client::new(addr);
-    let mut expect_body = |want: &str| {
-        for _ in 0..2 {
-            let response = client.request("GET", "/news.txt", &[]).unwrap();
-            expect(&server, &response, 200);
-            assert_eq!(response.text(), want, "{}", server.report());
-        }
+    let mut get = |path: &str| {
+        let response = client.request("GET", path, &[]).unwrap();
+        expect(&server, &response, 200);
+        response.text()
     };
-    expect_body("version 1\n");
-    std::fs::write(&path, "version two\n").unwrap();
-    expect_body("version two\n");
-    std::fs::write(&path, "version 003\n").unwrap();
-    expect_body("version 003\n");
+    for _ in 0..2 {
+        assert_eq!(get("/list/news.txt"), "version 1\n");
+        assert!(!get("/list/").contains("later.txt"));
+    }
+    std::fs::write(&path, "version 2\n").unwrap();
+    std::fs::write(tree.root.path().join("list/later.txt"), "later\n").unwrap();
+    assert_eq!(get("/list/news.txt"), "version 2\n");
+    assert!(get("/list/").contains("later.txt"), "the listing missed a new file");
     let staged = tree.root.path().join("news.txt.new");
-    std::fs::write(&staged, "version 004\n").unwrap();
+    std::fs::write(&staged, "version 3\n").unwrap();
     std::fs::rename(&staged, &path).unwrap();
-    expect_body("version 004\n");
+    assert_eq!(get("/list/news.txt"), "version 3\n");
 }
 
 /// A large file cut short while it is being sent: the response ends short
