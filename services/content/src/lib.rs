@@ -226,7 +226,8 @@ impl ContentRoot {
         // its own `lstat`; a symlink (or a `dir` that is not canonical)
         // takes `contain`'s whole walk. Per entry one system call instead of
         // one per component below the root.
-        let plain_dir = matches!(self.contain(dir), Ok((canonical, meta)) if canonical == dir && meta.is_dir());
+        let plain_dir =
+            matches!(self.contain(dir), Ok((canonical, meta)) if canonical == dir && meta.is_dir());
         let mut entries = Vec::new();
         let mut truncated = false;
         for entry in std::fs::read_dir(dir)? {
