@@ -147,6 +147,15 @@ impl Client {
         Ok(response)
     }
 
+    /// Reads a response's head up to the empty line, leaving its body.
+    fn skip_head(&mut self) {
+        let mut line = String::new();
+        while line != "\r\n" {
+            line.clear();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "connection closed in the head");
+        }
+    }
+
     /// Whether the server closed the connection (EOF or reset) within the
     /// socket's read timeout.
     fn closed(&mut self) -> bool {
@@ -467,11 +476,7 @@ fn sigterm_during_a_large_download_completes_it_and_exits_0() {
     let mut client = Client::new(addr);
     client.send("GET /big.bin HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
     // Read the head and the first MiB, so the response is surely in flight.
-    let mut line = String::new();
-    while line != "\r\n" {
-        line.clear();
-        client.reader.read_line(&mut line).unwrap();
-    }
+    client.skip_head();
     let mut chunk = vec![0u8; 1 << 20];
     client.reader.read_exact(&mut chunk).unwrap();
     server.sigterm();
@@ -565,11 +570,7 @@ fn a_large_file_truncated_while_sent_ends_that_response_only() {
     let (server, addr) = start(tree.root.path(), &[]);
     let mut client = Client::new(addr);
     client.send("GET /shrinking.bin HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let mut line = String::new();
-    while line != "\r\n" {
-        line.clear();
-        client.reader.read_line(&mut line).unwrap();
-    }
+    client.skip_head();
     let mut first = vec![0u8; 1 << 20];
     client.reader.read_exact(&mut first).unwrap();
     std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(2 << 20).unwrap();

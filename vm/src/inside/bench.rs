@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use sandkasten_load::{http_blocking, Http};
 
-use super::systemd::output;
+use super::systemd::{show_one as show, systemctl};
 use super::CONTENT_DIR;
 use crate::bench::{median, BenchReport, Latency, Throughput};
 
@@ -320,16 +320,6 @@ fn wait_for(mut done: impl FnMut() -> Result<bool, String>, what: &str) -> Resul
         std::thread::sleep(Duration::from_millis(10));
     }
     Err(format!("waited {} s for {what}", WAIT.as_secs()))
-}
-
-fn systemctl(args: &[&str]) -> Result<(), String> {
-    let mut argv = vec!["systemctl"];
-    argv.extend_from_slice(args);
-    output(&argv).map(drop)
-}
-
-fn show(unit: &str, property: &str) -> Result<String, String> {
-    output(&["systemctl", "show", "-p", property, "--value", unit]).map(|v| v.trim().to_owned())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::systemd::output;
+use super::systemd::{output, show_one as show, systemctl};
 use crate::reliability::{ReliabilityReport, Scenario};
 
 const SOCKET: &str = "sandkasten-http.socket";
@@ -354,16 +354,6 @@ fn answered_once() -> Result<(), String> {
         None => Ok(()),
         Some(e) => Err(format!("a request before the scenario failed: {e}")),
     }
-}
-
-fn systemctl(args: &[&str]) -> Result<(), String> {
-    let mut argv = vec!["systemctl"];
-    argv.extend_from_slice(args);
-    output(&argv).map(drop)
-}
-
-fn show(unit: &str, property: &str) -> Result<String, String> {
-    output(&["systemctl", "show", "-p", property, "--value", unit]).map(|v| v.trim().to_owned())
 }
 
 fn main_pid() -> Result<Option<u32>, String> {

@@ -95,6 +95,18 @@ pub fn failure(what: &str, out: &Output) -> String {
     }
 }
 
+/// `systemctl ARGS…`, its output dropped.
+pub fn systemctl(args: &[&str]) -> Result<(), String> {
+    let mut argv = vec!["systemctl"];
+    argv.extend_from_slice(args);
+    output(&argv).map(drop)
+}
+
+/// One property of one unit, trimmed.
+pub fn show_one(unit: &str, property: &str) -> Result<String, String> {
+    output(&["systemctl", "show", "-p", property, "--value", unit]).map(|v| v.trim().to_owned())
+}
+
 /// `systemctl show` of `props` for each of `units`, one map per unit in
 /// order (one child process for all of them).
 pub fn show(units: &[String], props: &[&str]) -> Result<Vec<BTreeMap<String, String>>, String> {
