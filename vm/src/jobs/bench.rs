@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{build, run_plan, write_json, RunOptions};
+use super::{build, guest_report, print_outcome, run_plan, write_json, RunOptions};
 use crate::bench::BenchReport;
 use crate::payload;
 
@@ -45,17 +45,12 @@ pub fn bench(opts: &RunOptions, settings: BenchSettings, json: Option<&Path>) ->
     let mut passed = true;
     for &release in &opts.releases {
         let run = run_plan(opts, release, dir.path(), "sandbox cost measurement")?;
-        let mut report =
-            from_answer(run.result(), run.status).map_err(|e| anyhow::anyhow!("{release}: {e}"))?;
+        let mut report = guest_report::<BenchReport>(run.result(), run.status, |r| &mut r.errors)
+            .map_err(|e| anyhow::anyhow!("{release}: {e}"))?;
         report.release = release.to_string();
         report.accel = run.accel.to_string();
         report.rows = report.rows();
-        println!("{}", report.table());
-        let failures = report.failures();
-        for failure in &failures {
-            println!("FAIL {failure}");
-        }
-        passed &= failures.is_empty();
+        passed &= print_outcome(&report.table(), &report.failures());
         reports.push(report);
     }
     if let Some(path) = json {
@@ -67,18 +62,6 @@ pub fn bench(opts: &RunOptions, settings: BenchSettings, json: Option<&Path>) ->
         started.elapsed().as_secs()
     );
     Ok(passed)
-}
-
-/// The guest side's report from what it wrote and its exit status: a
-/// status other than 0 is one more error in it.
-fn from_answer(stdout: &[u8], status: i32) -> anyhow::Result<BenchReport> {
-    let output = String::from_utf8_lossy(stdout);
-    let mut report: BenchReport = serde_json::from_str(output.trim())
-        .map_err(|e| anyhow::anyhow!("the guest side wrote no report ({e}): {}", output.trim()))?;
-    if status != 0 {
-        report.errors.push(format!("the guest side exited with status {status}"));
-    }
-    Ok(report)
 }
 
 #[cfg(test)]
@@ -97,9 +80,11 @@ mod tests {
         let json = r#"{"release":"","systemd":"252","kernel":"6.1","rounds":1,"duration_s":1.0,
             "concurrency":16,"throughput":[],"cold":{"bare_ms":[],"sandboxed_ms":[]},
             "warm":{"bare_ms":[],"sandboxed_ms":[]},"errors":["the socket did not start"]}"#;
-        let report = from_answer(json.as_bytes(), 1).unwrap();
+        let report = guest_report::<BenchReport>(json.as_bytes(), 1, |r| &mut r.errors).unwrap();
         assert_eq!(report.errors, ["the socket did not start", "the guest side exited with status 1"]);
-        let error = from_answer(b"Segmentation fault\n", 139).unwrap_err().to_string();
+        let error = guest_report::<BenchReport>(b"Segmentation fault\n", 139, |r| &mut r.errors)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("wrote no report") && error.contains("Segmentation fault"), "{error}");
     }
 }

@@ -92,6 +92,32 @@ fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::R
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// A guest side's JSON report from what it wrote: a status other than 0
+/// is one more error in it (`errors` finds its error list).
+fn guest_report<T: serde::de::DeserializeOwned>(
+    stdout: &[u8],
+    status: i32,
+    errors: fn(&mut T) -> &mut Vec<String>,
+) -> anyhow::Result<T> {
+    let output = String::from_utf8_lossy(stdout);
+    let mut report: T = serde_json::from_str(output.trim())
+        .map_err(|e| anyhow::anyhow!("the guest side wrote no report ({e}): {}", output.trim()))?;
+    if status != 0 {
+        errors(&mut report).push(format!("the guest side exited with status {status}"));
+    }
+    Ok(report)
+}
+
+/// Prints one release's table and a `FAIL` line per failure; whether it
+/// had none.
+fn print_outcome(table: &str, failures: &[String]) -> bool {
+    println!("{table}");
+    for failure in failures {
+        println!("FAIL {failure}");
+    }
+    failures.is_empty()
+}
+
 /// The JSON files in `dir`.
 fn json_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{build, run_plan, write_json, RunOptions};
+use super::{build, guest_report, print_outcome, run_plan, write_json, RunOptions};
 use crate::payload;
 use crate::reliability::ReliabilityReport;
 
@@ -23,20 +23,10 @@ pub fn reliability(opts: &RunOptions, json: Option<&Path>) -> anyhow::Result<boo
     let mut passed = true;
     for &release in &opts.releases {
         let run = run_plan(opts, release, dir.path(), "reliability run")?;
-        let output = String::from_utf8_lossy(run.result());
-        let mut report: ReliabilityReport = serde_json::from_str(output.trim()).map_err(|e| {
-            anyhow::anyhow!("{release}: the guest side wrote no report ({e}): {}", output.trim())
-        })?;
+        let mut report = guest_report::<ReliabilityReport>(run.result(), run.status, |r| &mut r.errors)
+            .map_err(|e| anyhow::anyhow!("{release}: {e}"))?;
         report.release = release.to_string();
-        if run.status != 0 {
-            report.errors.push(format!("the guest side exited with status {}", run.status));
-        }
-        println!("{}", report.table());
-        let failures = report.failures();
-        for failure in &failures {
-            println!("FAIL {failure}");
-        }
-        passed &= failures.is_empty();
+        passed &= print_outcome(&report.table(), &report.failures());
         reports.push(report);
     }
     if let Some(path) = json {
