@@ -244,7 +244,19 @@ fn judge(test: &Test, with: &PassReport, without: &PassReport) -> Row {
     let testable: Vec<&String> = test.attempts.iter().filter(|a| escapes_without(a)).collect();
     if testable.is_empty() {
         let tried = test.attempts.join(", ");
-        return row(Status::NotTestable, None, format!("without it, {tried} cannot escape here either"));
+        let closed_by_kernel: Vec<&str> = without
+            .verdicts
+            .iter()
+            .filter(|v| test.attempts.contains(&v.id))
+            .filter(|v| v.reason == Some(sandkasten_probe::verdict::Unsupported::KernelPolicy))
+            .map(|v| v.id.as_str())
+            .collect();
+        let why = if closed_by_kernel.is_empty() {
+            String::new()
+        } else {
+            format!(" (kernel policy: this kernel closes {} to everyone)", closed_by_kernel.join(", "))
+        };
+        return row(Status::NotTestable, None, format!("without it, {tried} cannot escape here either{why}"));
     }
     let seen = |attempt: &str| with.verdicts.iter().find(|v| v.id == attempt);
     let observed = |attempt: &str| match seen(attempt) {
@@ -512,6 +524,25 @@ mod tests {
         // list; without B= it does not escape, so B= cannot be told here.
         assert_eq!(got, [Status::EnforcedDifferently, Status::NotTestable, Status::NoPositiveTest]);
         assert!(report.rows[0].observed.starts_with("error (EIO)"), "{}", report.rows[0].observed);
+    }
+
+    /// A directive whose only attempts the kernel closes to everyone cannot
+    /// be tested on that kernel, and the report says it is the kernel's
+    /// policy (a newer kernel refuses connect() to former listeners).
+    #[test]
+    fn a_route_the_kernel_closes_to_everyone_is_named_as_kernel_policy() {
+        let tests = [test("A=", &["x"], false)];
+        let mut closed = verdict("x", VerdictKind::Unsupported, None);
+        closed.reason = Some(sandkasten_probe::verdict::Unsupported::KernelPolicy);
+        let report = run(
+            &tests,
+            vec![(vec![], vec![verdict("x", Blocked, Some("EPERM"))], &[]), (vec!["A="], vec![closed], &[])],
+        );
+        assert_eq!(report.rows[0].status, Status::NotTestable);
+        assert_eq!(
+            report.rows[0].observed,
+            "without it, x cannot escape here either (kernel policy: this kernel closes x to everyone)"
+        );
     }
 
     #[test]

@@ -137,6 +137,7 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
     let (mut guest, mut failures) = (answer.guest.clone(), answer.failures.clone());
     guest.accel = accel.to_owned();
     let mut results: Vec<AttemptResult> = Vec::new();
+    let control_policy = kernel_policy_in_control(plan, roles, answer);
     for pass in &plan.passes {
         let Some(report) = reports.get(&pass.name) else { continue };
         let unit = match roles.get(&pass.name) {
@@ -146,7 +147,10 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
             _ => continue,
         };
         failures.extend(report.failures.iter().map(|f| format!("{unit}: {f}")));
-        results.extend(report.verdicts.iter().map(|v| AttemptResult::from_verdict(&unit, v, report)));
+        results.extend(report.verdicts.iter().map(|v| {
+            let policy = control_policy.get(&v.id).filter(|_| unit != CONTROL);
+            AttemptResult::from_verdict(&unit, &refused_by_kernel(v, policy), report)
+        }));
     }
     if plan.functional && functional.is_empty() {
         failures.push("no functional check reported".to_owned());
@@ -164,8 +168,19 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
     for check in functional.iter().filter(|c| !c.ok) {
         failures.push(format!("{}: {} failed: {}", check.unit, check.check, check.detail));
     }
+    let control_escaped: BTreeSet<&str> = results
+        .iter()
+        .filter(|r| r.unit == CONTROL && r.verdict == "escaped")
+        .map(|r| r.attempt.as_str())
+        .collect();
     for r in &results {
         let in_control = r.unit == CONTROL;
+        if r.reason.as_deref() == Some(KERNEL_POLICY) && control_escaped.contains(r.attempt.as_str()) {
+            failures.push(format!(
+                "{}: {} is said to be closed by the kernel to everyone, but the root control escaped on the same kernel: {}",
+                r.unit, r.attempt, r.detail
+            ));
+        }
         match r.verdict.as_str() {
             "escaped" if !in_control && r.unit != PLAIN_USER => {
                 failures.push(format!("{}: {} ESCAPED: {}", r.unit, r.attempt, r.detail))
@@ -187,6 +202,44 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
         errors: results.iter().filter(|r| r.verdict == "error").count(),
     };
     Report { guest, results, functional, summary, failures }
+}
+
+/// The reason a route closed to everyone by the kernel carries.
+const KERNEL_POLICY: &str = "kernel-policy";
+
+/// The attempts the root control found closed by the kernel's policy,
+/// with its evidence: the same kernel refuses them to every sandbox too.
+fn kernel_policy_in_control(
+    plan: &Plan,
+    roles: &BTreeMap<String, Role>,
+    answer: &Answer,
+) -> BTreeMap<String, String> {
+    plan.passes
+        .iter()
+        .filter(|p| matches!(roles.get(&p.name), Some(Role::Control)))
+        .filter_map(|p| answer.reports.get(&p.name))
+        .flat_map(|report| &report.verdicts)
+        .filter(|v| v.reason.is_some_and(|r| r.as_str() == KERNEL_POLICY))
+        .map(|v| (v.id.clone(), v.detail.clone()))
+        .collect()
+}
+
+/// A sandboxed verdict in the light of the root control on the same kernel:
+/// a stop the catalogue does not list (an `error` with an errno, such as
+/// EINVAL where the probe inside could not check the kernel itself) of a
+/// route the control found closed by the kernel's `policy` is that policy,
+/// not a failure of the sandbox or the probe. Every other verdict stands:
+/// an accepted stop came before the kernel was asked.
+fn refused_by_kernel(v: &Verdict, policy: Option<&String>) -> Verdict {
+    match policy {
+        Some(evidence) if v.verdict == VerdictKind::Error && v.outcome.is_some() => Verdict {
+            verdict: VerdictKind::Unsupported,
+            reason: Some(sandkasten_probe::verdict::Unsupported::KernelPolicy),
+            detail: format!("{}; the root control on this kernel: {evidence}", v.detail),
+            ..v.clone()
+        },
+        _ => v.clone(),
+    }
 }
 
 impl AttemptResult {
@@ -513,6 +566,58 @@ mod tests {
         for needle in ["u.service: a ESCAPED", "u.service: b error", "control: a did not escape"] {
             assert!(failures.contains(needle), "{needle}: {failures}");
         }
+    }
+
+    /// A pass line whose attempt `a` was refused by the kernel (EINVAL),
+    /// as the probe says it: `kernel-policy` where it could check, else an
+    /// unlisted stop; `b` got `b`.
+    fn refused_by_the_kernel(name: &str, checked: bool, b: &str) -> String {
+        let mut a = verdict("a", if checked { "unsupported" } else { "error" }, Some("EINVAL"));
+        if checked {
+            a.outcome = None;
+            a.reason = Some(sandkasten_probe::verdict::Unsupported::KernelPolicy);
+            a.detail = "refused to every former listener".into();
+        }
+        let report = PassReport {
+            name: name.into(),
+            verdicts: vec![a, verdict("b", b, Some("EPERM"))],
+            canary: Some(BTreeMap::new()),
+            result: "success".into(),
+            elapsed_ms: 1,
+            failures: vec![],
+        };
+        serde_json::to_string(&GuestEvent::Pass(report)).unwrap()
+    }
+
+    #[test]
+    fn a_route_the_kernel_refuses_the_root_control_is_its_policy_in_every_unit() {
+        let mut lines = good();
+        lines[1] = refused_by_the_kernel("control", true, "escaped");
+        // Inside the unit the probe could not check the kernel: EINVAL,
+        // which the catalogue does not list.
+        lines[3] = refused_by_the_kernel("u", false, "blocked");
+        let report = evaluate_lines(&lines);
+        assert!(report.passed(), "{:?}", report.failures);
+        let a = report.results.iter().find(|r| r.unit == "u.service" && r.attempt == "a").unwrap();
+        assert_eq!((a.verdict.as_str(), a.reason.as_deref()), ("unsupported", Some("kernel-policy")));
+        assert!(a.detail.contains("the root control on this kernel: refused"), "{}", a.detail);
+        // Without that evidence the same EINVAL is an error.
+        lines[1] = good()[1].clone();
+        let failures = evaluate_lines(&lines).failures.join("\n");
+        assert!(failures.contains("u.service: a error"), "{failures}");
+    }
+
+    #[test]
+    fn kernel_policy_claimed_where_the_root_control_escaped_fails() {
+        let mut lines = good();
+        lines[3] = refused_by_the_kernel("u", true, "blocked");
+        let failures = evaluate_lines(&lines).failures.join("\n");
+        assert!(
+            failures.contains(
+                "u.service: a is said to be closed by the kernel to everyone, but the root control escaped"
+            ),
+            "{failures}"
+        );
     }
 
     #[test]

@@ -90,9 +90,10 @@ pub fn explain(
         let reference = unit != CONTROL && unit != PLAIN_USER;
         if reports.len() > 1
             && reference
-            && seen
-                .iter()
-                .all(|(_, r)| r.verdict == "unsupported" && r.reason.as_deref() != Some("not-applicable"))
+            && seen.iter().all(|(_, r)| {
+                r.verdict == "unsupported"
+                    && !matches!(r.reason.as_deref(), Some("not-applicable" | "kernel-policy"))
+            })
         {
             failures.push(format!("{unit}: {attempt} is unsupported on every release and blocked on none"));
         }
@@ -128,7 +129,7 @@ fn by_reason(seen: &[(&str, &AttemptResult)]) -> Option<(Cause, String)> {
     if let Some((release, r)) = with("kernel-policy") {
         return Some((
             Cause::DefaultChanged,
-            format!("{release}'s kernel closes it to everyone: {}", r.detail),
+            format!("kernel policy: {release}'s kernel closes it to everyone: {}", r.detail),
         ));
     }
     if let Some((release, r)) = with("kernel") {

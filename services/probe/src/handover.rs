@@ -19,6 +19,18 @@
 //! listener out of LISTEN puts it back (`listen()`) where it can, since the
 //! same socket is PID 1's; the harness restarts the `.socket` units after a
 //! probe run all the same.
+//!
+//! Some kernels refuse `connect()` (EINVAL) to every TCP socket that has
+//! been a listener, root without a sandbox included (seen on a Linux 6.18.44
+//! build; 6.1 and 6.12 allow it). There the three listener routes are closed
+//! by the kernel, not by the sandbox: a route that meets EINVAL tries the same
+//! steps on a fresh listener of its own ([`kernel_refuses_former_listeners`])
+//! and says `unsupported: kernel-policy` only when that is refused too while a
+//! socket that never listened connects. The accepted connection never
+//! listened, so [`accepted`] still turns it into a client on such kernels
+//! (tried there and refused as well: an autobound listener, `SO_REUSEPORT`,
+//! `TCP_FASTOPEN_CONNECT`, an IPv6 listener to a mapped address, and root's
+//! `TCP_REPAIR`).
 
 use std::io;
 use std::mem::ManuallyDrop;
@@ -26,7 +38,7 @@ use std::net::{Shutdown, SocketAddr, SocketAddrV6, TcpStream, UdpSocket};
 use std::os::fd::{BorrowedFd, FromRawFd};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, SockAddr, SockRef, Type};
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 use crate::canary::CanaryState;
 use crate::context::Ctx;
@@ -226,10 +238,82 @@ fn listener_route(
                 l.fd, c.tcp_loopback
             ),
         ),
-        Err(e) => Outcome::errno(errno_of(&e), format!("connect() after {how} (fd {})", l.fd)),
+        Err(e) => {
+            let what = format!("connect() after {how} (fd {})", l.fd);
+            refused(errno_of(&e), what, || {
+                kernel_refuses_former_listeners(disconnect, |s, to| {
+                    s.connect_timeout(to, IO_TIMEOUT).map_err(|e| errno_of(&e))
+                })
+            })
+        }
     };
     restore_listener(&s);
     out
+}
+
+/// The outcome of a listener route refused with `e`: where that is EINVAL
+/// and `check` shows this kernel refusing the same to a listener of the
+/// probe's own, `unsupported: kernel-policy`; else the errno, with what the
+/// check found.
+fn refused(e: Errno, what: String, check: impl FnOnce() -> Result<bool, String>) -> Outcome {
+    if e.0 != libc::EINVAL {
+        return Outcome::errno(e, what);
+    }
+    match check() {
+        Ok(true) => Outcome::unsupported(
+            Unsupported::KernelPolicy,
+            format!(
+                "{what}: EINVAL: this kernel refuses it to every socket that has been a TCP listener \
+                 (a fresh listener of the probe's own, in its own network namespace, was refused the same \
+                 way, while a fresh socket that never listened connected)"
+            ),
+        ),
+        Ok(false) => Outcome::errno(
+            e,
+            format!("{what} (a fresh listener of the probe's own connects after the same steps: not the kernel's policy)"),
+        ),
+        Err(why) => Outcome::errno(e, format!("{what} (whether the kernel refuses it to everyone: {why})")),
+    }
+}
+
+/// Whether this kernel refuses to turn a TCP socket that has been a
+/// listener into a client, decided by trying it rather than by a version:
+/// a fresh listener of this process's own, on 127.0.0.1 of its own network
+/// namespace, is taken out of LISTEN with `disconnect` and aimed with `aim`
+/// at a second fresh listener. `Ok(true)` when that gets EINVAL while a
+/// fresh socket that never listened connects to the same target; `Err`
+/// with the reason when the check cannot be made here (a sandbox that
+/// refuses IP sockets or the calls: the route's own errno then stands).
+fn kernel_refuses_former_listeners(
+    disconnect: impl Fn(&SockRef<'_>) -> Result<(), Errno>,
+    aim: impl Fn(&SockRef<'_>, &SockAddr) -> Result<(), Errno>,
+) -> Result<bool, String> {
+    fn io(what: &'static str) -> impl Fn(io::Error) -> String {
+        move |e| format!("the check's {what}: {}", errno_of(&e))
+    }
+    let loopback = SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let fresh = |what: &'static str| -> Result<Socket, String> {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(io(what))?;
+        s.bind(&loopback).map_err(io(what))?;
+        Ok(s)
+    };
+    let target = fresh("target")?;
+    target.listen(4).map_err(io("target's listen"))?;
+    let to = target.local_addr().map_err(io("target's address"))?;
+    let former = fresh("listener")?;
+    former.listen(1).map_err(io("listener's listen"))?;
+    let former_ref = SockRef::from(&former);
+    disconnect(&former_ref).map_err(|e| format!("the check's own listener could not leave LISTEN: {e}"))?;
+    match aim(&former_ref, &to) {
+        Ok(()) => return Ok(false),
+        Err(e) if e.0 == libc::EINVAL => {}
+        Err(e) => return Err(format!("the check's own former listener got {e}, not EINVAL")),
+    }
+    let never_listened = fresh("client")?;
+    match never_listened.connect_timeout(&to, IO_TIMEOUT) {
+        Ok(()) => Ok(true),
+        Err(e) => Err(format!("a fresh socket could not connect either: {}", errno_of(&e))),
+    }
 }
 
 fn by_shutdown(s: &SockRef<'_>) -> Result<(), Errno> {
@@ -272,9 +356,8 @@ pub fn listener_fastopen(ctx: &Ctx) -> Outcome {
             &token,
             &format!("sendto(MSG_FASTOPEN) from the handed-over listener (fd {})", l.fd),
         ),
-        Err(e) => Outcome::errno(
-            e,
-            format!(
+        Err(e) => {
+            let what = format!(
                 "sendto(MSG_FASTOPEN) to {} from the handed-over listener (fd {}; {})",
                 c.tcp_loopback,
                 l.fd,
@@ -282,8 +365,14 @@ pub fn listener_fastopen(ctx: &Ctx) -> Outcome {
                     Ok(how) => format!("listener {how}"),
                     Err(e) => format!("it could not be closed: {e}, so it still listens"),
                 }
-            ),
-        ),
+            );
+            refused(e, what, || {
+                kernel_refuses_former_listeners(
+                    |s| by_shutdown(s).or_else(|_| connect_unspec(s)),
+                    |s, to| fastopen(s, to, "kernel-check"),
+                )
+            })
+        }
     };
     restore_listener(&s);
     out

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sandkasten_probe::canary::Report;
-use sandkasten_probe::verdict::{Verdict, VerdictKind};
+use sandkasten_probe::verdict::{Unsupported, Verdict, VerdictKind};
 
 /// The probe binary under test.
 pub const PROBE: &str = env!("CARGO_BIN_EXE_sandkasten-probe");
@@ -265,6 +265,15 @@ pub fn assert_expected(got: &BTreeMap<String, Verdict>, want: &BTreeMap<&str, Ex
     assert!(bad.is_empty(), "{} attempt(s) differ from the expected set:\n{}", bad.len(), bad.join("\n"));
 }
 
+/// Each of `ids` is `unsupported` because the kernel refuses it to
+/// everyone (`kernel-policy`), not for another reason.
+pub fn assert_kernel_policy(got: &BTreeMap<String, Verdict>, ids: &[&str]) {
+    for id in ids {
+        let v = got.get(*id).unwrap_or_else(|| panic!("{id}: missing from the probe's output"));
+        assert_eq!(v.reason, Some(Unsupported::KernelPolicy), "{id}: {} ({})", v.verdict.as_str(), v.detail);
+    }
+}
+
 /// No attempt may fail because the probe itself broke, whatever stopped it.
 pub fn assert_no_probe_failures(got: &BTreeMap<String, Verdict>) {
     let broken: Vec<String> = got
@@ -354,4 +363,44 @@ impl HandedOver {
             });
         }
     }
+}
+
+/// The routes that turn a handed-over *listener* into a client. Some
+/// kernels refuse `connect()` to every TCP socket that has been a
+/// listener (EINVAL, root included): there these are closed for everyone.
+pub const LISTENER_ROUTES: [&str; 3] =
+    ["net.handover-unspec", "net.handover-shutdown", "net.handover-fastopen"];
+
+/// Whether this kernel lets a TCP socket that has been a listener connect
+/// after `shutdown(SHUT_RD)`, asked of the kernel directly (std and libc,
+/// none of the probe's code) in the calling thread's network namespace.
+/// Panics when a socket that never listened cannot connect either: then
+/// the machine, not the kernel's policy, is the problem.
+pub fn former_listener_connects() -> bool {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let target = TcpListener::bind("127.0.0.1:0").expect("bind the oracle's target");
+    let to = target.local_addr().unwrap();
+    let former = TcpListener::bind("127.0.0.1:0").expect("bind the oracle's listener");
+    // SAFETY: a TcpStream over the listener's fd only to call shutdown(2);
+    // ManuallyDrop keeps the fd owned by `former`.
+    let as_stream = std::mem::ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(former.as_raw_fd()) });
+    as_stream.shutdown(Shutdown::Read).expect("shutdown(SHUT_RD) on a listener");
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: to.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a sockaddr_in passed with its size; the fd is open.
+    let r = unsafe {
+        libc::connect(
+            former.as_raw_fd(),
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    let e = std::io::Error::last_os_error();
+    TcpStream::connect(to).expect("a socket that never listened connects to the oracle's target");
+    r == 0 || e.raw_os_error() != Some(libc::EINVAL)
 }
