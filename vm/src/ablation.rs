@@ -21,8 +21,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::GuestInfo;
 use crate::contract::{answer, Answer, PassReport, Plan};
-use crate::matrix::{held, stopped_unlisted, xml, GuestInfo};
+use crate::matrix::{held, stopped_unlisted, xml};
 use crate::passes::Role;
 
 /// The measured map of one unit on one release.

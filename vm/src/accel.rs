@@ -12,43 +12,13 @@
 //! The decision itself ([`decide`]) is a pure function of the request, the
 //! device check and the probe, so it is tested without qemu.
 
-use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-
-/// The accelerator a guest runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    /// Hardware virtualisation through `/dev/kvm`.
-    Kvm,
-    /// qemu's software emulation: slow (tens of seconds to boot) but everywhere.
-    Tcg,
-}
-
-impl Accel {
-    /// The default whole-run deadline: boot plus guest script.
-    pub fn default_timeout(self) -> Duration {
-        match self {
-            Accel::Kvm => Duration::from_secs(60),
-            Accel::Tcg => Duration::from_secs(300),
-        }
-    }
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        })
-    }
-}
+pub use crate::machine::{Accel, Probe};
 
 /// What the caller asked for (`--accel`, whose values these are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -72,15 +42,6 @@ impl FromStr for AccelRequest {
             other => Err(Error::Config(format!("unknown accelerator {other:?} (auto, kvm or tcg)"))),
         }
     }
-}
-
-/// The outcome of a probe boot under KVM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Probe {
-    /// The kernel ran to its end under KVM.
-    Usable,
-    /// KVM cannot run this guest; why.
-    Unusable(String),
 }
 
 /// The accelerator chosen and a line saying why, for the user.

@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::AblationMap;
+use crate::contract::GuestInfo;
 use crate::contract::{answer, Plan};
 use crate::enforcement::EnforcementReport;
 use crate::error::Error;
-use crate::matrix::{self, GuestInfo, CONTROL};
+use crate::matrix::{self, CONTROL};
 use crate::passes::{self, Reference, Role};
 use crate::variant::UnitFile;
 
@@ -106,7 +107,7 @@ pub fn programs(unit: &UnitFile) -> Vec<String> {
 /// libraries it links.
 pub fn probe_exec_paths(unit: &UnitFile) -> Option<String> {
     unit.entries("Service").any(|(_, k, _)| k == "NoExecPaths").then(|| {
-        let mut paths = vec![crate::inside::PROBE.to_owned()];
+        let mut paths = vec![crate::contract::paths::PROBE.to_owned()];
         paths.extend(PROBE_LIBRARIES.iter().map(|l| format!("-{l}")));
         paths.join(" ")
     })
@@ -399,7 +400,7 @@ pub fn evaluate(
             .collect();
         let score = answered.scores.get(name);
         let mut added =
-            vec![format!("ExecStart={} (the probe, in place of the program)", crate::inside::PROBE)];
+            vec![format!("ExecStart={} (the probe, in place of the program)", crate::contract::paths::PROBE)];
         if let Some(paths) = probe_exec_paths(&unit.reference.service) {
             added.push(format!("ExecPaths={paths} (the unit lets nothing else run)"));
         }

@@ -35,9 +35,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::{self, AblationMap};
+use crate::contract::GuestInfo;
 use crate::contract::{answer, Answer, PassReport, Plan};
-use crate::matrix::{held, stopped_unlisted, GuestInfo};
-use crate::passes::{Reference, Role};
+use crate::matrix::{held, stopped_unlisted};
+use crate::passes::{Reference, Role, Staged};
 
 /// One directive's positive test.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,49 @@ pub fn labels(references: &[Reference]) -> BTreeMap<String, Vec<String>> {
         .iter()
         .map(|r| (r.name.clone(), r.directives().into_iter().map(|d| d.label).collect()))
         .collect()
+}
+
+/// The enforcement report's plan: per test, its unit with the directive
+/// and without it (a pass shared by every test that needs the same
+/// variant), each making the attempts of every test that needs it.
+pub fn staged(references: &[Reference], tests: &[Test]) -> Staged {
+    let mut staged = Staged::default();
+    staged.plan.parallel = 3;
+    // (unit, removed labels) → attempts, in the order first needed.
+    type Variant = (String, Vec<String>);
+    let mut variants: Vec<(Variant, Vec<String>)> = Vec::new();
+    let labels = labels(references);
+    for test in tests.iter().filter(|t| !t.attempts.is_empty()) {
+        let Some(labels) = labels.get(&test.unit) else { continue };
+        let (with, without) = test.variants(labels);
+        for removed in [with, without] {
+            let key = (test.unit.clone(), removed);
+            let at = variants.iter().position(|(k, _)| *k == key).unwrap_or_else(|| {
+                variants.push((key, Vec::new()));
+                variants.len() - 1
+            });
+            let attempts = &mut variants[at].1;
+            for attempt in &test.attempts {
+                if !attempts.contains(attempt) {
+                    attempts.push(attempt.clone());
+                }
+            }
+        }
+    }
+    for (i, ((unit, removed), attempts)) in variants.iter().enumerate() {
+        let reference = references.iter().find(|r| r.name == *unit).expect("found above");
+        let removing = reference.directives_labelled(removed);
+        staged.add(
+            format!("enf-{i}"),
+            Role::Ablation { unit: unit.clone(), removed: removed.clone() },
+            reference,
+            22000 + i as u16,
+            &removing.iter().collect::<Vec<_>>(),
+            attempts,
+            &[],
+        );
+    }
+    staged
 }
 
 impl Test {

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext};
-use crate::guest::Event;
 use crate::process::{require_tool, run_captured, run_streaming};
+use crate::progress::Event;
 pub use crate::release::Release;
 
 /// One file of the guest recipe, embedded from `vm/guest/`.

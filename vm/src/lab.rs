@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditReport;
-use crate::matrix::GuestInfo;
+use crate::contract::GuestInfo;
 use crate::Release;
 
 /// The lab's services, in order (their sockets are found through

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{answer, Answer, PassReport, Plan, Verdict, VerdictKind};
+use crate::contract::{answer, Answer, Functional, GuestInfo, PassReport, Plan, Verdict, VerdictKind};
 use crate::passes::{short_name, Role};
 
 /// The name the unsandboxed run carries in the report.
@@ -38,29 +38,6 @@ pub struct Report {
     pub summary: Summary,
     /// Why the run failed; empty when it passed.
     pub failures: Vec<String>,
-}
-
-/// The guest the matrix ran in.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct GuestInfo {
-    /// Debian codename.
-    pub release: String,
-    /// systemd's version.
-    pub systemd: String,
-    /// `uname -r` in the guest.
-    pub kernel: String,
-    /// `kvm` or `tcg`.
-    pub accel: String,
-    /// systemd's compile-time features (`systemctl --version`, line 2).
-    pub features: String,
-}
-
-impl GuestInfo {
-    /// Whether this systemd enforces `SocketBindDeny=`,
-    /// `RestrictNetworkInterfaces=` and `RestrictFileSystems=`.
-    pub fn bpf_framework(&self) -> bool {
-        self.features.split_whitespace().any(|f| f == "+BPF_FRAMEWORK")
-    }
 }
 
 /// One attempt in one unit.
@@ -87,20 +64,6 @@ pub struct AttemptResult {
     /// sandbox: `blocked` there means "not root" already stops it.
     #[serde(default)]
     pub plain_user: String,
-}
-
-/// One functional check.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Functional {
-    /// The socket or service it concerns.
-    pub unit: String,
-    /// What was checked.
-    pub check: String,
-    /// Whether it held.
-    pub ok: bool,
-    /// What was seen.
-    #[serde(default)]
-    pub detail: String,
 }
 
 /// Counts over the results.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::contract::{Pass, Plan};
+use crate::contract::{paths, Pass, Plan};
 use crate::error::Error;
 use crate::variant::{self, Directive, Generated, Probe, UnitFile};
 
@@ -16,9 +16,9 @@ pub fn probe() -> Probe {
     Probe {
         command: format!(
             "{} --json --canary {} --keep-markers --content-dir {} --fork-limit 100 --memory-mib 192",
-            crate::inside::PROBE,
-            crate::inside::CANARY_STATE,
-            crate::inside::CONTENT_DIR
+            paths::PROBE,
+            paths::CANARY_STATE,
+            paths::CONTENT_DIR
         ),
         // fork (clone) is allowed already; the runner waits for, kills and
         // reads each attempt's child (kill pipe2 setpgid waitid), and the
@@ -142,7 +142,7 @@ impl Staged {
     /// Adds a pass in a unit generated from `reference` (its service file's
     /// name, socket and parsed text) with `removed` taken out.
     #[allow(clippy::too_many_arguments)]
-    fn add(
+    pub(crate) fn add(
         &mut self,
         name: String,
         role: Role,
@@ -266,49 +266,6 @@ pub fn ablation(
             reference,
             21001 + i as u16,
             &removed,
-            attempts,
-            &[],
-        );
-    }
-    staged
-}
-
-/// The enforcement report's plan: per test, its unit with the directive
-/// and without it (a pass shared by every test that needs the same
-/// variant), each making the attempts of every test that needs it.
-pub fn enforcement(references: &[Reference], tests: &[crate::enforcement::Test]) -> Staged {
-    let mut staged = Staged::default();
-    staged.plan.parallel = 3;
-    // (unit, removed labels) → attempts, in the order first needed.
-    type Variant = (String, Vec<String>);
-    let mut variants: Vec<(Variant, Vec<String>)> = Vec::new();
-    let labels = crate::enforcement::labels(references);
-    for test in tests.iter().filter(|t| !t.attempts.is_empty()) {
-        let Some(labels) = labels.get(&test.unit) else { continue };
-        let (with, without) = test.variants(labels);
-        for removed in [with, without] {
-            let key = (test.unit.clone(), removed);
-            let at = variants.iter().position(|(k, _)| *k == key).unwrap_or_else(|| {
-                variants.push((key, Vec::new()));
-                variants.len() - 1
-            });
-            let attempts = &mut variants[at].1;
-            for attempt in &test.attempts {
-                if !attempts.contains(attempt) {
-                    attempts.push(attempt.clone());
-                }
-            }
-        }
-    }
-    for (i, ((unit, removed), attempts)) in variants.iter().enumerate() {
-        let reference = references.iter().find(|r| r.name == *unit).expect("found above");
-        let removing = reference.directives_labelled(removed);
-        staged.add(
-            format!("enf-{i}"),
-            Role::Ablation { unit: unit.clone(), removed: removed.clone() },
-            reference,
-            22000 + i as u16,
-            &removing.iter().collect::<Vec<_>>(),
             attempts,
             &[],
         );

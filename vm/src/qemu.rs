@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::accel::{Accel, Probe};
 use crate::error::{Error, IoContext};
-use crate::guest::CpuModel;
+use crate::machine::CpuModel;
+use crate::machine::{Accel, Probe};
 
 /// The qemu binary.
 pub(crate) const QEMU: &str = "qemu-system-x86_64";

@@ -196,8 +196,8 @@ fn details(seen: &[(&str, &AttemptResult)]) -> String {
 mod tests {
     use super::*;
     use crate::ablation::AttemptHolders;
+    use crate::contract::GuestInfo;
     use crate::enforcement::{Row, Status};
-    use crate::matrix::GuestInfo;
 
     fn result(unit: &str, attempt: &str, verdict: &str, reason: Option<&str>) -> AttemptResult {
         AttemptResult {

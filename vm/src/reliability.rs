@@ -9,33 +9,7 @@
 //! no request was lost but those the service held at the moment it was
 //! killed, and the socket is still listening afterwards.
 
-use serde::{Deserialize, Serialize};
-
-/// What one scenario did, counted by its clients.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Scenario {
-    /// Its name in the table ("SIGKILL under load").
-    pub name: String,
-    /// Requests the clients started.
-    pub sent: u64,
-    /// Requests answered with `200`.
-    pub answered: u64,
-    /// Requests that got no answer, or a wrong one.
-    pub failed: u64,
-    /// Failed requests that were open while the service was killed or
-    /// stopped: the only ones a kill may cost.
-    pub in_flight: u64,
-    /// From the kill (or hang) to the first answer to a request sent after
-    /// it, in seconds; `None` where nothing was killed.
-    pub recovery_s: Option<f64>,
-    /// The socket's `ActiveState` after the scenario ("active" when it still
-    /// listens).
-    pub socket_after: String,
-    /// What else the scenario measured, in words (starts, slowest answer).
-    pub note: String,
-    /// The first few errors of requests lost beyond those in flight.
-    pub errors: Vec<String>,
-}
+pub use crate::contract::reliability::{ReliabilityReport, Scenario};
 
 impl Scenario {
     /// Requests lost beyond those in flight at a kill.
@@ -63,19 +37,6 @@ impl Scenario {
         }
         failures
     }
-}
-
-/// One release's reliability run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReliabilityReport {
-    /// The release booted.
-    pub release: String,
-    /// Its systemd version ("252.39-1~deb12u1").
-    pub systemd: String,
-    /// Every scenario, in the order run.
-    pub scenarios: Vec<Scenario>,
-    /// What kept the guest side from running a scenario at all.
-    pub errors: Vec<String>,
 }
 
 impl ReliabilityReport {

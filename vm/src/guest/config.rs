@@ -1,6 +1,6 @@
-//! What one boot is asked to do: [`Config`] and the choices in it
-//! ([`CpuModel`], [`InitrdKind`]). Kept apart from the run loop so the
-//! settings a caller fills in are read in one place, with their defaults.
+//! What one boot is asked to do: [`Config`], with the machine's choices
+//! from [`crate::machine`]. Kept apart from the run loop so the settings a
+//! caller fills in are read in one place, with their defaults.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,29 +8,7 @@ use std::time::Duration;
 
 use crate::accel::AccelRequest;
 use crate::image::Release;
-
-/// The CPU model qemu emulates (`-cpu`); also the `--cpu` flag's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CpuModel {
-    /// `qemu64,+rdrand`: the fastest under TCG here (DESIGN.md); RDRAND keeps
-    /// dbus from waiting for entropy. Lacks SSE4.2: payloads must be built for
-    /// baseline x86-64.
-    Qemu64,
-    /// `max`: every feature TCG can emulate.
-    Max,
-    /// `host` under KVM (`max` under TCG).
-    Host,
-}
-
-/// Which initrd boots the guest; also the `--initrd` flag's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum InitrdKind {
-    /// Busybox + seven modules + switch_root: the fastest.
-    #[default]
-    Tiny,
-    /// Debian's initramfs-tools image (udev, scripts): for comparison.
-    Stock,
-}
+use crate::machine::{CpuModel, InitrdKind};
 
 /// What to boot and run. [`Config::new`] gives the defaults.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! Booting runs: [`Guest`] (an image and an accelerator, prepared once) and
 //! [`Run`] (what one boot reported). This module is the run loop; the
 //! pieces it uses each have their own: `config` (what to boot),
-//! `progress` (events a caller follows), `payload_disk` (packing
+//! [`crate::progress`] (events a caller follows), `payload_disk` (packing
 //! `payload.img`), `ports` (the guest's port files and control lines) and
 //! `run_dir` (per-run log directories).
 //!
@@ -21,7 +21,6 @@
 mod config;
 mod payload_disk;
 mod ports;
-mod progress;
 mod run_dir;
 
 use std::fs::File;
@@ -29,8 +28,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-pub use config::{Config, CpuModel, InitrdKind};
-pub use progress::{print_progress, Event};
+pub use crate::machine::{CpuModel, InitrdKind};
+pub use crate::progress::{print_progress, Event};
+pub use config::Config;
 
 use crate::accel::{self, Accel, Decision};
 use crate::error::{file_tail, Error, IoContext};

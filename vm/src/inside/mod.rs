@@ -12,31 +12,19 @@
 
 pub mod bench;
 mod functional;
-pub mod host;
 mod pass;
 pub mod reliability;
-mod systemd;
+pub mod systemd;
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::contract::GuestInfo;
 use crate::contract::{GuestEvent, Plan, Score, OUTPUT_DIR};
-use crate::matrix::GuestInfo;
 
-pub use pass::collect;
-
-/// The canary's state file: in /etc, which every sandbox sees read-only
-/// (the reference units hide /var).
-pub const CANARY_STATE: &str = "/etc/sandkasten-probe/canary.json";
-/// Where the canary's unix sockets live (net.unix-path, net.unix-dgram):
-/// where services keep theirs, outside /run.
-pub const CANARY_UNIX_DIR: &str = "/var/lib/sandkasten-probe";
-/// The probe as installed.
-pub const PROBE: &str = "/usr/libexec/sandkasten/sandkasten-probe";
-/// The content the servers serve (fs.write-content's target).
-pub const CONTENT_DIR: &str = "/usr/share/sandkasten/www";
+pub use crate::contract::paths::{CANARY_STATE, CANARY_UNIX_DIR, CONTENT_DIR, PROBE};
 
 /// Runs the plan at `plan_path`; the exit status is 0 when the plan ran to
 /// its end (the verdicts are the host's business), 1 when it could not.

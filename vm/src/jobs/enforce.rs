@@ -8,7 +8,7 @@ use super::{
     ablation_maps, all_attempts, build, committed_enforcement, references_in, run_plan, stage, write_json,
     RunOptions,
 };
-use crate::{enforcement, passes, Release};
+use crate::{enforcement, Release};
 
 /// `sandkasten-vm enforce`: the enforcement report, per release in a VM,
 /// or (`--host`) on this machine.
@@ -22,11 +22,11 @@ pub fn enforce(
     let started = std::time::Instant::now();
     let references = references_in(units)?;
     let tests = enforcement::tests(&references, &ablation_maps(units)?, &all_attempts());
-    let staged = passes::enforcement(&references, &tests);
+    let staged = enforcement::staged(&references, &tests);
     let labels = enforcement::labels(&references);
     let mut reports = Vec::new();
     if host {
-        let output = crate::inside::host::run(&staged).map_err(anyhow::Error::msg)?;
+        let output = crate::host_mode::run(&staged).map_err(anyhow::Error::msg)?;
         let mut report = enforcement::evaluate(&staged.plan, &staged.roles, &tests, &labels, &output);
         report.guest.accel = "host".to_owned();
         println!("{}", report.table());

@@ -15,7 +15,13 @@ use serde::{Deserialize, Serialize};
 
 pub use sandkasten_probe::verdict::{Verdict, VerdictKind};
 
-use crate::matrix::{Functional, GuestInfo};
+pub mod bench;
+mod guest;
+pub mod paths;
+pub mod reliability;
+
+pub use guest::{Functional, GuestInfo};
+pub use paths::OUTPUT_DIR;
 
 /// What the guest is asked to do.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -89,9 +95,6 @@ impl Pass {
         format!("{OUTPUT_DIR}/{}.jsonl", self.name)
     }
 }
-
-/// The guest directory the probe passes' output files live in.
-pub const OUTPUT_DIR: &str = "/run/sandkasten-matrix";
 
 /// One line the guest writes to the host.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

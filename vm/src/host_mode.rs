@@ -1,4 +1,6 @@
-//! Host mode: a plan carried out on the machine we run on, not in a guest.
+//! Host mode: a plan carried out on the machine we run on, not in a guest
+//! (`enforce --host`). A host job that runs the guest side's library
+//! ([`crate::inside`]) in-process; the guest side never imports it.
 //!
 //! An admin who copies a unit onto a host (a laptop, a container under
 //! Incus, LXC or Proxmox, where nesting changes what systemd can do) asks
@@ -11,9 +13,10 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::systemd::{command, failure, QUERY_TIMEOUT};
-use super::{carry_out, CANARY_STATE, CANARY_UNIX_DIR, PROBE};
+use crate::contract::paths::{CANARY_STATE, CANARY_UNIX_DIR, PROBE};
 use crate::contract::{GuestEvent, OUTPUT_DIR};
+use crate::inside::carry_out;
+use crate::inside::systemd::{command, failure, QUERY_TIMEOUT};
 use crate::passes::Staged;
 
 /// Where the plan's units go: systemd's runtime unit directory.

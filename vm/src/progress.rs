@@ -1,7 +1,7 @@
 //! What a boot reports while it happens: [`Event`], for a UI or a test to
 //! follow, and [`print_progress`], the stderr printer the command line uses.
-//! Image builds report through the same type, so it lives apart from the run
-//! loop.
+//! Image builds ([`crate::image`]) and runs ([`crate::guest`]) report
+//! through the same type, so it sits below both.
 
 use std::time::Duration;
 
