@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::canary::CanaryState;
+use crate::canary::{CanaryState, MARKER_PREFIX};
 use crate::sys::{self, Errno};
 use crate::verdict::{Outcome, Unsupported};
 
@@ -237,7 +237,3 @@ pub fn remove_scratch(opts: &Options, run_id: &str, id: &str) {
         }
     }
 }
-
-/// Prefix of every file the probe creates, so `canary-report` can find the
-/// ones an escape left behind.
-pub const MARKER_PREFIX: &str = ".sandkasten-probe.";

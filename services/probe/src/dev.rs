@@ -11,18 +11,9 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
 use crate::context::Ctx;
+use crate::host::disks_in_sysfs;
 use crate::sys::{self, Errno};
 use crate::verdict::{Outcome, Unsupported};
-
-/// Disk-like block devices from /sys/block (not loop, ram, zram, dm).
-pub fn disks_in_sysfs() -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir("/sys/block")
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
-    out.retain(|n| ["sd", "vd", "xvd", "nvme", "hd", "mmcblk"].iter().any(|p| n.starts_with(p)));
-    out.sort();
-    out
-}
 
 /// `dev.disk`: open a disk for reading (never writing): whoever reads the
 /// disk reads every file on it, permissions aside.

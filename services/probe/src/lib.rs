@@ -15,12 +15,19 @@
 //! - [`runner`]: the lockdown once, then one forked process per attempt,
 //!   deadline, group kill.
 //! - [`context`]: options, run id, the canary's facts, scratch files.
-//! - [`canary`]: the targets outside the sandbox and their report.
+//! - [`canary`]: the targets outside the sandbox and their report, one
+//!   concept per file: `canary/state.rs` (the state file, report and
+//!   greeting the probe shares with the canary), `server.rs` (the canary
+//!   process and its poll loop), `host_facts.rs`, `ids.rs` (who reached a
+//!   target), `client.rs` ([`canary::query`]), `markers.rs` (the marker
+//!   prefix and scan). It imports neither [`context`] nor any attempt
+//!   family; [`context`] imports its state types and marker prefix.
 //! - Attempt families: [`net`], [`handover`], [`fs`], [`code`], [`dev`], [`privilege`],
 //!   [`namespaces`], [`syscalls`], [`memory`], [`resources`], [`ipc`],
 //!   [`siblings`].
 //! - [`output`], [`cli`]: rendering and the command line; [`sys`]: raw
-//!   system-call helpers.
+//!   system-call helpers; [`host`]: the disk and ABI questions the canary
+//!   and the attempt families both ask.
 //!
 //! The probe needs `unsafe` to make raw system calls; each block says why
 //! it is sound.
@@ -35,6 +42,7 @@ pub mod context;
 pub mod dev;
 pub mod fs;
 pub mod handover;
+pub mod host;
 pub mod ipc;
 pub mod memory;
 pub mod namespaces;

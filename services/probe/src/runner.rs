@@ -32,7 +32,7 @@
 //! - its command line is the runner's, so the canary, which reads the
 //!   sender's command line for signals and tracers, finds the run id there
 //!   (`--run-id`) and names the attempt by target (see
-//!   `canary::parse_cmdline`);
+//!   `canary::ids::parse_cmdline`);
 //! - it is in the runner's Landlock domain rather than one of its own, so
 //!   the runner's /proc entries are open to it as a server's are to code
 //!   running in the server (`proc.sibling` looks outside its own tree);
