@@ -20,74 +20,70 @@ fn ratio(a: &[f64], b: &[f64]) -> Option<f64> {
     median(&per_round)
 }
 
-impl Stat {
-    fn of(values: &[f64], p99_ms: Option<f64>, errors: u64) -> Stat {
-        Stat {
-            median: median(values).unwrap_or(0.0),
-            min: values.iter().copied().reduce(f64::min).unwrap_or(0.0),
-            max: values.iter().copied().reduce(f64::max).unwrap_or(0.0),
-            p99_ms,
-            errors,
-        }
-    }
-
-    fn of_loads(reports: &[HttpReport]) -> Stat {
-        let rates: Vec<f64> = reports.iter().map(|r| r.rate).collect();
-        let p99: Vec<f64> = reports.iter().map(|r| r.p99_ms).collect();
-        Stat::of(&rates, median(&p99), reports.iter().map(|r| r.errors).sum())
+/// One contender's figures from its per-round `values`.
+fn stat(values: &[f64], p99_ms: Option<f64>, errors: u64) -> Stat {
+    Stat {
+        median: median(values).unwrap_or(0.0),
+        min: values.iter().copied().reduce(f64::min).unwrap_or(0.0),
+        max: values.iter().copied().reduce(f64::max).unwrap_or(0.0),
+        p99_ms,
+        errors,
     }
 }
 
-impl Throughput {
-    /// Its row: requests/s.
-    pub fn row(&self) -> Row {
-        let rates = |reports: &[HttpReport]| reports.iter().map(|r| r.rate).collect::<Vec<_>>();
-        Row {
-            name: self.name.clone(),
-            unit: "req/s".into(),
-            bare: Stat::of_loads(&self.bare),
-            sandboxed: Stat::of_loads(&self.sandboxed),
-            ratio: ratio(&rates(&self.sandboxed), &rates(&self.bare)),
-        }
-    }
+/// One contender's requests/s from its load reports, one per round.
+fn stat_of_loads(reports: &[HttpReport]) -> Stat {
+    let rates: Vec<f64> = reports.iter().map(|r| r.rate).collect();
+    let p99: Vec<f64> = reports.iter().map(|r| r.p99_ms).collect();
+    stat(&rates, median(&p99), reports.iter().map(|r| r.errors).sum())
+}
 
-    fn failures(&self, rounds: usize) -> Vec<String> {
-        let mut failures = Vec::new();
-        for (side, reports) in [("bare", &self.bare), ("sandboxed", &self.sandboxed)] {
-            if reports.len() != rounds {
-                failures.push(format!("{}: {side} ran {} of {rounds} rounds", self.name, reports.len()));
-            }
-            let errors: u64 = reports.iter().map(|r| r.errors).sum();
-            if errors > 0 {
-                failures.push(format!("{}: {side} had {errors} failed or wrong answer(s)", self.name));
-            }
-            if reports.iter().any(|r| r.requests == 0) {
-                failures.push(format!("{}: {side} answered nothing in a round", self.name));
-            }
-        }
-        failures
+/// A throughput scenario's row: requests/s.
+pub fn throughput_row(t: &Throughput) -> Row {
+    let rates = |reports: &[HttpReport]| reports.iter().map(|r| r.rate).collect::<Vec<_>>();
+    Row {
+        name: t.name.clone(),
+        unit: "req/s".into(),
+        bare: stat_of_loads(&t.bare),
+        sandboxed: stat_of_loads(&t.sandboxed),
+        ratio: ratio(&rates(&t.sandboxed), &rates(&t.bare)),
     }
 }
 
-impl Latency {
-    /// Its row, named `name`: milliseconds.
-    pub fn row(&self, name: &str) -> Row {
-        Row {
-            name: name.to_owned(),
-            unit: "ms".into(),
-            bare: Stat::of(&self.bare_ms, None, 0),
-            sandboxed: Stat::of(&self.sandboxed_ms, None, 0),
-            ratio: ratio(&self.sandboxed_ms, &self.bare_ms),
+fn throughput_failures(t: &Throughput, rounds: usize) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (side, reports) in [("bare", &t.bare), ("sandboxed", &t.sandboxed)] {
+        if reports.len() != rounds {
+            failures.push(format!("{}: {side} ran {} of {rounds} rounds", t.name, reports.len()));
+        }
+        let errors: u64 = reports.iter().map(|r| r.errors).sum();
+        if errors > 0 {
+            failures.push(format!("{}: {side} had {errors} failed or wrong answer(s)", t.name));
+        }
+        if reports.iter().any(|r| r.requests == 0) {
+            failures.push(format!("{}: {side} answered nothing in a round", t.name));
         }
     }
+    failures
+}
 
-    fn failures(&self, name: &str, rounds: usize) -> Vec<String> {
-        [("bare", &self.bare_ms), ("sandboxed", &self.sandboxed_ms)]
-            .into_iter()
-            .filter(|(_, ms)| ms.len() != rounds)
-            .map(|(side, ms)| format!("{name}: {side} measured in {} of {rounds} rounds", ms.len()))
-            .collect()
+/// A latency's row, named `name`: milliseconds.
+pub fn latency_row(l: &Latency, name: &str) -> Row {
+    Row {
+        name: name.to_owned(),
+        unit: "ms".into(),
+        bare: stat(&l.bare_ms, None, 0),
+        sandboxed: stat(&l.sandboxed_ms, None, 0),
+        ratio: ratio(&l.sandboxed_ms, &l.bare_ms),
     }
+}
+
+fn latency_failures(l: &Latency, name: &str, rounds: usize) -> Vec<String> {
+    [("bare", &l.bare_ms), ("sandboxed", &l.sandboxed_ms)]
+        .into_iter()
+        .filter(|(_, ms)| ms.len() != rounds)
+        .map(|(side, ms)| format!("{name}: {side} measured in {} of {rounds} rounds", ms.len()))
+        .collect()
 }
 
 /// The cold start row's name.
@@ -95,31 +91,39 @@ pub const COLD: &str = "cold start, connect → first byte";
 /// The warm row's name.
 pub const WARM: &str = "warm (server running), connect → first byte";
 
-impl BenchReport {
+/// What the host makes of a [`BenchReport`]: its figures, its failures and
+/// its table (the report is the contract's; reading it is the host's).
+pub trait Figures {
     /// Every row: the throughput scenarios, the cold start, warm.
-    pub fn rows(&self) -> Vec<Row> {
-        let mut rows: Vec<Row> = self.throughput.iter().map(Throughput::row).collect();
-        rows.push(self.cold.row(COLD));
-        rows.push(self.warm.row(WARM));
-        rows
-    }
-
+    fn rows(&self) -> Vec<Row>;
     /// Why this measurement cannot be trusted: the guest side's errors, a
     /// contender that failed or answered wrong, a missing round. Slow
     /// figures are never a failure.
-    pub fn failures(&self) -> Vec<String> {
+    fn failures(&self) -> Vec<String>;
+    /// The report as a markdown table.
+    fn table(&self) -> String;
+}
+
+impl Figures for BenchReport {
+    fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<Row> = self.throughput.iter().map(throughput_row).collect();
+        rows.push(latency_row(&self.cold, COLD));
+        rows.push(latency_row(&self.warm, WARM));
+        rows
+    }
+
+    fn failures(&self) -> Vec<String> {
         let mut failures = self.errors.clone();
         if self.throughput.is_empty() {
             failures.push("no throughput scenario was measured".into());
         }
-        failures.extend(self.throughput.iter().flat_map(|t| t.failures(self.rounds)));
-        failures.extend(self.cold.failures(COLD, self.rounds));
-        failures.extend(self.warm.failures(WARM, self.rounds));
+        failures.extend(self.throughput.iter().flat_map(|t| throughput_failures(t, self.rounds)));
+        failures.extend(latency_failures(&self.cold, COLD, self.rounds));
+        failures.extend(latency_failures(&self.warm, WARM, self.rounds));
         failures
     }
 
-    /// The report as a markdown table.
-    pub fn table(&self) -> String {
+    fn table(&self) -> String {
         let mut out = format!(
             "The sandbox's own cost on {} (systemd {}, kernel {}, {}): the same sandkasten-http \
              in sandkasten-http.service behind its socket (sandboxed) and under \

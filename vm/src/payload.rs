@@ -14,7 +14,7 @@ use crate::error::Error;
 /// The guest side of a matrix or ablation: `sandkasten-vm inside` (see
 /// [`crate::inside`]) with the plan the host wrote beside it.
 pub const INSIDE_PLAN: &str = "#!/bin/sh\n\
-# The guest side of a matrix or ablation run (vm/src/inside).\n\
+# The guest side of a matrix or ablation run (vm/guest-side).\n\
 exec /usr/libexec/sandkasten/sandkasten-vm inside /payload/plan.json\n";
 
 /// The guest side of `exec --unit` (`vm/plan/in-unit`).

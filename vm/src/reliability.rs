@@ -11,44 +11,44 @@
 
 pub use crate::contract::reliability::{ReliabilityReport, Scenario};
 
-impl Scenario {
-    /// Requests lost beyond those in flight at a kill.
-    pub fn lost(&self) -> u64 {
-        self.failed.saturating_sub(self.in_flight)
+/// Why `s` fails; empty when it passes.
+fn scenario_failures(s: &Scenario) -> Vec<String> {
+    let mut failures = Vec::new();
+    if s.sent == 0 {
+        failures.push(format!("{}: no request was sent", s.name));
     }
-
-    /// Why this scenario fails; empty when it passes.
-    pub fn failures(&self) -> Vec<String> {
-        let mut failures = Vec::new();
-        if self.sent == 0 {
-            failures.push(format!("{}: no request was sent", self.name));
-        }
-        if self.lost() > 0 {
-            failures.push(format!(
-                "{}: {} request(s) lost beyond the {} in flight (first errors: {})",
-                self.name,
-                self.lost(),
-                self.in_flight,
-                self.errors.join("; ")
-            ));
-        }
-        if self.socket_after != "active" {
-            failures.push(format!("{}: the socket ended {}", self.name, self.socket_after));
-        }
-        failures
+    if s.lost() > 0 {
+        failures.push(format!(
+            "{}: {} request(s) lost beyond the {} in flight (first errors: {})",
+            s.name,
+            s.lost(),
+            s.in_flight,
+            s.errors.join("; ")
+        ));
     }
+    if s.socket_after != "active" {
+        failures.push(format!("{}: the socket ended {}", s.name, s.socket_after));
+    }
+    failures
 }
 
-impl ReliabilityReport {
+/// What the host makes of a [`ReliabilityReport`]: its failures and its
+/// table (the report is the contract's; judging it is the host's).
+pub trait Judged {
     /// Every reason this run fails.
-    pub fn failures(&self) -> Vec<String> {
+    fn failures(&self) -> Vec<String>;
+    /// The report as a markdown table.
+    fn table(&self) -> String;
+}
+
+impl Judged for ReliabilityReport {
+    fn failures(&self) -> Vec<String> {
         let mut failures = self.errors.clone();
-        failures.extend(self.scenarios.iter().flat_map(Scenario::failures));
+        failures.extend(self.scenarios.iter().flat_map(scenario_failures));
         failures
     }
 
-    /// The report as a markdown table.
-    pub fn table(&self) -> String {
+    fn table(&self) -> String {
         let mut out = format!(
             "Reliability of sandkasten-http.socket on {} (systemd {})\n\n\
              | scenario | sent | answered | failed | of those in flight at a kill | lost | recovery | socket after | note |\n\
@@ -94,15 +94,15 @@ mod tests {
 
     #[test]
     fn a_kill_may_cost_the_requests_in_flight_and_no_more() {
-        assert!(scenario(2, 2, "active").failures().is_empty());
-        let failures = scenario(3, 2, "active").failures();
+        assert!(scenario_failures(&scenario(2, 2, "active")).is_empty());
+        let failures = scenario_failures(&scenario(3, 2, "active"));
         assert_eq!(failures.len(), 1);
         assert!(failures[0].contains("1 request(s) lost beyond the 2 in flight"), "{failures:?}");
     }
 
     #[test]
     fn a_socket_that_ends_failed_fails_the_scenario() {
-        let failures = scenario(0, 0, "failed").failures();
+        let failures = scenario_failures(&scenario(0, 0, "failed"));
         assert_eq!(failures, ["SIGKILL under load: the socket ended failed"]);
     }
 
@@ -111,7 +111,7 @@ mod tests {
         let mut s = scenario(0, 0, "active");
         s.sent = 0;
         s.answered = 0;
-        assert_eq!(s.failures(), ["SIGKILL under load: no request was sent"]);
+        assert_eq!(scenario_failures(&s), ["SIGKILL under load: no request was sent"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `sandkasten-vm bench` in a real guest, short: the measurement must be
 //! complete and sane, whatever the figures are.
 
-use sandkasten_vm::bench::BenchReport;
+use sandkasten_vm::bench::{BenchReport, Figures};
 
 use crate::util::{one_guest_at_a_time, sandkasten_vm};
 

@@ -14,5 +14,7 @@ mod probe_in_guest;
 mod bench;
 // The catalogue against the measured ablation maps (units/ablation/): no guest.
 mod catalogue;
+// Recorded guest answers rendered again, byte for byte: no guest.
+mod replay;
 // Helpers: running the CLI, serialising the guests.
 mod util;

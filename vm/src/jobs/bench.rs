@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{build, guest_report, print_outcome, run_plan, write_json, RunOptions};
-use crate::bench::BenchReport;
+use crate::bench::{BenchReport, Figures};
 use crate::payload;
 
 /// How long and how often `bench` measures.
@@ -20,7 +20,7 @@ pub struct BenchSettings {
 fn plan(settings: BenchSettings) -> String {
     format!(
         "#!/bin/sh\n\
-         # The guest side of `sandkasten-vm bench` (vm/src/inside/bench.rs).\n\
+         # The guest side of `sandkasten-vm bench` (vm/guest-side/src/bench.rs).\n\
          exec /usr/libexec/sandkasten/sandkasten-vm inside-bench --rounds {} --duration {}\n",
         settings.rounds, settings.duration
     )

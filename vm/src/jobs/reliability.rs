@@ -4,11 +4,11 @@ use std::path::Path;
 
 use super::{build, guest_report, print_outcome, run_plan, write_json, RunOptions};
 use crate::payload;
-use crate::reliability::ReliabilityReport;
+use crate::reliability::{Judged, ReliabilityReport};
 
 /// The guest side: `sandkasten-vm inside-reliability`, from the package.
 const PLAN: &str = "#!/bin/sh\n\
-# The guest side of `sandkasten-vm reliability` (vm/src/inside/reliability.rs).\n\
+# The guest side of `sandkasten-vm reliability` (vm/guest-side/src/reliability.rs).\n\
 exec /usr/libexec/sandkasten/sandkasten-vm inside-reliability\n";
 
 /// `sandkasten-vm reliability`: one boot per release, the scenarios of

@@ -1,13 +1,16 @@
-//! The contract between the host and the guest side of a matrix or ablation
-//! run, typed once and used on both sides.
+//! The contract between sandkasten-vm's host and guest sides, typed once
+//! and used by both; it depends on neither.
 //!
 //! The host writes a [`Plan`] to `/payload/plan.json`: which probe passes
-//! to run, each in which generated unit (see [`crate::variant`]), with which
-//! attempts. The guest side (`sandkasten-vm inside`, [`crate::inside`])
-//! carries it out and answers with one [`GuestEvent`] per line on the
-//! results port. The host ([`answer`], then [`crate::matrix`] and
-//! [`crate::ablation`]) insists on a complete answer: a report for every pass, a verdict for
-//! every attempt, a canary report for every pass, and the final `done`.
+//! to run, each in which generated unit, with which attempts. The guest
+//! side (`sandkasten-vm inside`) carries it out and answers with one
+//! [`GuestEvent`] per line on the results port. The host ([`answer`], then
+//! its matrix, ablation and enforcement readings) insists on a complete
+//! answer: a report for every pass, a verdict for every attempt, a canary
+//! report for every pass, and the final `done`. The bench and reliability
+//! guest sides answer with one JSON report each ([`bench`],
+//! [`reliability`]). ARCHITECTURE.md draws where each side lives.
+#![deny(missing_docs)]
 
 use std::collections::BTreeMap;
 

@@ -33,7 +33,7 @@ use sandkasten_load::{http_blocking, Http};
 
 use super::systemd::{show_one as show, systemctl};
 use super::CONTENT_DIR;
-use crate::contract::bench::{median, BenchReport, Latency, Throughput};
+use sandkasten_vm_contract::bench::{median, BenchReport, Latency, Throughput};
 
 const SOCKET: &str = "sandkasten-http.socket";
 const SERVICE: &str = "sandkasten-http.service";

@@ -1,6 +1,6 @@
 //! What the guest side of `sandkasten-vm bench` measures and sends back:
 //! every sample of both contenders (the host computes the table's rows,
-//! [`crate::bench`]).
+//! sandkasten-vm's `bench` module).
 
 use serde::{Deserialize, Serialize};
 

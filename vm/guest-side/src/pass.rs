@@ -10,7 +10,7 @@ use sandkasten_probe::canary::{self, CanaryState};
 use sandkasten_probe::catalogue;
 
 use super::{log, systemd, CANARY_STATE};
-use crate::contract::{Pass, PassReport, Plan, Verdict, VerdictKind};
+use sandkasten_vm_contract::{Pass, PassReport, Plan, Verdict, VerdictKind};
 
 /// How long a template may take to start its first instance after the
 /// connection that asks for it.

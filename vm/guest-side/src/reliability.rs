@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::systemd::{output, show_one as show, systemctl};
-use crate::contract::reliability::{ReliabilityReport, Scenario};
+use sandkasten_vm_contract::reliability::{ReliabilityReport, Scenario};
 
 const SOCKET: &str = "sandkasten-http.socket";
 const SERVICE: &str = "sandkasten-http.service";

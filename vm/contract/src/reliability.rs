@@ -1,5 +1,5 @@
 //! What the guest side of `sandkasten-vm reliability` counts and sends
-//! back, one [`Scenario`] each (the host judges them, [`crate::reliability`]).
+//! back, one [`Scenario`] each (the host judges them, sandkasten-vm's `reliability` module).
 
 use serde::{Deserialize, Serialize};
 
@@ -40,4 +40,11 @@ pub struct ReliabilityReport {
     pub scenarios: Vec<Scenario>,
     /// What kept the guest side from running a scenario at all.
     pub errors: Vec<String>,
+}
+
+impl Scenario {
+    /// Requests lost beyond those in flight at a kill.
+    pub fn lost(&self) -> u64 {
+        self.failed.saturating_sub(self.in_flight)
+    }
 }

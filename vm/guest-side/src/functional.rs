@@ -28,7 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::systemd::{self, command, failure, QUERY_TIMEOUT};
-use crate::contract::Functional;
+use sandkasten_vm_contract::Functional;
 
 /// The sockets the checks go through, started in one `systemctl` call.
 const SOCKETS: [&str; 4] = [

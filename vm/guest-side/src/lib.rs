@@ -1,14 +1,23 @@
-//! The guest side of a matrix or ablation run (`sandkasten-vm inside
-//! PLAN`), run as root in a fresh guest whose PID 1 is systemd.
+//! sandkasten-vm's guest side, its own crate so that it can know nothing
+//! but the contract (`sandkasten-vm-contract`): it never sees how the host
+//! builds plans or reads answers. The `sandkasten-vm` binary runs it in the
+//! guest (`sandkasten-vm inside PLAN`, `inside-bench`,
+//! `inside-reliability`), and host mode (`enforce --host`) runs
+//! [`carry_out`] on the machine itself.
+//!
+//! The plan of a matrix or ablation run, run as root in a fresh guest whose
+//! PID 1 is systemd:
 //!
 //! It carries out a [`Plan`]: the functional checks of every reference
 //! server (in a thread of their own, beside the probe passes), the canary
 //! outside every sandbox, then each pass in its generated unit, several at
 //! once. Every wait has a deadline. Each pass ends in one
-//! [`PassReport`](crate::contract::PassReport) that says what is missing as
+//! [`PassReport`](sandkasten_vm_contract::PassReport) that says what is missing as
 //! plainly as what was found: a unit that never started, an attempt without
 //! a verdict, a canary that could not be asked. The host decides; this side
 //! only reports, one [`GuestEvent`] per line on stdout.
+
+#![deny(missing_docs)]
 
 pub mod bench;
 mod functional;
@@ -21,10 +30,9 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::contract::GuestInfo;
-use crate::contract::{GuestEvent, Plan, Score, OUTPUT_DIR};
+use sandkasten_vm_contract::{GuestEvent, GuestInfo, Plan, Score, OUTPUT_DIR};
 
-pub use crate::contract::paths::{CANARY_STATE, CANARY_UNIX_DIR, CONTENT_DIR, PROBE};
+pub use sandkasten_vm_contract::paths::{CANARY_STATE, CANARY_UNIX_DIR, CONTENT_DIR, PROBE};
 
 /// Runs the plan at `plan_path`; the exit status is 0 when the plan ran to
 /// its end (the verdicts are the host's business), 1 when it could not.
@@ -128,7 +136,7 @@ pub(crate) fn log(message: &str) {
     eprintln!("inside: {message}");
 }
 
-pub(super) fn guest_info() -> GuestInfo {
+pub(crate) fn guest_info() -> GuestInfo {
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let release = os
         .lines()

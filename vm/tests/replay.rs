@@ -1,0 +1,138 @@
+//! Recorded guest answers read again by the host, every output compared
+//! byte for byte with what the same answers gave when they were recorded.
+//!
+//! Each directory under `vm/tests/replay/` holds what one guest side wrote
+//! (`answer*.txt`, the results port of a real run) and what the host made of
+//! it then: the table, the JSON report, the JUnit file. A change to how the
+//! host reads an answer, judges it or prints it that alters a single byte
+//! fails here, without a guest. To record a new answer on purpose (a new
+//! route, a new column), run the test with `SANDKASTEN_REPLAY_WRITE=1` and
+//! review the diff of the expected files like any other change.
+//!
+//! `kind` says which job's reading it is:
+//! - `matrix`: `answer.txt` of a matrix run on `release`;
+//! - `enforce`: `answer.txt` of an enforcement run on `release`, against the
+//!   committed ablation maps (the tests are chosen from them);
+//! - `ablate UNIT`: `answer-1.txt` ... of the rounds of an ablation of UNIT.
+
+use std::path::{Path, PathBuf};
+
+use sandkasten_vm::{ablation, enforcement, matrix, passes, payload};
+
+fn replay_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay")
+}
+
+fn units() -> PathBuf {
+    payload::workspace_root().join("units")
+}
+
+fn references() -> Vec<passes::Reference> {
+    passes::REFERENCE_UNITS.iter().map(|u| passes::load_reference(&units(), u).unwrap()).collect()
+}
+
+fn attempts() -> Vec<String> {
+    sandkasten_probe::catalogue::ATTEMPTS.iter().map(|a| a.id.to_owned()).collect()
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap() + "\n"
+}
+
+/// What the host makes of the recorded answers in `dir`: file name → text.
+fn render(dir: &Path) -> Vec<(&'static str, String)> {
+    let kind = read(dir, "kind");
+    let release = read(dir, "release").trim().to_owned();
+    let words: Vec<&str> = kind.split_whitespace().collect();
+    match words.as_slice() {
+        ["matrix"] => {
+            let staged = passes::matrix(&references(), &attempts());
+            let mut report = matrix::evaluate(&staged.plan, &staged.roles, &read(dir, "answer.txt"), "tcg");
+            report.guest.release = release;
+            vec![("table.txt", report.table()), ("report.json", json(&report)), ("junit.xml", report.junit())]
+        }
+        ["enforce"] => {
+            let references = references();
+            let maps = ablation_maps();
+            let tests = enforcement::tests(&references, &maps, &attempts());
+            let staged = enforcement::staged(&references, &tests);
+            let labels = enforcement::labels(&references);
+            let mut report =
+                enforcement::evaluate(&staged.plan, &staged.roles, &tests, &labels, &read(dir, "answer.txt"));
+            report.guest.release = release;
+            report.guest.accel = "tcg".to_owned();
+            vec![("table.txt", report.table()), ("report.json", json(&report))]
+        }
+        ["ablate", unit] => {
+            let references = references();
+            let reference = references.iter().find(|r| r.short() == *unit).expect("a reference unit");
+            let labels: Vec<String> = reference.directives().into_iter().map(|d| d.label).collect();
+            let attempts = attempts();
+            let removals = |sets: &[Vec<String>]| -> Vec<Vec<sandkasten_vm::variant::Directive>> {
+                sets.iter().map(|set| reference.directives_labelled(set)).collect()
+            };
+            let round = |n: usize, sets: &[Vec<String>], first: bool| {
+                let staged = passes::ablation(reference, &removals(sets), &attempts, first);
+                ablation::read_round(&staged.plan, &staged.roles, &read(dir, &format!("answer-{n}.txt")))
+            };
+            let singles: Vec<Vec<String>> = labels.iter().map(|l| vec![l.clone()]).collect();
+            let mut rounds = round(1, &singles, true);
+            rounds.merge(round(2, &ablation::Round::isolation_sets(&labels), false));
+            let sets = rounds.sets_to_verify(&attempts, &labels);
+            if !sets.is_empty() {
+                rounds.merge(round(3, &sets, false));
+            }
+            let mut map = rounds.map(&reference.name, &labels, &attempts);
+            map.guest.accel = "tcg".to_owned();
+            map.guest.release = release;
+            vec![("table.txt", map.table()), ("map.json", json(&map)), ("map.svg", map.svg())]
+        }
+        other => panic!("{}: unknown kind {other:?}", dir.display()),
+    }
+}
+
+fn ablation_maps() -> Vec<ablation::AblationMap> {
+    let dir = units().join("ablation");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()).collect()
+}
+
+#[test]
+fn recorded_answers_render_as_they_did() {
+    let write = std::env::var_os("SANDKASTEN_REPLAY_WRITE").is_some_and(|v| v == "1");
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(replay_dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no recorded answer in {}", replay_dir().display());
+    let mut differ = Vec::new();
+    for dir in &cases {
+        for (name, text) in render(dir) {
+            let path = dir.join(name);
+            if write {
+                std::fs::write(&path, &text).unwrap();
+                continue;
+            }
+            let expected = read(dir, name);
+            if expected != text {
+                let at = expected.bytes().zip(text.bytes()).position(|(a, b)| a != b).unwrap_or(0);
+                let line = expected[..at].matches('\n').count() + 1;
+                differ.push(format!(
+                    "{}: differs from line {line}:\n  expected: {}\n  now:      {}",
+                    path.display(),
+                    expected.lines().nth(line - 1).unwrap_or(""),
+                    text.lines().nth(line - 1).unwrap_or("")
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
