@@ -10,16 +10,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use sandkasten_tests::units::{
-    analyze, dir as units_dir, reference, service_section, values, verify, EGRESS_GUARD, OWNERS,
+    analyze, dir as units_dir, reference, service_section, values, verify, EGRESS_GUARD,
 };
 
 /// The reference services and the most `systemd-analyze security` may say.
-const REFERENCE_SERVICES: [&str; 4] = [
-    "sandkasten-http.service",
-    "sandkasten-gopher.service",
-    "sandkasten-echo.service",
-    "sandkasten-echo-inetd@.service",
-];
+use sandkasten_vm_contract::reference::{SERVICES as REFERENCE_SERVICES, SOCKETS as REFERENCE_SOCKETS};
 const MAX_EXPOSURE: f64 = 0.2;
 
 /// Calls no server may have: `@system-service` allows the first three on
@@ -28,13 +23,7 @@ const MAX_EXPOSURE: f64 = 0.2;
 const MUST_DENY: [&str; 7] =
     ["io_uring_setup", "userfaultfd", "keyctl", "connect", "shutdown", "memfd_create", "mremap"];
 
-/// The reference sockets, and the mark the egress guard knows them by.
-const REFERENCE_SOCKETS: [&str; 4] = [
-    "sandkasten-http.socket",
-    "sandkasten-gopher.socket",
-    "sandkasten-echo.socket",
-    "sandkasten-echo-inetd.socket",
-];
+/// The mark the egress guard knows the reference sockets by.
 const EGRESS_MARK: &str = "29547";
 
 /// The overall exposure `systemd-analyze security --offline=true` gives.
@@ -59,7 +48,7 @@ fn every_reference_service_scores_at_most_0_2() {
 
 /// Every unit in units/ and units/lab/ is checked against the binary it
 /// runs by that binary's crate (or is the egress guard, checked here):
-/// listed once in `OWNERS`, under the binary its `ExecStart=` runs.
+/// listed once in `owners()`, under the binary its `ExecStart=` runs.
 #[test]
 fn every_unit_has_the_crate_of_its_binary_as_owner() {
     let mut on_disk = BTreeSet::new();
@@ -72,20 +61,20 @@ fn every_unit_has_the_crate_of_its_binary_as_owner() {
         }
     }
     let mut owned = BTreeSet::from([EGRESS_GUARD.to_owned()]);
-    for (binary, units) in OWNERS {
+    for (binary, units) in sandkasten_tests::units::owners() {
         for unit in units {
-            assert!(owned.insert(unit.to_string()), "{unit} is listed twice in OWNERS");
+            assert!(owned.insert(unit.to_string()), "{unit} is listed twice in owners()");
             if unit.ends_with(".service") {
                 let exec_start = values(reference(unit), "ExecStart").join(" ");
                 let program = exec_start.split_whitespace().next().unwrap_or_default();
                 assert!(
                     Path::new(program).file_name().is_some_and(|p| p.to_str() == Some(binary)),
-                    "{unit} runs {program:?}, but OWNERS lists it under {binary}"
+                    "{unit} runs {program:?}, but owners() lists it under {binary}"
                 );
             }
         }
     }
-    assert_eq!(on_disk, owned, "units/ and sandkasten_tests::units::OWNERS differ");
+    assert_eq!(on_disk, owned, "units/ and sandkasten_tests::units::owners() differ");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! them, and checking them with systemd's own tools.
 //!
 //! Each unit that runs one of our servers is checked by the crate that
-//! builds that server, against its own binary (`CARGO_BIN_EXE_*`): [`OWNERS`]
+//! builds that server, against its own binary (`CARGO_BIN_EXE_*`): [`owners`]
 //! says which units those are, [`verify`] runs `systemd-analyze verify` with
 //! the binary in place, [`assert_exec_paths_cover`] compares what the binary
 //! loads with `ExecPaths=`. tests/units.rs checks what needs no binary of
@@ -11,46 +11,48 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The units that run each server binary, by the binary's name. The crate
-/// that builds the binary checks them against it.
-pub const OWNERS: [(&str, &[&str]); 3] = [
-    (
-        "sandkasten-http",
-        &[
-            "sandkasten-http.socket",
-            "sandkasten-http.service",
-            "lab/sandkasten-lab0.service",
-            "lab/sandkasten-lab1.service",
-            "lab/sandkasten-lab2.service",
-            "lab/sandkasten-lab3.socket",
-            "lab/sandkasten-lab3.service",
-            "lab/sandkasten-lab4.socket",
-            "lab/sandkasten-lab4.service",
-        ],
-    ),
-    ("sandkasten-gopher", &["sandkasten-gopher.socket", "sandkasten-gopher.service"]),
-    (
-        "sandkasten-echo",
-        &[
-            "sandkasten-echo.socket",
-            "sandkasten-echo.service",
-            "sandkasten-echo-inetd.socket",
-            "sandkasten-echo-inetd@.service",
-        ],
-    ),
+use sandkasten_vm_contract::reference;
+
+/// The lab steps (units/lab/): each runs sandkasten-http.
+const LAB_STEPS: [&str; 7] = [
+    "lab/sandkasten-lab0.service",
+    "lab/sandkasten-lab1.service",
+    "lab/sandkasten-lab2.service",
+    "lab/sandkasten-lab3.socket",
+    "lab/sandkasten-lab3.service",
+    "lab/sandkasten-lab4.socket",
+    "lab/sandkasten-lab4.service",
 ];
+
+/// The units that run each server binary, by the binary's name: the
+/// reference deployment (`sandkasten_vm_contract::reference`, the one
+/// list of it) and the lab steps. The crate that builds the binary checks
+/// them against it.
+pub fn owners() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut owners: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for server in reference::SERVERS {
+        let units = [server.socket, server.service];
+        match owners.iter_mut().find(|(binary, _)| *binary == server.binary) {
+            Some((_, owned)) => owned.extend(units),
+            None => owners.push((server.binary, units.to_vec())),
+        }
+    }
+    let http = owners.iter_mut().find(|(binary, _)| *binary == reference::HTTP.binary).expect("http runs");
+    http.1.extend(LAB_STEPS);
+    owners
+}
 
 /// The egress guard's unit: it runs nft, no binary of ours, and every
 /// reference socket requires it (so [`verify`] always puts it in place).
 pub const EGRESS_GUARD: &str = "sandkasten-egress.service";
 
-/// The units [`OWNERS`] lists for `binary`.
-pub fn owned_by(binary: &str) -> &'static [&'static str] {
-    OWNERS
-        .iter()
+/// The units [`owners`] lists for `binary`.
+pub fn owned_by(binary: &str) -> Vec<&'static str> {
+    owners()
+        .into_iter()
         .find(|(owner, _)| *owner == binary)
-        .map(|(_, units)| *units)
-        .unwrap_or_else(|| panic!("no units run {binary} (see sandkasten_tests::units::OWNERS)"))
+        .map(|(_, units)| units)
+        .unwrap_or_else(|| panic!("no units run {binary} (see sandkasten_tests::units::owners)"))
 }
 
 /// The workspace's units/ directory.
@@ -58,7 +60,7 @@ pub fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").join("units")
 }
 
-/// The path of unit `name` (as in [`OWNERS`]: `lab/…` for a lab step), as
+/// The path of unit `name` (as in [`owners`]: `lab/…` for a lab step), as
 /// a string for messages and `systemd-analyze` arguments.
 pub fn reference(name: &str) -> String {
     dir().join(name).to_str().expect("the checkout's path is UTF-8").to_owned()
@@ -93,7 +95,7 @@ pub fn values(unit: impl AsRef<Path>, key: &str) -> Vec<String> {
     service_section(unit).iter().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect()
 }
 
-/// Runs `systemd-analyze verify` on `units` (named as in [`OWNERS`]) in a
+/// Runs `systemd-analyze verify` on `units` (named as in [`owners`]) in a
 /// root with systemd's own units, the egress guard and its nft, and each of
 /// `binaries` (name, path) where `ExecStart=` expects it: it must pass
 /// without a word. Then, for each binary, that verify notices it missing.
@@ -143,16 +145,16 @@ pub fn verify(units: &[&str], binaries: &[(&str, &Path)]) {
     }
 }
 
-/// [`verify`] of the units [`OWNERS`] lists for `binary`, with `path` (the
+/// [`verify`] of the units [`owners`] lists for `binary`, with `path` (the
 /// crate's `CARGO_BIN_EXE_<binary>`) in place.
 pub fn verify_owned(binary: &str, path: impl AsRef<Path>) {
-    verify(owned_by(binary), &[(binary, path.as_ref())]);
+    verify(&owned_by(binary), &[(binary, path.as_ref())]);
 }
 
 /// `ExecPaths=` names single library files: a binary that starts loading
 /// another library would fail to start under the unit. Checks with `ldd`
 /// that every library `path` loads is covered by `ExecPaths=` in each
-/// service [`OWNERS`] lists for `binary` that sets `NoExecPaths=`.
+/// service [`owners`] lists for `binary` that sets `NoExecPaths=`.
 pub fn assert_exec_paths_cover(binary: &str, path: impl AsRef<Path>) {
     let path = path.as_ref();
     let out = Command::new("ldd").arg(path).output().expect("ldd");

@@ -69,12 +69,7 @@ pub fn short_name(unit: &str) -> String {
 }
 
 /// The reference services the matrix runs, in this order.
-pub const REFERENCE_UNITS: [&str; 4] = [
-    "sandkasten-http.service",
-    "sandkasten-gopher.service",
-    "sandkasten-echo.service",
-    "sandkasten-echo-inetd@.service",
-];
+pub use crate::contract::reference::SERVICES as REFERENCE_UNITS;
 
 /// Reads reference service `name` (and the socket it `Requires=`) from
 /// `units_dir`.

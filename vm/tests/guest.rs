@@ -218,6 +218,26 @@ fn host_mode_refuses_where_pid_1_is_not_systemd() {
     assert!(stderr.contains("sandkasten-vm enforce --release"), "it names the alternative: {stderr}");
 }
 
+/// vm/plan/package-lifecycle with the reference deployment it enables and
+/// asks before it: the sockets and their ports.
+fn package_lifecycle() -> String {
+    use sandkasten_vm::contract::reference::{ECHO, ECHO_INETD, GOPHER, HTTP, SERVERS, SOCKETS};
+    let plan = include_str!("../plan/package-lifecycle");
+    let (shebang, body) = plan.split_once('\n').expect("a script");
+    let mut ports: Vec<u16> = SERVERS.iter().flat_map(|s| [Some(s.tcp), s.udp]).flatten().collect();
+    ports.dedup();
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    format!(
+        "{shebang}\nSOCKETS='{}'\nHTTP_PORT={}\nGOPHER_PORT={}\nECHO_PORTS='{} {}'\nPORTS='{}'\n{body}",
+        SOCKETS.join(" "),
+        HTTP.tcp,
+        GOPHER.tcp,
+        ECHO.tcp,
+        ECHO_INETD.tcp,
+        ports.join(" ")
+    )
+}
+
 /// The Debian package, the one install truth, in a real systemd: installed
 /// by dpkg at boot (as in every run), enabled by an admin, serving, then
 /// `apt-get purge` leaves nothing behind (vm/plan/package-lifecycle lists
@@ -229,7 +249,7 @@ fn the_package_installs_serves_and_purges_cleanly() {
     let Some(_guest) = one_guest_at_a_time() else { return };
     let build = payload::build(&payload::workspace_root()).expect("release build and package");
     let dir = tempfile::tempdir().unwrap();
-    payload::stage(dir.path(), &build, include_str!("../plan/package-lifecycle"), &[]).expect("payload");
+    payload::stage(dir.path(), &build, &package_lifecycle(), &[]).expect("payload");
 
     let mut config = Config::new(Release::Bookworm);
     config.accel = AccelRequest::Tcg;

@@ -1,6 +1,6 @@
 //! The reference units that run sandkasten-echo (sandkasten-echo.service
 //! and sandkasten-echo-inetd@.service, with their sockets; see
-//! `sandkasten_tests::units::OWNERS`), checked against the binary these
+//! `sandkasten_tests::units::owners`), checked against the binary these
 //! tests run. tests/units.rs checks what needs no binary.
 
 use sandkasten_tests::units;

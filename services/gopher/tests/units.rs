@@ -1,5 +1,5 @@
 //! The reference unit that runs sandkasten-gopher (sandkasten-gopher.service
-//! with its socket; see `sandkasten_tests::units::OWNERS`), checked against
+//! with its socket; see `sandkasten_tests::units::owners`), checked against
 //! the binary these tests run. tests/units.rs checks what needs no binary.
 
 use sandkasten_tests::units;

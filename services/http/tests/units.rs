@@ -1,6 +1,6 @@
 //! The units that run sandkasten-http (sandkasten-http.service and the lab
 //! steps in units/lab/, with their sockets; see
-//! `sandkasten_tests::units::OWNERS`), checked against the binary these
+//! `sandkasten_tests::units::owners`), checked against the binary these
 //! tests run. tests/units.rs checks what needs no binary.
 
 use sandkasten_tests::units;

@@ -21,6 +21,7 @@ pub use sandkasten_probe::verdict::{Verdict, VerdictKind};
 pub mod bench;
 mod guest;
 pub mod paths;
+pub mod reference;
 pub mod reliability;
 
 pub use guest::{Functional, GuestInfo};

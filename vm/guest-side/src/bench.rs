@@ -34,13 +34,14 @@ use sandkasten_load::{http_blocking, Http};
 use super::systemd::{show_one as show, systemctl};
 use super::CONTENT_DIR;
 use sandkasten_vm_contract::bench::{median, BenchReport, Latency, Throughput};
+use sandkasten_vm_contract::reference;
 
-const SOCKET: &str = "sandkasten-http.socket";
-const SERVICE: &str = "sandkasten-http.service";
+const SOCKET: &str = reference::HTTP.socket;
+const SERVICE: &str = reference::HTTP.service;
 /// The server as installed, and what `systemd-socket-activate` runs bare.
 const SERVER: &str = "/usr/libexec/sandkasten/sandkasten-http";
 /// The shipped socket's port.
-const SANDBOXED_PORT: u16 = 80;
+const SANDBOXED_PORT: u16 = reference::HTTP.tcp;
 /// The bare server's port for the throughput; each cold round takes a
 /// port above it of its own.
 const BARE_PORT: u16 = 8080;

@@ -31,12 +31,7 @@ use super::systemd::{self, command, failure, QUERY_TIMEOUT};
 use sandkasten_vm_contract::Functional;
 
 /// The sockets the checks go through, started in one `systemctl` call.
-const SOCKETS: [&str; 4] = [
-    "sandkasten-http.socket",
-    "sandkasten-gopher.socket",
-    "sandkasten-echo.socket",
-    "sandkasten-echo-inetd.socket",
-];
+use sandkasten_vm_contract::reference::{self, SOCKETS};
 
 /// Connect, each write and each read: at most this long; a whole reply
 /// (several reads) at most twice this.
@@ -46,7 +41,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// load the guest. CI saw gopher's first answer take more than 5 s under TCG;
 /// a client such as curl waits minutes. The time taken is in the detail.
 const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(30);
-/// How much of a reply is kept (the script's `head -c 4000`).
+/// How much of a reply is kept.
 const REPLY_CAP: usize = 4000;
 /// The longest success detail (the first line of this many bytes).
 const DETAIL_OK: usize = 200;
@@ -65,14 +60,14 @@ const JOURNAL_WAIT: Duration = Duration::from_secs(5);
 const DYNAMIC_UIDS: std::ops::RangeInclusive<u32> = 61184..=65519;
 
 /// The `Accept=yes` echo socket: one instance per connection.
-const INETD_SOCKET: &str = "sandkasten-echo-inetd.socket";
+const INETD_SOCKET: &str = reference::ECHO_INETD.socket;
 /// Where it listens (on 127.0.0.1).
-const INETD_PORT: u16 = 7007;
+const INETD_PORT: u16 = reference::ECHO_INETD.tcp;
 /// The check its echo answers.
 const INETD_ECHO: &str = "TCP echo, one instance per connection";
 
 /// The unit whose journal must hold native records.
-const JOURNAL_UNIT: &str = "sandkasten-http.service";
+const JOURNAL_UNIT: &str = reference::HTTP.service;
 
 /// Runs every functional check in the guest (as root, PID 1 systemd),
 /// calling `emit` with each result as it is known.
@@ -143,22 +138,32 @@ enum Reply {
     Line,
 }
 
-/// The servers with one long-running service each, in the script's order.
+/// The echo socket's datagram port.
+const ECHO_UDP: u16 = match reference::ECHO.udp {
+    Some(port) => port,
+    None => panic!("the echo socket listens for datagrams"),
+};
+
+/// The servers with one long-running service each, in the order checked.
 static SERVERS: [Server; 3] = [
     Server {
-        socket: "sandkasten-http.socket",
-        service: "sandkasten-http.service",
+        socket: reference::HTTP.socket,
+        service: reference::HTTP.service,
         requests: &[
             Request {
                 name: "GET /",
                 needle: "Served from a sandbox",
-                exchange: Exchange::Tcp { port: 80, send: "GET / HTTP/1.0\r\n\r\n", reply: Reply::ToEnd },
+                exchange: Exchange::Tcp {
+                    port: reference::HTTP.tcp,
+                    send: "GET / HTTP/1.0\r\n\r\n",
+                    reply: Reply::ToEnd,
+                },
             },
             Request {
                 name: "GET with Range: bytes=0-9",
                 needle: "206 Partial Content",
                 exchange: Exchange::Tcp {
-                    port: 80,
+                    port: reference::HTTP.tcp,
                     send: "GET /index.html HTTP/1.0\r\nRange: bytes=0-9\r\n\r\n",
                     reply: Reply::ToEnd,
                 },
@@ -166,19 +171,19 @@ static SERVERS: [Server; 3] = [
         ],
     },
     Server {
-        socket: "sandkasten-gopher.socket",
-        service: "sandkasten-gopher.service",
+        socket: reference::GOPHER.socket,
+        service: reference::GOPHER.service,
         requests: &[
             Request {
                 name: "menu",
                 needle: "Welcome to sandkasten-gopher",
-                exchange: Exchange::Tcp { port: 70, send: "\r\n", reply: Reply::ToEnd },
+                exchange: Exchange::Tcp { port: reference::GOPHER.tcp, send: "\r\n", reply: Reply::ToEnd },
             },
             Request {
                 name: "text file",
                 needle: "Why socket activation?",
                 exchange: Exchange::Tcp {
-                    port: 70,
+                    port: reference::GOPHER.tcp,
                     send: "docs/why-socket-activation.txt\r\n",
                     reply: Reply::ToEnd,
                 },
@@ -186,18 +191,22 @@ static SERVERS: [Server; 3] = [
         ],
     },
     Server {
-        socket: "sandkasten-echo.socket",
-        service: "sandkasten-echo.service",
+        socket: reference::ECHO.socket,
+        service: reference::ECHO.service,
         requests: &[
             Request {
                 name: "TCP echo",
                 needle: "hello over tcp",
-                exchange: Exchange::Tcp { port: 7, send: "hello over tcp\n", reply: Reply::Line },
+                exchange: Exchange::Tcp {
+                    port: reference::ECHO.tcp,
+                    send: "hello over tcp\n",
+                    reply: Reply::Line,
+                },
             },
             Request {
                 name: "UDP echo",
                 needle: "hello over udp",
-                exchange: Exchange::Udp { port: 7, send: "hello over udp\n" },
+                exchange: Exchange::Udp { port: ECHO_UDP, send: "hello over udp\n" },
             },
         ],
     },
@@ -472,7 +481,7 @@ struct Seen {
     error: Option<String>,
 }
 
-/// One request: the reply must contain `needle` (the script's `expect`).
+/// One request: the reply must contain `needle` .
 /// The detail is the reply's first line when it does, an excerpt when not.
 fn expect(unit: &str, name: &str, needle: &str, seen: &Seen) -> Functional {
     let text = String::from_utf8_lossy(&seen.bytes).replace('\r', "");

@@ -17,11 +17,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::systemd::{output, show_one as show, systemctl};
+use sandkasten_vm_contract::reference;
 use sandkasten_vm_contract::reliability::{ReliabilityReport, Scenario};
 
-const SOCKET: &str = "sandkasten-http.socket";
-const SERVICE: &str = "sandkasten-http.service";
-const ADDRESS: ([u8; 4], u16) = ([127, 0, 0, 1], 80);
+const SOCKET: &str = reference::HTTP.socket;
+const SERVICE: &str = reference::HTTP.service;
+const ADDRESS: ([u8; 4], u16) = ([127, 0, 0, 1], reference::HTTP.tcp);
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 /// How long a client waits for its answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
