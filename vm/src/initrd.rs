@@ -4,7 +4,7 @@
 //!
 //! Debian's initramfs-tools image starts udev and probes everything; this one
 //! loads seven modules and switches root, which is the measured fastest way to
-//! systemd (DESIGN.md, "VM harness"). The archive is an uncompressed `newc`
+//! systemd (ARCHITECTURE.md, boot levers). The archive is an uncompressed `newc`
 //! cpio written here, so the host needs no cpio tool and nothing decompresses
 //! it at boot.
 

@@ -1,9 +1,14 @@
 //! sandkasten-vm: boots a real systemd in a qemu guest to prove that
 //! sandkasten's sandboxes hold.
 //!
-//! The host's own init is not systemd (and may not be on CI), so every claim
-//! about a unit's sandbox is checked inside a throw-away guest whose PID 1 is a
-//! stock Debian systemd.
+//! The machine running the harness need not boot with systemd (CI's does
+//! not), so every claim about a unit's sandbox is checked inside a
+//! throw-away guest whose PID 1 is a stock Debian systemd.
+//!
+//! This crate is the host side. What it says to the guest is the
+//! `sandkasten-vm-contract` crate (re-exported as [`contract`]); the guest
+//! side is `sandkasten-vm-guest` (re-exported as [`inside`]), which knows
+//! only the contract. ARCHITECTURE.md draws the three and their layers.
 //!
 //! # Layout
 //! - [`image`]: the guest recipe (package list, units, kernel arguments under
@@ -18,12 +23,16 @@
 //!   outlives the harness.
 //! - `initrd` (private): the tiny initrd (a cpio archive written by hand).
 //! - [`payload`]: the servers, units and content staged for a run.
+//! - [`machine`] and [`progress`]: the machine's choices (CPU model, initrd,
+//!   accelerator) and the events a boot reports, below everything that boots.
 //! - [`contract`]: the plan the host gives the guest and the events the guest
-//!   answers with, typed once for both sides.
+//!   answers with, typed once for both sides (its own crate).
 //! - [`passes`] and [`variant`]: which probe passes a matrix or an ablation
 //!   runs, and the units they run in, generated from the reference units.
-//! - [`inside`]: the guest side (`sandkasten-vm inside PLAN`).
-//! - [`matrix`]: the guest's answer turned into DESIGN.md's schema, a table,
+//! - [`inside`]: the guest side (`sandkasten-vm inside PLAN`; its own crate).
+//! - [`host_mode`]: the guest side's plan carried out on this machine
+//!   (`enforce --host`).
+//! - [`matrix`]: the guest's answer turned into ARCHITECTURE.md's schema, a table,
 //!   JUnit, and a verdict, failing closed on every gap.
 //! - [`ablation`]: the measured map of which directive holds which attempt.
 //! - [`audit`]: the catalogue in a unit of one's own, with what closes each

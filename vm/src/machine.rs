@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The CPU model qemu emulates (`-cpu`); also the `--cpu` flag's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CpuModel {
-    /// `qemu64,+rdrand`: the fastest under TCG here (DESIGN.md); RDRAND keeps
+    /// `qemu64,+rdrand`: the fastest under TCG (ARCHITECTURE.md, boot levers); RDRAND keeps
     /// dbus from waiting for entropy. Lacks SSE4.2: payloads must be built for
     /// baseline x86-64.
     Qemu64,

@@ -66,7 +66,7 @@ enum Cmd {
     Matrix {
         #[command(flatten)]
         boot: MatrixArgs,
-        /// Write the report (DESIGN.md's schema; an array for --release all) here.
+        /// Write the report (ARCHITECTURE.md's schema; an array for --release all) here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
         /// Write a JUnit XML report here.

@@ -1,5 +1,5 @@
 //! The escape matrix: what the guest side ([`crate::inside`]) answered,
-//! turned into the report of DESIGN.md's schema, a table, JUnit, and a
+//! turned into the report of ARCHITECTURE.md's schema, a table, JUnit, and a
 //! verdict.
 //!
 //! Each probe verdict is taken as the probe gave it, except that the canary

@@ -60,7 +60,7 @@ pub(crate) fn cpu_arg(accel: Accel, cpu: CpuModel) -> &'static str {
     match (accel, cpu) {
         (Accel::Kvm, CpuModel::Host) => "host",
         (_, CpuModel::Max) => "max",
-        // qemu64 lacks RDRAND; without it dbus waits for entropy (DESIGN.md).
+        // qemu64 lacks RDRAND; without it dbus waits for entropy (ARCHITECTURE.md, boot levers).
         (_, CpuModel::Qemu64) => "qemu64,+rdrand",
         // TCG cannot pass the host CPU through.
         (Accel::Tcg, CpuModel::Host) => "max",

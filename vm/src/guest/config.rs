@@ -34,7 +34,7 @@ pub struct Config {
     pub extra_cmdline: Vec<String>,
     /// Guest memory in MiB.
     pub memory_mib: u32,
-    /// Guest vCPUs (DESIGN.md: 1 is much slower than 2 under TCG).
+    /// Guest vCPUs (ARCHITECTURE.md, boot levers: 1 is much slower than 2 under TCG).
     pub smp: u32,
     /// Images, probe cache and run logs; `None`: [`crate::default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
