@@ -29,7 +29,7 @@
 //!   answers with, typed once for both sides (its own crate).
 //! - [`passes`] and [`variant`]: which probe passes a matrix or an ablation
 //!   runs, and the units they run in, generated from the reference units.
-//! - [`inside`]: the guest side (`sandkasten-vm inside PLAN`; its own crate).
+//! - [`inside`]: the guest side (`sandkasten-vm guest JOB`; its own crate).
 //! - [`host_mode`]: the guest side's plan carried out on this machine
 //!   (`enforce --host`).
 //! - [`matrix`]: the guest's answer turned into ARCHITECTURE.md's schema, a table,

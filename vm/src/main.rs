@@ -187,9 +187,6 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// The guest side of `reliability` (run in the guest by the harness).
-    #[command(hide = true)]
-    InsideReliability,
     /// What the sandbox costs: the same sandkasten-http in its shipped
     /// socket and service (sandboxed) and under systemd-socket-activate as
     /// root (bare), in one guest per release, alternated round by round:
@@ -207,18 +204,13 @@ enum Cmd {
         #[command(flatten)]
         settings: BenchArgs,
     },
-    /// The guest side of `bench` (run in the guest by the harness).
+    /// The guest side: do the JOB the host wrote (a plan, bench,
+    /// reliability or a command in a unit; run in the guest by the harness,
+    /// not by hand).
     #[command(hide = true)]
-    InsideBench {
-        #[command(flatten)]
-        settings: BenchArgs,
-    },
-    /// The guest side of `matrix` and `ablate`: carry out PLAN (run in
-    /// the guest by the harness, not by hand).
-    #[command(hide = true)]
-    Inside {
-        /// The plan the host wrote.
-        plan: PathBuf,
+    Guest {
+        /// The job file (`/payload/job.json`).
+        job: PathBuf,
     },
     /// Say which accelerator `auto` picks here, and why.
     Accel {
@@ -411,12 +403,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Bench { boot, json, settings } => {
             exit(jobs::bench(&boot.options(), settings.settings(), json.as_deref()))
         }
-        Cmd::InsideBench { settings } => {
-            let BenchSettings { rounds, duration } = settings.settings();
-            Ok(ExitCode::from(sandkasten_vm::inside::bench::run(rounds, duration) as u8))
-        }
-        Cmd::InsideReliability => Ok(ExitCode::from(sandkasten_vm::inside::reliability::run() as u8)),
-        Cmd::Inside { plan } => Ok(ExitCode::from(sandkasten_vm::inside::run(&plan) as u8)),
+        Cmd::Guest { job } => Ok(ExitCode::from(sandkasten_vm::inside::run(&job) as u8)),
         Cmd::Exec { boot, timeout, timings, unit, yours, command } => {
             let mut config = boot.config();
             config.timeout = timeout.map(Duration::from_secs_f64);

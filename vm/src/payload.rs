@@ -4,25 +4,21 @@
 //! `services/package/Cargo.toml`) and `sandkasten-probe` (the probe and this
 //! harness's guest side), which the guest installs with dpkg at boot; units
 //! given on the command line and generated units in the payload's
-//! `overlay/etc/systemd/system`; and the guest plan as `run`.
+//! `overlay/etc/systemd/system`; and the guest's job (`job.json`, run by the
+//! same `run` script for every job; `sandkasten_vm_contract::job`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::Error;
 
-/// The guest side of a matrix or ablation: `sandkasten-vm inside` (see
-/// [`crate::inside`]) with the plan the host wrote beside it.
-pub const INSIDE_PLAN: &str = "#!/bin/sh\n\
-# The guest side of a matrix or ablation run (vm/guest-side).\n\
-exec /usr/libexec/sandkasten/sandkasten-vm inside /payload/plan.json\n";
-
-/// The guest side of `exec --unit` (`vm/plan/in-unit`).
-pub const IN_UNIT_PLAN: &str = include_str!("../plan/in-unit");
+pub use crate::contract::job::RUN_SCRIPT;
+use crate::contract::paths::layout;
+use crate::contract::GuestJob;
 
 /// Where the packages sit in the payload; the guest's initrd (or, with the
 /// stock initrd, the harness runner) installs every `.deb` there with dpkg.
-pub const PACKAGES_IN_PAYLOAD: &str = "packages";
+pub const PACKAGES_IN_PAYLOAD: &str = layout::PACKAGES;
 
 /// The Debian packages the guest installs, each named after the crate that
 /// describes it: the servers with their units, and the probe with this
@@ -112,7 +108,7 @@ fn package(cargo: &std::ffi::OsStr, workspace: &Path, name: &str, out_dir: &Path
 /// overlay's `/etc/systemd/system`, where they override a packaged unit of
 /// the same name.
 pub fn stage(dir: &Path, build: &Build, plan: &str, extra_units: &[PathBuf]) -> Result<(), Error> {
-    let units = dir.join("overlay/etc/systemd/system");
+    let units = dir.join(layout::UNITS);
     let packages = dir.join(PACKAGES_IN_PAYLOAD);
     for d in [&units, &packages] {
         mkdir(d)?;
@@ -126,9 +122,14 @@ pub fn stage(dir: &Path, build: &Build, plan: &str, extra_units: &[PathBuf]) -> 
             .ok_or_else(|| Error::Config(format!("{} is not a unit file", unit.display())))?;
         copy(unit, &units.join(name))?;
     }
-    let run = dir.join("run");
+    let run = dir.join(layout::RUN);
     std::fs::write(&run, plan).map_err(|e| io(&run, e))?;
     set_mode(&run, 0o755)
+}
+
+/// Adds the guest side's job to a payload staged with [`RUN_SCRIPT`].
+pub fn stage_job(dir: &Path, job: &GuestJob) -> Result<(), Error> {
+    write(&dir.join(layout::JOB), &serde_json::to_string_pretty(job).expect("a job serializes"))
 }
 
 /// A file or directory of the user's (`--binary`, `--files`) and where it
@@ -145,7 +146,7 @@ pub struct Install {
 /// over its root before systemd starts: each file (or directory tree, with
 /// its modes and symbolic links) lands exactly at its `to`.
 pub fn stage_installs(dir: &Path, installs: &[Install]) -> Result<(), Error> {
-    let overlay = dir.join("overlay");
+    let overlay = dir.join(layout::OVERLAY);
     for install in installs {
         let relative = install.to.strip_prefix("/").map_err(|_| {
             Error::Config(format!("{}: the guest path must be absolute", install.to.display()))
@@ -177,18 +178,17 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
     }
 }
 
-/// Adds a plan to a staged payload: the generated units beside the
-/// reference units, and the plan for `sandkasten-vm inside`.
+/// Adds a plan to a payload staged with [`RUN_SCRIPT`]: the generated
+/// units beside the reference units, and the plan as the guest's job.
 pub fn stage_plan(dir: &Path, staged: &crate::passes::Staged) -> Result<(), Error> {
-    let units = dir.join("overlay/etc/systemd/system");
+    let units = dir.join(layout::UNITS);
     for g in &staged.units {
         write(&units.join(&g.service_name), &g.service)?;
         if let (Some(name), Some(text)) = (&g.socket_name, &g.socket) {
             write(&units.join(name), text)?;
         }
     }
-    let plan = serde_json::to_string_pretty(&staged.plan).expect("a plan serializes");
-    write(&dir.join("plan.json"), &plan)
+    stage_job(dir, &GuestJob::Plan { plan: staged.plan.clone() })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), Error> {

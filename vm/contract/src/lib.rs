@@ -1,9 +1,9 @@
 //! The contract between sandkasten-vm's host and guest sides, typed once
 //! and used by both; it depends on neither.
 //!
-//! The host writes a [`Plan`] to `/payload/plan.json`: which probe passes
-//! to run, each in which generated unit, with which attempts. The guest
-//! side (`sandkasten-vm inside`) carries it out and answers with one
+//! The host writes a [`GuestJob`] to `/payload/job.json`. For a [`Plan`]:
+//! which probe passes to run, each in which generated unit, with which
+//! attempts. The guest side (`sandkasten-vm guest`) carries it out and answers with one
 //! [`GuestEvent`] per line on the results port. The host ([`answer`], then
 //! its matrix, ablation and enforcement readings) insists on a complete
 //! answer: a report for every pass, a verdict for every attempt, a canary
@@ -20,11 +20,13 @@ pub use sandkasten_probe::verdict::{Verdict, VerdictKind};
 
 pub mod bench;
 mod guest;
+pub mod job;
 pub mod paths;
 pub mod reference;
 pub mod reliability;
 
 pub use guest::{Functional, GuestInfo};
+pub use job::GuestJob;
 pub use paths::OUTPUT_DIR;
 
 /// What the guest is asked to do.

@@ -13,3 +13,23 @@ pub const PROBE: &str = "/usr/libexec/sandkasten/sandkasten-probe";
 pub const CONTENT_DIR: &str = "/usr/share/sandkasten/www";
 /// The guest directory the probe passes' output files live in.
 pub const OUTPUT_DIR: &str = "/run/sandkasten-matrix";
+
+/// Where the payload disk is mounted in the guest.
+pub const PAYLOAD: &str = "/payload";
+/// The job the host writes for the guest side ([`crate::GuestJob`]).
+pub const JOB: &str = "/payload/job.json";
+
+/// The payload's layout, relative to its root (the directory the host
+/// stages, [`PAYLOAD`] in the guest).
+pub mod layout {
+    /// The script the harness runner starts ([`crate::job::RUN_SCRIPT`]).
+    pub const RUN: &str = "run";
+    /// The job ([`super::JOB`]).
+    pub const JOB: &str = "job.json";
+    /// Copied onto `/` before systemd starts: units, the user's files.
+    pub const OVERLAY: &str = "overlay";
+    /// Where units go in the overlay.
+    pub const UNITS: &str = "overlay/etc/systemd/system";
+    /// The Debian packages the guest installs with dpkg at boot.
+    pub const PACKAGES: &str = "packages";
+}

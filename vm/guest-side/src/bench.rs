@@ -1,4 +1,4 @@
-//! The guest side of `sandkasten-vm bench` (`sandkasten-vm inside-bench`):
+//! The guest side of `sandkasten-vm bench` (the `bench` job):
 //! the same `sandkasten-http`, from the installed package, sandboxed and
 //! bare, measured in turn; one JSON [`BenchReport`] on stdout.
 //!

@@ -1,8 +1,8 @@
 //! sandkasten-vm's guest side, its own crate so that it can know nothing
 //! but the contract (`sandkasten-vm-contract`): it never sees how the host
 //! builds plans or reads answers. The `sandkasten-vm` binary runs it in the
-//! guest (`sandkasten-vm inside PLAN`, `inside-bench`,
-//! `inside-reliability`), and host mode (`enforce --host`) runs
+//! guest (`sandkasten-vm guest /payload/job.json`: [`run`] does the job
+//! the host wrote), and host mode (`enforce --host`) runs
 //! [`carry_out`] on the machine itself.
 //!
 //! The plan of a matrix or ablation run, run as root in a fresh guest whose
@@ -21,6 +21,7 @@
 
 pub mod bench;
 mod functional;
+mod in_unit;
 mod pass;
 pub mod reliability;
 pub mod systemd;
@@ -30,27 +31,30 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sandkasten_vm_contract::{GuestEvent, GuestInfo, Plan, Score, OUTPUT_DIR};
+use sandkasten_vm_contract::{GuestEvent, GuestInfo, GuestJob, Plan, Score, OUTPUT_DIR};
 
 pub use sandkasten_vm_contract::paths::{CANARY_STATE, CANARY_UNIX_DIR, CONTENT_DIR, PROBE};
 
-/// Runs the plan at `plan_path`; the exit status is 0 when the plan ran to
-/// its end (the verdicts are the host's business), 1 when it could not.
-pub fn run(plan_path: &Path) -> i32 {
-    let plan: Plan = match std::fs::read_to_string(plan_path)
+/// Does the job the host wrote at `job_path` (`sandkasten-vm guest JOB`);
+/// the exit status is the job's: for a plan 0 when it ran to its end (the
+/// verdicts are the host's business), 1 when it could not; for `exec --unit`
+/// the command's own.
+pub fn run(job_path: &Path) -> i32 {
+    let job: GuestJob = match std::fs::read_to_string(job_path)
         .map_err(|e| e.to_string())
         .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
     {
-        Ok(plan) => plan,
+        Ok(job) => job,
         Err(e) => {
-            eprintln!("inside: cannot read the plan {}: {e}", plan_path.display());
+            eprintln!("sandkasten-vm guest: cannot read the job {}: {e}", job_path.display());
             return 1;
         }
     };
-    if carry_out(&plan, &mut emit) {
-        0
-    } else {
-        1
+    match job {
+        GuestJob::Plan { plan } => i32::from(!carry_out(&plan, &mut emit)),
+        GuestJob::Bench { rounds, duration_s } => bench::run(rounds, duration_s),
+        GuestJob::Reliability => reliability::run(),
+        GuestJob::InUnit { unit, command } => in_unit::run(&unit, &command),
     }
 }
 

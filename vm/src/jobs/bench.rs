@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::{build, guest_report, print_outcome, run_plan, write_json, RunOptions};
 use crate::bench::{BenchReport, Figures};
+use crate::contract::GuestJob;
 use crate::payload;
 
 /// How long and how often `bench` measures.
@@ -15,15 +16,9 @@ pub struct BenchSettings {
     pub duration: f64,
 }
 
-/// The guest side, `sandkasten-vm inside-bench` from the package, with
-/// `settings`.
-fn plan(settings: BenchSettings) -> String {
-    format!(
-        "#!/bin/sh\n\
-         # The guest side of `sandkasten-vm bench` (vm/guest-side/src/bench.rs).\n\
-         exec /usr/libexec/sandkasten/sandkasten-vm inside-bench --rounds {} --duration {}\n",
-        settings.rounds, settings.duration
-    )
+/// The guest side's job (vm/guest-side/src/bench.rs) with `settings`.
+fn job(settings: BenchSettings) -> GuestJob {
+    GuestJob::Bench { rounds: settings.rounds, duration_s: settings.duration }
 }
 
 /// `sandkasten-vm bench`: one boot per release, the same server sandboxed
@@ -40,7 +35,8 @@ pub fn bench(opts: &RunOptions, settings: BenchSettings, json: Option<&Path>) ->
     let started = std::time::Instant::now();
     let built = build()?;
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &built, &plan(settings), &[])?;
+    payload::stage(dir.path(), &built, payload::RUN_SCRIPT, &[])?;
+    payload::stage_job(dir.path(), &job(settings))?;
     let mut reports = Vec::new();
     let mut passed = true;
     for &release in &opts.releases {
@@ -69,10 +65,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_plan_passes_the_settings_on() {
-        let plan = plan(BenchSettings { rounds: 2, duration: 0.5 });
-        assert!(plan.starts_with("#!/bin/sh\n"), "{plan}");
-        assert!(plan.ends_with("sandkasten-vm inside-bench --rounds 2 --duration 0.5\n"), "{plan}");
+    fn the_job_passes_the_settings_on() {
+        assert_eq!(
+            job(BenchSettings { rounds: 2, duration: 0.5 }),
+            GuestJob::Bench { rounds: 2, duration_s: 0.5 }
+        );
     }
 
     #[test]

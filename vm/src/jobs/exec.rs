@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::contract::GuestJob;
 use crate::guest::print_progress;
 use crate::{payload, Config, Event, Guest};
 
@@ -88,7 +89,6 @@ pub fn exec(mut config: Config, request: ExecRequest) -> anyhow::Result<i32> {
 /// The payload for `exec --unit`: the servers and units as for the matrix,
 /// the user's unit beside them, and the command to run in it.
 fn stage_unit_payload(unit: &Path, request: &ExecRequest) -> anyhow::Result<tempfile::TempDir> {
-    use std::os::unix::ffi::OsStrExt;
     // The unit (a .service with ExecStart=) and the socket it requires.
     let audited = crate::audit::load(unit, None).context("--unit")?;
     let mut installs = super::audit::resolve_binaries(&audited, &request.binaries)?;
@@ -96,14 +96,13 @@ fn stage_unit_payload(unit: &Path, request: &ExecRequest) -> anyhow::Result<temp
     installs.extend(super::audit::resolve_sysusers(&request.sysusers)?.1);
     let build = super::build()?;
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &build, payload::IN_UNIT_PLAN, &audited.files)?;
+    payload::stage(dir.path(), &build, payload::RUN_SCRIPT, &audited.files)?;
     payload::stage_installs(dir.path(), &installs)?;
-    std::fs::write(dir.path().join(".unit-name"), &audited.reference.name)?;
-    let mut argv = Vec::new();
-    for arg in &request.command {
-        argv.extend_from_slice(arg.as_bytes());
-        argv.push(0);
-    }
-    std::fs::write(dir.path().join(".unit-command"), argv)?;
+    let command = request
+        .command
+        .iter()
+        .map(|arg| arg.to_str().map(str::to_owned).with_context(|| format!("{arg:?} is not UTF-8")))
+        .collect::<anyhow::Result<_>>()?;
+    payload::stage_job(dir.path(), &GuestJob::InUnit { unit: audited.reference.name.clone(), command })?;
     Ok(dir)
 }

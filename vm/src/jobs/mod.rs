@@ -65,7 +65,7 @@ fn build() -> anyhow::Result<payload::Build> {
 /// and plan.
 fn stage(build: &payload::Build, staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), build, payload::INSIDE_PLAN, &[])?;
+    payload::stage(dir.path(), build, payload::RUN_SCRIPT, &[])?;
     payload::stage_plan(dir.path(), staged)?;
     Ok(dir)
 }

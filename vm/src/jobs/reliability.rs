@@ -3,13 +3,9 @@
 use std::path::Path;
 
 use super::{build, guest_report, print_outcome, run_plan, write_json, RunOptions};
+use crate::contract::GuestJob;
 use crate::payload;
 use crate::reliability::{Judged, ReliabilityReport};
-
-/// The guest side: `sandkasten-vm inside-reliability`, from the package.
-const PLAN: &str = "#!/bin/sh\n\
-# The guest side of `sandkasten-vm reliability` (vm/guest-side/src/reliability.rs).\n\
-exec /usr/libexec/sandkasten/sandkasten-vm inside-reliability\n";
 
 /// `sandkasten-vm reliability`: one boot per release, the scenarios of
 /// [`crate::inside::reliability`] against the shipped http socket and
@@ -18,7 +14,8 @@ pub fn reliability(opts: &RunOptions, json: Option<&Path>) -> anyhow::Result<boo
     let started = std::time::Instant::now();
     let built = build()?;
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &built, PLAN, &[])?;
+    payload::stage(dir.path(), &built, payload::RUN_SCRIPT, &[])?;
+    payload::stage_job(dir.path(), &GuestJob::Reliability)?;
     let mut reports = Vec::new();
     let mut passed = true;
     for &release in &opts.releases {
