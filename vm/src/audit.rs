@@ -22,7 +22,7 @@ use crate::ablation::AblationMap;
 use crate::contract::GuestInfo;
 use crate::contract::{answer, Plan};
 use crate::enforcement::EnforcementReport;
-use crate::error::Error;
+use crate::error::{Error, IoContext};
 use crate::matrix::{self, CONTROL};
 use crate::passes::{self, Reference, Role};
 use crate::variant::UnitFile;
@@ -84,8 +84,7 @@ fn file_name(path: &Path, suffix: &str) -> Result<String, Error> {
 }
 
 fn read_unit(path: &Path) -> Result<UnitFile, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).ctx(|| format!("cannot read {}", path.display()))?;
     UnitFile::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 

@@ -38,6 +38,11 @@ pub struct Report {
     pub summary: Summary,
     /// Why the run failed; empty when it passed.
     pub failures: Vec<String>,
+    /// The table's columns: every unit the plan ran, in its order, whether
+    /// it reported or not (not written: a report read back from JSON takes
+    /// its columns from its rows).
+    #[serde(skip)]
+    pub columns: Vec<String>,
 }
 
 /// One attempt in one unit.
@@ -100,15 +105,20 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
     let (mut guest, mut failures) = (answer.guest.clone(), answer.failures.clone());
     guest.accel = accel.to_owned();
     let mut results: Vec<AttemptResult> = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
     let control_policy = kernel_policy_in_control(plan, roles, answer);
     for pass in &plan.passes {
-        let Some(report) = reports.get(&pass.name) else { continue };
         let unit = match roles.get(&pass.name) {
             Some(Role::Unit(unit)) => unit.clone(),
             Some(Role::Control) => CONTROL.to_owned(),
             Some(Role::PlainUser) => PLAIN_USER.to_owned(),
             _ => continue,
         };
+        columns.push(unit.clone());
+        let Some(report) = reports.get(&pass.name) else { continue };
+        if report.verdicts.is_empty() && !pass.attempts.is_empty() {
+            failures.push(format!("{unit}: no results: its pass reported no verdict"));
+        }
         failures.extend(report.failures.iter().map(|f| format!("{unit}: {f}")));
         results.extend(report.verdicts.iter().map(|v| {
             let policy = control_policy.get(&v.id).filter(|_| unit != CONTROL);
@@ -164,7 +174,7 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
         escaped: results.iter().filter(|r| r.verdict == "escaped").count(),
         errors: results.iter().filter(|r| r.verdict == "error").count(),
     };
-    Report { guest, results, functional, summary, failures }
+    Report { guest, results, functional, summary, failures, columns }
 }
 
 /// The reason a route closed to everyone by the kernel carries.
@@ -264,9 +274,15 @@ impl Report {
     }
 
     /// Units in display order: the root control, the plain user, then the
-    /// reference units as they ran.
+    /// reference units as the plan ran them (a unit without results keeps
+    /// its column, with a `-` in each cell).
     fn units(&self) -> Vec<&str> {
         let mut units: Vec<&str> = vec![CONTROL, PLAIN_USER];
+        for unit in &self.columns {
+            if !units.contains(&unit.as_str()) {
+                units.push(unit);
+            }
+        }
         for r in &self.results {
             if !units.contains(&r.unit.as_str()) {
                 units.push(&r.unit);
@@ -490,6 +506,20 @@ mod tests {
         lines.remove(3);
         let report = evaluate_lines(&lines);
         assert_eq!(report.failures, ["pass u (sk-u.service) never reported"]);
+        // Its column stays, empty, instead of vanishing from the table.
+        let header = report.table().lines().nth(2).unwrap_or_default().to_owned();
+        assert!(header.ends_with(" u"), "{header}");
+    }
+
+    #[test]
+    fn a_unit_whose_pass_reported_no_verdict_fails_by_name() {
+        let mut lines = good();
+        lines[3] = pass("u", &[], Some(&[]));
+        let failures = evaluate_lines(&lines).failures;
+        assert!(
+            failures.contains(&"u.service: no results: its pass reported no verdict".to_owned()),
+            "{failures:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::contract::{paths, Pass, Plan};
-use crate::error::Error;
+use crate::error::{Error, IoContext};
 use crate::variant::{self, Directive, Generated, Probe, UnitFile};
 
 /// The probe as the generated units run it: JSON verdicts, the canary's
@@ -76,8 +76,7 @@ pub use crate::contract::reference::SERVICES as REFERENCE_UNITS;
 pub fn load_reference(units_dir: &Path, name: &str) -> Result<Reference, Error> {
     let read = |file: &str| -> Result<UnitFile, Error> {
         let path = units_dir.join(file);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).ctx(|| format!("cannot read {}", path.display()))?;
         UnitFile::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     };
     let service = read(name)?;

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::error::Error;
+use crate::error::{Error, IoContext};
 
 pub use crate::contract::job::RUN_SCRIPT;
 use crate::contract::paths::layout;
@@ -59,9 +59,13 @@ pub fn build(workspace: &Path) -> Result<Build, Error> {
     for bin in BINARIES {
         cmd.args(["--bin", bin]);
     }
-    let status = cmd.status().map_err(|e| Error::Config(format!("failed to run cargo: {e}")))?;
+    let status = cmd.status().ctx(|| "failed to run cargo".to_owned())?;
     if !status.success() {
-        return Err(Error::Config(format!("cargo build --release failed ({status})")));
+        return Err(Error::Command {
+            command: "cargo build --release".into(),
+            status: status.to_string(),
+            output: "(cargo printed it above)".into(),
+        });
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
@@ -81,7 +85,7 @@ fn package(cargo: &std::ffi::OsStr, workspace: &Path, name: &str, out_dir: &Path
         .args(["deb", "--package", name, "--no-build", "--quiet", "--output"])
         .arg(out_dir)
         .output()
-        .map_err(|e| Error::Config(format!("failed to run cargo deb: {e}")))?;
+        .ctx(|| "failed to run cargo deb".to_owned())?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if stderr.contains("no such command") {
@@ -91,7 +95,11 @@ fn package(cargo: &std::ffi::OsStr, workspace: &Path, name: &str, out_dir: &Path
                     .into(),
             ));
         }
-        return Err(Error::Config(format!("cargo deb -p {name} failed ({}): {}", out.status, stderr.trim())));
+        return Err(Error::Command {
+            command: format!("cargo deb -p {name}"),
+            status: out.status.to_string(),
+            output: stderr.trim().to_owned(),
+        });
     }
     // cargo-deb prints the path of the package it wrote, last.
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -195,8 +203,8 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(|e| io(path, e))
 }
 
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Config(format!("{}: {e}", path.display()))
+fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io { context: path.display().to_string(), source }
 }
 
 fn mkdir(path: &Path) -> Result<(), Error> {
