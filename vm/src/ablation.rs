@@ -22,8 +22,9 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::GuestInfo;
-use crate::contract::{answer, Answer, PassReport, Plan};
-use crate::matrix::{held, stopped_unlisted, xml};
+use crate::contract::{answer, Answer, PassReport, Plan, VerdictKind};
+use crate::contract::{held, stopped_unlisted};
+use crate::matrix::xml;
 use crate::passes::Role;
 
 /// The measured map of one unit on one release.
@@ -52,9 +53,11 @@ pub struct AttemptHolders {
     /// Its goal.
     pub goal: String,
     /// Its verdict in the unit as shipped.
-    pub in_unit: String,
+    #[serde(with = "crate::contract::verdict_or_empty")]
+    pub in_unit: Option<VerdictKind>,
     /// Its verdict in the root control.
-    pub control: String,
+    #[serde(with = "crate::contract::verdict_or_empty")]
+    pub control: Option<VerdictKind>,
     /// The directives whose removal alone lets it escape (load-bearing).
     pub alone: Vec<String>,
     /// When no single removal opens it: the smallest set measured whose
@@ -89,14 +92,14 @@ impl DirectiveEffect {
 }
 
 /// One attempt with one directive (or one set) removed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cell {
     /// What was removed (labels joined with ` + ` for a set).
     pub removed: Vec<String>,
     /// The attempt.
     pub attempt: String,
     /// Its verdict, after the canary's word.
-    pub verdict: String,
+    pub verdict: VerdictKind,
     /// The errno or observation, if stopped.
     #[serde(default)]
     pub outcome: String,
@@ -107,7 +110,7 @@ pub struct Cell {
 /// One attempt's observation in one pass.
 #[derive(Debug, Clone, PartialEq)]
 struct Seen {
-    verdict: String,
+    verdict: VerdictKind,
     outcome: String,
     goal: String,
     reason: String,
@@ -119,7 +122,7 @@ fn observations(report: &PassReport) -> BTreeMap<String, Seen> {
         .iter()
         .map(|v| {
             let seen = Seen {
-                verdict: report.verdict_of(v).to_owned(),
+                verdict: report.verdict_of(v),
                 outcome: v.outcome.clone().unwrap_or_default(),
                 goal: v.goal.clone(),
                 reason: v.reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
@@ -132,8 +135,13 @@ fn observations(report: &PassReport) -> BTreeMap<String, Seen> {
 impl Seen {
     /// Stopped at all: blocked, killed, or stopped another way.
     fn stopped(&self) -> bool {
-        held(&self.verdict) || stopped_unlisted(&self.verdict, &self.outcome)
+        held(self.verdict) || stopped_unlisted(self.verdict, &self.outcome)
     }
+}
+
+/// A verdict as the table names it; `""` for none.
+fn name(verdict: Option<VerdictKind>) -> &'static str {
+    verdict.map_or("", VerdictKind::as_str)
 }
 
 /// Directives that change how a block shows, not whether: round two keeps
@@ -236,14 +244,16 @@ impl Round {
 
     /// Whether the attempt is held in the unit and escapes in the control.
     fn openable(&self, attempt: &str) -> bool {
-        self.control.get(attempt).is_some_and(|s| s.verdict == "escaped")
-            && self.baseline.get(attempt).is_some_and(|s| held(&s.verdict))
+        self.control.get(attempt).is_some_and(|s| s.verdict == VerdictKind::Escaped)
+            && self.baseline.get(attempt).is_some_and(|s| held(s.verdict))
     }
 
     fn opened_alone(&self, attempt: &str) -> Vec<String> {
         self.removals
             .iter()
-            .filter(|(r, seen)| r.len() == 1 && seen.get(attempt).is_some_and(|s| s.verdict == "escaped"))
+            .filter(|(r, seen)| {
+                r.len() == 1 && seen.get(attempt).is_some_and(|s| s.verdict == VerdictKind::Escaped)
+            })
             .map(|(r, _)| r[0].clone())
             .collect()
     }
@@ -267,7 +277,7 @@ impl Round {
                     map.cells.push(Cell {
                         removed: removed.clone(),
                         attempt: attempt.clone(),
-                        verdict: s.verdict.clone(),
+                        verdict: s.verdict,
                         outcome: s.outcome.clone(),
                         changed: true,
                     });
@@ -280,11 +290,11 @@ impl Round {
             let mut row = AttemptHolders {
                 attempt: attempt.clone(),
                 goal: base.or(control).map(|s| s.goal.clone()).unwrap_or_default(),
-                in_unit: base.map(|s| s.verdict.clone()).unwrap_or_default(),
-                control: control.map(|s| s.verdict.clone()).unwrap_or_default(),
+                in_unit: base.map(|s| s.verdict),
+                control: control.map(|s| s.verdict),
                 ..AttemptHolders::default()
             };
-            row.status = if base.is_some_and(|s| s.verdict == "escaped") {
+            row.status = if base.is_some_and(|s| s.verdict == VerdictKind::Escaped) {
                 map.failures.push(format!("{attempt} escapes from {unit} as shipped"));
                 "escapes".to_owned()
             } else if !self.openable(attempt) || base.is_some_and(|s| s.reason == "not-applicable") {
@@ -318,7 +328,7 @@ impl Round {
                 }
             }
             for cell in &map.cells {
-                if cell.removed == [directive.clone()] && cell.changed && held(&cell.verdict) {
+                if cell.removed == [directive.clone()] && cell.changed && held(cell.verdict) {
                     effect.changes.push(cell.attempt.clone());
                 }
             }
@@ -333,10 +343,9 @@ impl Round {
     /// spared: each holds it on its own.
     fn smallest_set(&self, attempt: &str, labels: &[String]) -> Option<Vec<String>> {
         let set = self.sufficient(attempt, labels);
-        let opens = self
-            .removals
-            .iter()
-            .any(|(r, seen)| *r == set && seen.get(attempt).is_some_and(|s| s.verdict == "escaped"));
+        let opens = self.removals.iter().any(|(r, seen)| {
+            *r == set && seen.get(attempt).is_some_and(|s| s.verdict == VerdictKind::Escaped)
+        });
         (set.len() >= 2 && opens).then_some(set)
     }
 }
@@ -367,7 +376,7 @@ impl AblationMap {
                 ),
                 "layers-unknown" => "layers: no measured set opens it".to_owned(),
                 "escapes" => "ESCAPES as shipped".to_owned(),
-                _ => format!("n/a (control: {}, unit: {})", a.control, a.in_unit),
+                _ => format!("n/a (control: {}, unit: {})", name(a.control), name(a.in_unit)),
             };
             let _ = writeln!(out, "  {:width$}{holders}", a.attempt);
         }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ablation::AblationMap;
 use crate::contract::GuestInfo;
-use crate::contract::{answer, Plan};
+use crate::contract::{answer, Plan, VerdictKind};
 use crate::enforcement::EnforcementReport;
 use crate::error::{Error, IoContext};
 use crate::matrix::{self, CONTROL};
@@ -139,18 +139,61 @@ pub fn stage(units: &[Audited], attempts: &[String], sysusers: &[String]) -> pas
     staged
 }
 
+/// What an audit says of one attempt in the audited unit: the probe's
+/// verdict, or that the root control could not make it either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Finding {
+    /// It got out.
+    Escaped,
+    /// Stopped the way the catalogue expects.
+    Blocked,
+    /// Killed by a signal the catalogue expects.
+    Killed,
+    /// Stopped, but another way than the catalogue expects (a kill by
+    /// SIGSYS where the reference units return EPERM, another errno).
+    Error,
+    /// The probe could not try it here, though the control escaped.
+    Unsupported,
+    /// The root control could not do it either here.
+    NotPossible,
+}
+
+impl From<VerdictKind> for Finding {
+    fn from(verdict: VerdictKind) -> Finding {
+        match verdict {
+            VerdictKind::Escaped => Finding::Escaped,
+            VerdictKind::Blocked => Finding::Blocked,
+            VerdictKind::Killed => Finding::Killed,
+            VerdictKind::Error => Finding::Error,
+            VerdictKind::Unsupported => Finding::Unsupported,
+        }
+    }
+}
+
+impl Finding {
+    /// The word the audit's text shows.
+    fn label(self) -> &'static str {
+        match self {
+            Finding::Escaped => "ESCAPED",
+            Finding::Blocked => "blocked",
+            Finding::Killed => "killed",
+            Finding::Error => "stopped",
+            Finding::Unsupported => "unsupported",
+            Finding::NotPossible => "n/a",
+        }
+    }
+}
+
 /// One attempt's result in an audited unit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     /// The attempt (`fs.shadow`).
     pub attempt: String,
     /// Its goal (`read-secrets`).
     pub goal: String,
-    /// `escaped`, `blocked`, `killed`, `error` (stopped, but another way
-    /// than the catalogue expects: a kill by SIGSYS where the reference
-    /// units return EPERM, another errno), or
-    /// `not-possible` (the root control could not do it either here).
-    pub verdict: String,
+    /// What the audit found.
+    pub verdict: Finding,
     /// What the probe saw.
     pub detail: String,
     /// For an escape: what closes it in the reference units, as measured.
@@ -196,11 +239,11 @@ pub struct AuditReport {
 impl AuditReport {
     /// The attempts that escaped.
     pub fn escaped(&self) -> Vec<&str> {
-        self.rows.iter().filter(|r| r.verdict == "escaped").map(|r| r.attempt.as_str()).collect()
+        self.rows.iter().filter(|r| r.verdict == Finding::Escaped).map(|r| r.attempt.as_str()).collect()
     }
 
-    fn count(&self, verdicts: &[&str]) -> usize {
-        self.rows.iter().filter(|r| verdicts.contains(&r.verdict.as_str())).count()
+    fn count(&self, findings: &[Finding]) -> usize {
+        self.rows.iter().filter(|r| findings.contains(&r.verdict)).count()
     }
 
     /// The report for a terminal: attempts grouped by goal, escapes first
@@ -239,18 +282,13 @@ impl AuditReport {
         for goal in goals {
             let _ = writeln!(out, "{goal}:");
             let mut rows: Vec<&Row> = self.rows.iter().filter(|r| r.goal == goal).collect();
-            rows.sort_by_key(|r| r.verdict != "escaped");
+            rows.sort_by_key(|r| r.verdict != Finding::Escaped);
             for row in rows {
-                let label = match row.verdict.as_str() {
-                    "escaped" => "ESCAPED",
-                    "error" => "stopped",
-                    "not-possible" => "n/a",
-                    other => other,
-                };
+                let label = row.verdict.label();
                 let _ = writeln!(out, "  {label:<8} {:width$}  {}", row.attempt, shorten(&row.detail, 90));
                 if let Some(fix) = &row.fix {
                     let _ = writeln!(out, "  {:8} {:width$}  closed by {}", "", "", fix.advice());
-                } else if row.verdict == "escaped" {
+                } else if row.verdict == Finding::Escaped {
                     let _ = writeln!(out, "  {:8} {:width$}  no reference unit holds it (measured)", "", "");
                 }
             }
@@ -259,11 +297,11 @@ impl AuditReport {
         let _ = writeln!(
             out,
             "{} of {} attempts escaped; {} blocked, {} stopped another way than the catalogue expects (a kill by SIGSYS, another errno: not an escape either), {} not possible on this machine",
-            self.count(&["escaped"]),
+            self.count(&[Finding::Escaped]),
             self.rows.len(),
-            self.count(&["blocked", "killed"]),
-            self.count(&["error"]),
-            self.count(&["not-possible"]),
+            self.count(&[Finding::Blocked, Finding::Killed]),
+            self.count(&[Finding::Error]),
+            self.count(&[Finding::NotPossible]),
         );
         if !self.failures.is_empty() {
             let _ = writeln!(out, "THE AUDIT IS INCOMPLETE; what went wrong:");
@@ -294,16 +332,16 @@ impl AuditReport {
         let width = goals.iter().map(|g| g.len()).max().unwrap_or(4).max(4);
         let mut out = format!("{:width$}  escaped  blocked  stopped  n/a\n", "goal");
         for goal in goals {
-            let count = |verdicts: &[&str]| {
-                self.rows.iter().filter(|r| r.goal == goal && verdicts.contains(&r.verdict.as_str())).count()
+            let count = |findings: &[Finding]| {
+                self.rows.iter().filter(|r| r.goal == goal && findings.contains(&r.verdict)).count()
             };
             let _ = writeln!(
                 out,
                 "{goal:width$}  {:>7}  {:>7}  {:>7}  {:>3}",
-                count(&["escaped"]),
-                count(&["blocked", "killed"]),
-                count(&["error"]),
-                count(&["not-possible"])
+                count(&[Finding::Escaped]),
+                count(&[Finding::Blocked, Finding::Killed]),
+                count(&[Finding::Error]),
+                count(&[Finding::NotPossible])
             );
         }
         out
@@ -350,11 +388,11 @@ pub fn evaluate(
     let report = matrix::from_answer(plan, &staged.roles, &answered, accel);
     let mut guest = report.guest.clone();
     guest.release = release.to_owned();
-    let control: BTreeMap<&str, &str> = report
+    let control: BTreeMap<&str, VerdictKind> = report
         .results
         .iter()
         .filter(|r| r.unit == CONTROL)
-        .map(|r| (r.attempt.as_str(), r.verdict.as_str()))
+        .map(|r| (r.attempt.as_str(), r.verdict))
         .collect();
     let maps: Vec<&AblationMap> = maps.iter().filter(|m| m.guest.release == release).collect();
     let ignored = enforcement
@@ -380,14 +418,15 @@ pub fn evaluate(
             .iter()
             .filter(|r| r.unit == *name)
             .map(|r| {
-                let escaped_in_control = control.get(r.attempt.as_str()) == Some(&"escaped");
+                let escaped_in_control = control.get(r.attempt.as_str()) == Some(&VerdictKind::Escaped);
                 let not_applicable = r.reason.as_deref() == Some("not-applicable");
-                let verdict = if not_applicable || (r.verdict != "escaped" && !escaped_in_control) {
-                    "not-possible".to_owned()
+                let verdict = if not_applicable || (r.verdict != VerdictKind::Escaped && !escaped_in_control)
+                {
+                    Finding::NotPossible
                 } else {
-                    r.verdict.clone()
+                    Finding::from(r.verdict)
                 };
-                let fix = (verdict == "escaped").then(|| fix_for(&maps, &r.attempt)).flatten();
+                let fix = (verdict == Finding::Escaped).then(|| fix_for(&maps, &r.attempt)).flatten();
                 Row {
                     attempt: r.attempt.clone(),
                     goal: r.goal.clone(),
@@ -604,10 +643,10 @@ mod tests {
         assert!(r.failures.is_empty(), "{:?}", r.failures);
         assert_eq!(r.exposure, Some(9.6));
         assert_eq!(r.escaped(), ["a.net", "b.fs"], "the canary's word counts");
-        let verdicts: Vec<&str> = r.rows.iter().map(|row| row.verdict.as_str()).collect();
+        let verdicts: Vec<Finding> = r.rows.iter().map(|row| row.verdict).collect();
         assert_eq!(
             verdicts,
-            ["escaped", "escaped", "not-possible", "blocked"],
+            [Finding::Escaped, Finding::Escaped, Finding::NotPossible, Finding::Blocked],
             "c.none: not even the control"
         );
         assert_eq!(r.rows[0].fix.as_ref().unwrap().alone, ["PrivateNetwork="]);

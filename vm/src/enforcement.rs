@@ -35,9 +35,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::{self, AblationMap};
-use crate::contract::GuestInfo;
-use crate::contract::{answer, Answer, PassReport, Plan};
-use crate::matrix::{held, stopped_unlisted};
+use crate::contract::{answer, held, stopped_unlisted, Answer, GuestInfo, PassReport, Plan, VerdictKind};
 use crate::passes::{Reference, Role, Staged};
 
 /// One directive's positive test.
@@ -283,7 +281,7 @@ fn judge(test: &Test, with: &PassReport, without: &PassReport) -> Row {
         return row(Status::RefusedAtStart, None, why);
     }
     let escapes_without = |attempt: &str| {
-        without.verdicts.iter().any(|v| v.id == attempt && without.verdict_of(v) == "escaped")
+        without.verdicts.iter().any(|v| v.id == attempt && without.verdict_of(v) == VerdictKind::Escaped)
     };
     let testable: Vec<&String> = test.attempts.iter().filter(|a| escapes_without(a)).collect();
     if testable.is_empty() {
@@ -307,8 +305,10 @@ fn judge(test: &Test, with: &PassReport, without: &PassReport) -> Row {
         Some(v) => {
             let verdict = with.verdict_of(v);
             match &v.outcome {
-                Some(outcome) if verdict != "escaped" => format!("{verdict} ({outcome})"),
-                _ => verdict.to_owned(),
+                Some(outcome) if verdict != VerdictKind::Escaped => {
+                    format!("{} ({outcome})", verdict.as_str())
+                }
+                _ => verdict.as_str().to_owned(),
             }
         }
         None => "no verdict".to_owned(),

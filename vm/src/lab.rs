@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditReport;
+use crate::audit::{AuditReport, Finding};
 use crate::contract::GuestInfo;
 use crate::Release;
 
@@ -75,11 +75,11 @@ impl LabReport {
         report.guest.accel = String::new();
         for audit in audits {
             report.failures.extend(audit.failures.iter().map(|f| format!("{}: {f}", audit.unit)));
-            let of = |verdicts: &[&str]| -> Vec<String> {
+            let of = |findings: &[Finding]| -> Vec<String> {
                 audit
                     .rows
                     .iter()
-                    .filter(|r| verdicts.contains(&r.verdict.as_str()))
+                    .filter(|r| findings.contains(&r.verdict))
                     .map(|r| r.attempt.clone())
                     .collect()
             };
@@ -87,9 +87,9 @@ impl LabReport {
                 unit: audit.unit.clone(),
                 exposure: audit.exposure,
                 attempts: audit.rows.len(),
-                escaped: of(&["escaped"]),
-                blocked: of(&["blocked", "killed"]).len(),
-                unclear: of(&["error"]),
+                escaped: of(&[Finding::Escaped]),
+                blocked: of(&[Finding::Blocked, Finding::Killed]).len(),
+                unclear: of(&[Finding::Error]),
             });
         }
         report

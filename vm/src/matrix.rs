@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::held;
 use crate::contract::{answer, Answer, Functional, GuestInfo, PassReport, Plan, Verdict, VerdictKind};
 use crate::passes::{short_name, Role};
 
@@ -46,7 +47,7 @@ pub struct Report {
 }
 
 /// One attempt in one unit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AttemptResult {
     /// The unit whose sandbox the probe ran in, or `control`.
     pub unit: String,
@@ -58,7 +59,7 @@ pub struct AttemptResult {
     /// The directive that should stop it.
     pub directive: String,
     /// blocked, killed, escaped, unsupported or error.
-    pub verdict: String,
+    pub verdict: VerdictKind,
     /// What happened, in words.
     pub detail: String,
     /// Why an `unsupported` route could not be tried (`not-applicable`,
@@ -67,8 +68,8 @@ pub struct AttemptResult {
     pub reason: Option<String>,
     /// The same attempt's verdict for a plain unprivileged user with no
     /// sandbox: `blocked` there means "not root" already stops it.
-    #[serde(default)]
-    pub plain_user: String,
+    #[serde(default, with = "crate::contract::verdict_or_empty")]
+    pub plain_user: Option<VerdictKind>,
 }
 
 /// Counts over the results.
@@ -130,20 +131,17 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
     }
     // Every row carries the plain user's verdict: a route a plain user
     // cannot take either is stopped by "not root", not by the sandbox.
-    let plain: BTreeMap<String, String> = results
-        .iter()
-        .filter(|r| r.unit == PLAIN_USER)
-        .map(|r| (r.attempt.clone(), r.verdict.clone()))
-        .collect();
+    let plain: BTreeMap<String, VerdictKind> =
+        results.iter().filter(|r| r.unit == PLAIN_USER).map(|r| (r.attempt.clone(), r.verdict)).collect();
     for r in &mut results {
-        r.plain_user = plain.get(&r.attempt).cloned().unwrap_or_default();
+        r.plain_user = plain.get(&r.attempt).copied();
     }
     for check in functional.iter().filter(|c| !c.ok) {
         failures.push(format!("{}: {} failed: {}", check.unit, check.check, check.detail));
     }
     let control_escaped: BTreeSet<&str> = results
         .iter()
-        .filter(|r| r.unit == CONTROL && r.verdict == "escaped")
+        .filter(|r| r.unit == CONTROL && r.verdict == VerdictKind::Escaped)
         .map(|r| r.attempt.as_str())
         .collect();
     for r in &results {
@@ -154,15 +152,15 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
                 r.unit, r.attempt, r.detail
             ));
         }
-        match r.verdict.as_str() {
-            "escaped" if !in_control && r.unit != PLAIN_USER => {
+        match r.verdict {
+            VerdictKind::Escaped if !in_control && r.unit != PLAIN_USER => {
                 failures.push(format!("{}: {} ESCAPED: {}", r.unit, r.attempt, r.detail))
             }
-            "blocked" | "killed" if in_control => failures.push(format!(
+            VerdictKind::Blocked | VerdictKind::Killed if in_control => failures.push(format!(
                 "control: {} did not escape, so its blocks prove nothing: {}",
                 r.attempt, r.detail
             )),
-            "error" => failures.push(format!("{}: {} error: {}", r.unit, r.attempt, r.detail)),
+            VerdictKind::Error => failures.push(format!("{}: {} error: {}", r.unit, r.attempt, r.detail)),
             _ => {}
         }
     }
@@ -170,9 +168,9 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
     let summary = Summary {
         attempts: results.iter().map(|r| r.attempt.as_str()).collect::<BTreeSet<_>>().len(),
         units: units.len(),
-        blocked: results.iter().filter(|r| held(&r.verdict)).count(),
-        escaped: results.iter().filter(|r| r.verdict == "escaped").count(),
-        errors: results.iter().filter(|r| r.verdict == "error").count(),
+        blocked: results.iter().filter(|r| held(r.verdict)).count(),
+        escaped: results.iter().filter(|r| r.verdict == VerdictKind::Escaped).count(),
+        errors: results.iter().filter(|r| r.verdict == VerdictKind::Error).count(),
     };
     Report { guest, results, functional, summary, failures, columns }
 }
@@ -219,7 +217,7 @@ impl AttemptResult {
     /// A row from a probe verdict, after the canary's word.
     pub fn from_verdict(unit: &str, v: &Verdict, pass: &PassReport) -> AttemptResult {
         let reason = v.reason.map(|r| r.as_str().to_owned());
-        let mut verdict = v.verdict.as_str().to_owned();
+        let mut verdict = v.verdict;
         let mut detail = match &reason {
             Some(reason) => format!("{} ({reason})", v.detail).trim().to_owned(),
             None => v.detail.clone(),
@@ -227,7 +225,7 @@ impl AttemptResult {
         // The catalogue accepts the errnos a sandbox gives; a plain user is
         // stopped by others (EACCES from the mode bits): stopped all the same.
         if unit == PLAIN_USER && v.verdict == VerdictKind::Error && v.outcome.is_some() {
-            verdict = "blocked".to_owned();
+            verdict = VerdictKind::Blocked;
             detail = format!("not root: {detail}");
         }
         if pass.canary_saw(&v.id) {
@@ -241,29 +239,16 @@ impl AttemptResult {
             verdict,
             detail,
             reason,
-            plain_user: String::new(),
+            plain_user: None,
         }
     }
 }
 
-/// Whether a verdict means the attempt was stopped the way the catalogue
-/// accepts.
-pub(crate) fn held(verdict: &str) -> bool {
-    matches!(verdict, "blocked" | "killed")
-}
-
-/// Whether an `error` verdict was a stop all the same: an errno or signal
-/// (`outcome`) the catalogue does not list. A directive on its own may stop
-/// an attempt another way than the whole unit does.
-pub(crate) fn stopped_unlisted(verdict: &str, outcome: &str) -> bool {
-    verdict == "error" && !outcome.is_empty()
-}
-
 /// A route the canary saw arrive escaped, whatever the probe believed.
-fn canary_overrules(verdict: &mut String, detail: &mut String) {
-    if verdict != "escaped" {
-        *detail = format!("the canary saw it arrive, though the probe said {verdict}: {detail}");
-        *verdict = "escaped".to_owned();
+fn canary_overrules(verdict: &mut VerdictKind, detail: &mut String) {
+    if *verdict != VerdictKind::Escaped {
+        *detail = format!("the canary saw it arrive, though the probe said {}: {detail}", verdict.as_str());
+        *verdict = VerdictKind::Escaped;
     }
 }
 
@@ -333,7 +318,8 @@ impl Report {
             }
             for attempt in routes {
                 // A route the plain user cannot take either: "not root" stops it.
-                let not_root = self.results.iter().any(|r| r.attempt == *attempt && held(&r.plain_user));
+                let not_root =
+                    self.results.iter().any(|r| r.attempt == *attempt && r.plain_user.is_some_and(held));
                 let route = format!("  {attempt}{}", if not_root { " (not root)" } else { "" });
                 let _ = write!(out, "{route:id_width$}");
                 for unit in &units {
@@ -341,7 +327,7 @@ impl Report {
                         .results
                         .iter()
                         .find(|r| r.unit == *unit && r.attempt == *attempt)
-                        .map(|r| cell(&r.verdict, unit))
+                        .map(|r| cell(r.verdict, unit))
                         .unwrap_or("-");
                     let _ = write!(out, "  {verdict:>width$}");
                 }
@@ -373,18 +359,22 @@ impl Report {
         let mut cases = String::new();
         let mut failed = 0;
         for r in &self.results {
-            let bad = match r.verdict.as_str() {
-                "error" => true,
-                "escaped" => r.unit != CONTROL && r.unit != PLAIN_USER,
-                "blocked" | "killed" => r.unit == CONTROL,
-                _ => false,
+            let bad = match r.verdict {
+                VerdictKind::Error => true,
+                VerdictKind::Escaped => r.unit != CONTROL && r.unit != PLAIN_USER,
+                VerdictKind::Blocked | VerdictKind::Killed => r.unit == CONTROL,
+                VerdictKind::Unsupported => false,
             };
             failed += usize::from(bad);
             let _ = write!(cases, r#"<testcase classname="{}" name="{}">"#, xml(&r.unit), xml(&r.attempt));
             if bad {
-                let _ =
-                    write!(cases, r#"<failure message="{}">{}</failure>"#, xml(&r.verdict), xml(&r.detail));
-            } else if r.verdict == "unsupported" {
+                let _ = write!(
+                    cases,
+                    r#"<failure message="{}">{}</failure>"#,
+                    xml(r.verdict.as_str()),
+                    xml(&r.detail)
+                );
+            } else if r.verdict == VerdictKind::Unsupported {
                 let _ = write!(cases, r#"<skipped message="{}"/>"#, xml(&r.detail));
             }
             cases.push_str("</testcase>\n");
@@ -408,17 +398,16 @@ impl Report {
 
 /// A verdict as a table cell: failures shout. The plain user is neither
 /// expected to escape nor to hold.
-fn cell(verdict: &str, unit: &str) -> &'static str {
+fn cell(verdict: VerdictKind, unit: &str) -> &'static str {
+    use VerdictKind::{Blocked, Error, Escaped, Killed, Unsupported};
     match (verdict, unit) {
-        ("escaped", CONTROL | PLAIN_USER) => "escaped",
-        ("blocked", PLAIN_USER) => "blocked",
-        ("killed", PLAIN_USER) => "killed",
-        ("blocked" | "killed", CONTROL) => "HELD",
-        ("blocked", _) => "blocked",
-        ("killed", _) => "killed",
-        ("escaped", _) => "ESCAPED",
-        ("unsupported", _) => "n/a",
-        _ => "ERROR",
+        (Escaped, CONTROL | PLAIN_USER) => "escaped",
+        (Blocked | Killed, CONTROL) => "HELD",
+        (Blocked, _) => "blocked",
+        (Killed, _) => "killed",
+        (Escaped, _) => "ESCAPED",
+        (Unsupported, _) => "n/a",
+        (Error, _) => "ERROR",
     }
 }
 
@@ -494,7 +483,7 @@ mod tests {
         let report = evaluate_lines(&good());
         assert!(report.passed(), "{:?}", report.failures);
         let row = report.results.iter().find(|r| r.unit == "u.service" && r.attempt == "a").unwrap();
-        assert_eq!(row.plain_user, "blocked", "every row carries the plain user's verdict");
+        assert_eq!(row.plain_user, Some(VerdictKind::Blocked), "every row carries the plain user's verdict");
         let table = report.table();
         assert!(table.contains("  a (not root)"), "{table}");
         assert!(table.contains("control  plain-user"), "{table}");
@@ -592,7 +581,7 @@ mod tests {
         let report = evaluate_lines(&lines);
         assert!(report.passed(), "{:?}", report.failures);
         let a = report.results.iter().find(|r| r.unit == "u.service" && r.attempt == "a").unwrap();
-        assert_eq!((a.verdict.as_str(), a.reason.as_deref()), ("unsupported", Some("kernel-policy")));
+        assert_eq!((a.verdict, a.reason.as_deref()), (VerdictKind::Unsupported, Some("kernel-policy")));
         assert!(a.detail.contains("the root control on this kernel: refused"), "{}", a.detail);
         // Without that evidence the same EINVAL is an error.
         lines[1] = good()[1].clone();
@@ -619,7 +608,7 @@ mod tests {
         lines[3] = pass("u", &[("a", "blocked"), ("b", "killed")], Some(&["a"]));
         let report = evaluate_lines(&lines);
         let a = report.results.iter().find(|r| r.unit == "u.service" && r.attempt == "a").unwrap();
-        assert_eq!(a.verdict, "escaped");
+        assert_eq!(a.verdict, VerdictKind::Escaped);
         assert!(a.detail.contains("canary saw it"), "{}", a.detail);
         assert!(!report.passed());
     }

@@ -19,8 +19,9 @@
 use std::collections::BTreeMap;
 
 use crate::ablation::AblationMap;
+use crate::contract::{held, VerdictKind};
 use crate::enforcement::EnforcementReport;
-use crate::matrix::{held, AttemptResult, Report, CONTROL, PLAIN_USER};
+use crate::matrix::{AttemptResult, Report, CONTROL, PLAIN_USER};
 
 /// Why a verdict differs between releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,7 @@ pub struct Difference {
     /// The attempt.
     pub attempt: String,
     /// Release → verdict, in the order the releases ran.
-    pub verdicts: Vec<(String, String)>,
+    pub verdicts: Vec<(String, VerdictKind)>,
     /// The cause, when the evidence gives one.
     pub cause: Option<(Cause, String)>,
 }
@@ -60,7 +61,8 @@ pub struct Difference {
 impl Difference {
     /// One line for the report.
     pub fn line(&self) -> String {
-        let verdicts: Vec<String> = self.verdicts.iter().map(|(r, v)| format!("{v} on {r}")).collect();
+        let verdicts: Vec<String> =
+            self.verdicts.iter().map(|(r, v)| format!("{} on {r}", v.as_str())).collect();
         let cause = match &self.cause {
             Some((cause, why)) => format!("{}: {why}", cause.as_str()),
             None => "UNEXPLAINED".to_owned(),
@@ -91,7 +93,7 @@ pub fn explain(
         if reports.len() > 1
             && reference
             && seen.iter().all(|(_, r)| {
-                r.verdict == "unsupported"
+                r.verdict == VerdictKind::Unsupported
                     && !matches!(r.reason.as_deref(), Some("not-applicable" | "kernel-policy"))
             })
         {
@@ -112,7 +114,7 @@ pub fn explain(
         let difference = Difference {
             unit: unit.to_owned(),
             attempt: attempt.to_owned(),
-            verdicts: seen.iter().map(|(release, r)| (release.to_string(), r.verdict.clone())).collect(),
+            verdicts: seen.iter().map(|(release, r)| (release.to_string(), r.verdict)).collect(),
             cause,
         };
         if difference.cause.is_none() {
@@ -167,12 +169,12 @@ fn not_enforced(
 ) -> Option<(Cause, String)> {
     let holders: Vec<&String> = seen
         .iter()
-        .filter(|(_, r)| held(&r.verdict))
+        .filter(|(_, r)| held(r.verdict))
         .filter_map(|(release, _)| maps.iter().find(|m| m.unit == unit && m.guest.release == *release))
         .filter_map(|m| m.attempts.iter().find(|a| a.attempt == attempt))
         .flat_map(|a| a.alone.iter().chain(a.together.iter().flatten()))
         .collect();
-    seen.iter().filter(|(_, r)| !held(&r.verdict)).find_map(|(release, _)| {
+    seen.iter().filter(|(_, r)| !held(r.verdict)).find_map(|(release, _)| {
         let report = enforcement.iter().find(|e| e.guest.release == *release)?;
         holders.iter().find_map(|directive| {
             let status = report.status_of(directive)?;
@@ -188,7 +190,7 @@ fn not_enforced(
 
 fn details(seen: &[(&str, &AttemptResult)]) -> String {
     let parts: Vec<String> =
-        seen.iter().map(|(release, r)| format!("{release}: {} ({})", r.verdict, r.detail)).collect();
+        seen.iter().map(|(release, r)| format!("{release}: {} ({})", r.verdict.as_str(), r.detail)).collect();
     parts.join("; ")
 }
 
@@ -203,10 +205,12 @@ mod tests {
         AttemptResult {
             unit: unit.into(),
             attempt: attempt.into(),
-            verdict: verdict.into(),
+            goal: String::new(),
+            directive: String::new(),
+            verdict: serde_json::from_value(serde_json::json!(verdict)).unwrap(),
             reason: reason.map(Into::into),
             detail: "d".into(),
-            ..AttemptResult::default()
+            plain_user: None,
         }
     }
 

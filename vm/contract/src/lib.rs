@@ -159,11 +159,11 @@ impl PassReport {
 
     /// `v`'s verdict after the canary's word: an attempt the canary saw
     /// arrive escaped, whatever the probe believed.
-    pub fn verdict_of(&self, v: &Verdict) -> &'static str {
+    pub fn verdict_of(&self, v: &Verdict) -> VerdictKind {
         if self.canary_saw(&v.id) {
-            VerdictKind::Escaped.as_str()
+            VerdictKind::Escaped
         } else {
-            v.verdict.as_str()
+            v.verdict
         }
     }
 }
@@ -221,4 +221,39 @@ pub fn answer(plan: &Plan, output: &str) -> Answer {
         answer.failures.push("the guest plan did not run to its end".to_owned());
     }
     answer
+}
+
+/// Whether `verdict` means the attempt was stopped the way the catalogue
+/// accepts (blocked, or killed by an accepted signal).
+pub fn held(verdict: VerdictKind) -> bool {
+    matches!(verdict, VerdictKind::Blocked | VerdictKind::Killed)
+}
+
+/// Whether an `error` verdict was a stop all the same: an errno or signal
+/// (`outcome`) the catalogue does not list. A directive on its own may stop
+/// an attempt another way than the whole unit does.
+pub fn stopped_unlisted(verdict: VerdictKind, outcome: &str) -> bool {
+    verdict == VerdictKind::Error && !outcome.is_empty()
+}
+
+/// A verdict that may be missing, written as reports always wrote it: its
+/// name, or `""` for none (`#[serde(with = "verdict_or_empty")]`).
+pub mod verdict_or_empty {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::VerdictKind;
+
+    /// `None` as `""`.
+    pub fn serialize<S: Serializer>(verdict: &Option<VerdictKind>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(verdict.map_or("", VerdictKind::as_str))
+    }
+
+    /// `""` as `None`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<VerdictKind>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        VerdictKind::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&text)).map(Some)
+    }
 }
