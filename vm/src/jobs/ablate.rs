@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{
-    all_attempts, build, json_files, read_json, references, run_plan, stage, write_json, RunOptions,
+    all_attempts, build, check_or_write, finish, json_files, read_json, references, run_plan, stage,
+    RunOptions,
 };
 use crate::{ablation, passes};
 
@@ -59,28 +60,22 @@ pub fn ablate(opts: &RunOptions, units: &[String], out: &Path, check: bool) -> a
             map.guest.release = release.to_string();
             println!("{}", map.table());
             let stem = out.join(format!("{}-{}", reference.short(), map.guest.release));
-            let json = stem.with_extension("json");
-            if check {
-                let committed: ablation::AblationMap = read_json(&json, "an ablation map")?;
-                for difference in ablation::differences(&committed, &map) {
-                    println!("FAIL: {} differs from the measurement: {difference}", json.display());
-                    ok = false;
-                }
-            } else {
-                std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-                write_json(&json, &map)?;
+            ok &= check_or_write(
+                &stem.with_extension("json"),
+                &map,
+                check,
+                "an ablation map",
+                ablation::differences,
+            )?;
+            if !check {
                 let svg = stem.with_extension("svg");
                 std::fs::write(&svg, map.svg()).with_context(|| format!("cannot write {}", svg.display()))?;
-                eprintln!("sandkasten-vm: wrote {} and {}", json.display(), svg.display());
+                eprintln!("sandkasten-vm: wrote {}", svg.display());
             }
             ok &= map.failures.is_empty();
         }
     }
-    eprintln!(
-        "sandkasten-vm: ablation {} in {:.0} s",
-        if ok { "complete" } else { "FAILED" },
-        started.elapsed().as_secs_f64()
-    );
+    finish("ablation", "complete", ok, started);
     Ok(ok)
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{
-    ablation_maps, all_attempts, build, committed_enforcement, read_json, run_plan, stage, write_json,
+    ablation_maps, all_attempts, build, check_or_write, committed_enforcement, run_plan, stage, write_json,
     RunOptions,
 };
 use crate::audit::{self, AuditReport, Audited};
@@ -69,18 +69,7 @@ pub fn lab(opts: &RunOptions, check: bool) -> anyhow::Result<bool> {
         let measured = LabReport::from_audits(&of_release);
         print!("{}", measured.text());
         let path = lab::measured_path(&dir, *release);
-        if check {
-            let committed: LabReport = read_json(&path, "a lab measurement")?;
-            let differences = committed.differences(&measured);
-            for difference in &differences {
-                println!("FAIL: {}: {difference}", path.display());
-            }
-            ok &= differences.is_empty();
-        } else {
-            std::fs::create_dir_all(path.parent().expect("in a directory"))?;
-            write_json(&path, &measured)?;
-            eprintln!("sandkasten-vm: wrote {}", path.display());
-        }
+        ok &= check_or_write(&path, &measured, check, "a lab measurement", LabReport::differences)?;
         ok &= measured.failures.is_empty();
     }
     if !check {

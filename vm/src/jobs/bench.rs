@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{build, guest_report, print_outcome, run_plan, write_json, RunOptions};
+use super::{build, finish, guest_report, print_outcome, run_plan, write_json, RunOptions};
 use crate::bench::{BenchReport, Figures};
 use crate::contract::GuestJob;
 use crate::payload;
@@ -52,11 +52,7 @@ pub fn bench(opts: &RunOptions, settings: BenchSettings, json: Option<&Path>) ->
     if let Some(path) = json {
         write_json(path, &reports)?;
     }
-    println!(
-        "sandkasten-vm: bench {} in {} s",
-        if passed { "measured" } else { "FAILED" },
-        started.elapsed().as_secs()
-    );
+    finish("bench", "passed", passed, started);
     Ok(passed)
 }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{
-    ablation_maps, all_attempts, build, committed_enforcement, references_in, run_plan, stage, write_json,
-    RunOptions,
+    ablation_maps, all_attempts, build, check_or_write, committed_enforcement, finish, references_in,
+    run_plan, stage, write_json, RunOptions,
 };
 use crate::{enforcement, Release};
 
@@ -51,28 +51,17 @@ pub fn enforce(
         for report in &reports {
             let release: Release = report.guest.release.parse()?;
             let path = units.join("enforcement").join(format!("{release}.json"));
-            if check {
-                let committed = committed_enforcement(units, release)?
-                    .with_context(|| format!("no committed report {}", path.display()))?;
-                for difference in enforcement::differences(&committed, report) {
-                    println!("FAIL: {} differs from the measurement: {difference}", path.display());
-                    ok = false;
-                }
-            } else if report.failures.is_empty() {
-                std::fs::create_dir_all(units.join("enforcement"))?;
-                write_json(&path, report)?;
-                eprintln!("sandkasten-vm: wrote {}", path.display());
+            // A report with gaps is never written over the committed one.
+            if check || report.failures.is_empty() {
+                ok &=
+                    check_or_write(&path, report, check, "an enforcement report", enforcement::differences)?;
             }
         }
         if !check {
             write_enforcement_tables(units)?;
         }
     }
-    eprintln!(
-        "sandkasten-vm: enforcement report {} in {:.0} s",
-        if ok { "complete" } else { "FAILED" },
-        started.elapsed().as_secs_f64()
-    );
+    finish("enforcement report", "complete", ok, started);
     Ok(ok)
 }
 

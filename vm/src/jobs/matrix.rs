@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{
-    ablation_maps, all_attempts, build, committed_enforcement, references, run_plan, stage, write_json,
-    RunOptions,
+    ablation_maps, all_attempts, build, committed_enforcement, finish, print_failures, references, run_plan,
+    stage, write_json, RunOptions,
 };
 use crate::{matrix, passes, payload, Release};
 
@@ -42,9 +42,7 @@ pub fn matrix(opts: &RunOptions, json: Option<&Path>, junit: Option<&Path>) -> a
             println!("  {}", difference.line());
         }
     }
-    for failure in &cross {
-        println!("FAIL: {failure}");
-    }
+    print_failures(&cross);
     if let Some(path) = json {
         match reports.as_slice() {
             [report] => write_json(path, report)?,
@@ -56,10 +54,6 @@ pub fn matrix(opts: &RunOptions, json: Option<&Path>, junit: Option<&Path>) -> a
         std::fs::write(path, xml).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let passed = cross.is_empty() && reports.iter().all(matrix::Report::passed);
-    eprintln!(
-        "sandkasten-vm: matrix {} in {:.0} s",
-        if passed { "passed" } else { "FAILED" },
-        started.elapsed().as_secs_f64()
-    );
+    finish("matrix", "passed", passed, started);
     Ok(passed)
 }

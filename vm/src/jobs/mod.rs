@@ -108,14 +108,58 @@ fn guest_report<T: serde::de::DeserializeOwned>(
     Ok(report)
 }
 
-/// Prints one release's table and a `FAIL` line per failure; whether it
+/// Prints one release's table and a `FAIL:` line per failure; whether it
 /// had none.
 fn print_outcome(table: &str, failures: &[String]) -> bool {
     println!("{table}");
-    for failure in failures {
-        println!("FAIL {failure}");
-    }
+    print_failures(failures);
     failures.is_empty()
+}
+
+/// One `FAIL:` line per failure on stdout, the form every job uses.
+fn print_failures(failures: &[String]) {
+    for failure in failures {
+        println!("FAIL: {failure}");
+    }
+}
+
+/// The last line of every job, on stderr: what ran, whether it passed
+/// (`ok` says it in the job's own word), and how long it took.
+fn finish(what: &str, ok: &str, passed: bool, started: std::time::Instant) {
+    eprintln!(
+        "sandkasten-vm: {what} {} in {:.0} s",
+        if passed { ok } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// A measurement and its committed file at `path`: with `check`, compared
+/// (`differences(committed, measured)`), a `FAIL:` line for each
+/// difference; else written there. Whether it matched (always, when
+/// written).
+fn check_or_write<T: serde::Serialize + serde::de::DeserializeOwned>(
+    path: &Path,
+    measured: &T,
+    check: bool,
+    what: &str,
+    differences: impl Fn(&T, &T) -> Vec<String>,
+) -> anyhow::Result<bool> {
+    if check {
+        let committed: T = read_json(path, what)?;
+        let differences = differences(&committed, measured);
+        let lines: Vec<String> = differences
+            .iter()
+            .map(|difference| format!("{} differs from the measurement: {difference}", path.display()))
+            .collect();
+        print_failures(&lines);
+        return Ok(differences.is_empty());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_json(path, measured)?;
+    eprintln!("sandkasten-vm: wrote {}", path.display());
+    Ok(true)
 }
 
 /// The JSON files in `dir`.

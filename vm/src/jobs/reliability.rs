@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{build, guest_report, print_outcome, run_plan, write_json, RunOptions};
+use super::{build, finish, guest_report, print_outcome, run_plan, write_json, RunOptions};
 use crate::contract::GuestJob;
 use crate::payload;
 use crate::reliability::{Judged, ReliabilityReport};
@@ -29,10 +29,6 @@ pub fn reliability(opts: &RunOptions, json: Option<&Path>) -> anyhow::Result<boo
     if let Some(path) = json {
         write_json(path, &reports)?;
     }
-    println!(
-        "sandkasten-vm: reliability {} in {} s",
-        if passed { "passed" } else { "FAILED" },
-        started.elapsed().as_secs()
-    );
+    finish("reliability", "passed", passed, started);
     Ok(passed)
 }
