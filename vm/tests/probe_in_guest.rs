@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use sandkasten_vm::payload::{self, Install};
+use sandkasten_vm::payload;
 use sandkasten_vm::{AccelRequest, Config, Guest, Release};
 
 use crate::util::one_guest_at_a_time;
@@ -61,10 +61,14 @@ fn build_probe_tests(workspace: &Path) -> ProbeTests {
 /// The guest side: the kernel first, then the tests with their output.
 /// The harness runner is a unit with systemd's default `TasksMax=` (15% of
 /// the guest's threads-max, about 1100 tasks): lifted for its own cgroup,
-/// so that the root control has nothing in its way, as on a host.
+/// so that the root control has nothing in its way, as on a host. The
+/// tests find the probe and the repository's files where the payload has
+/// them, not at the build's paths (a checkout under /tmp, as CI's may be,
+/// would be hidden by the guest's own /tmp).
 const RUN: &str = r#"#!/bin/sh
 echo "kernel $(uname -r)"
 echo max >"/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/pids.max"
+export SANDKASTEN_PROBE_BIN=/payload/sandkasten-probe SANDKASTEN_PROBE_REPO=/payload/repo
 exec /payload/probe-tests --test-threads 2 2>&1
 "#;
 
@@ -74,19 +78,16 @@ fn the_probes_host_tests_pass_inside_the_bookworm_guest() {
     let workspace = payload::workspace_root();
     let built = build_probe_tests(&workspace);
     let dir = tempfile::tempdir().unwrap();
-    // The tests find the probe and the repository's files by the absolute
-    // paths they were compiled with: the overlay puts each there.
-    let same_place = |path: PathBuf| Install { from: path.clone(), to: path };
-    payload::stage_installs(
-        dir.path(),
-        &[
-            same_place(built.probe.clone()),
-            same_place(workspace.join("services/probe/README.md")),
-            same_place(workspace.join("units/sandkasten-egress.nft")),
-        ],
-    )
-    .expect("overlay");
-    std::fs::copy(&built.tests, dir.path().join("probe-tests")).expect("copy the test binary");
+    let copy = |from: &Path, to: &str| {
+        let to = dir.path().join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    };
+    copy(&built.tests, "probe-tests");
+    copy(&built.probe, "sandkasten-probe");
+    for file in ["services/probe/README.md", "units/sandkasten-egress.nft"] {
+        copy(&workspace.join(file), &format!("repo/{file}"));
+    }
     let run = dir.path().join("run");
     std::fs::write(&run, RUN).unwrap();
     std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

@@ -132,7 +132,7 @@ fn control_escapes_everything_this_machine_allows() {
 
 #[test]
 fn list_prints_the_whole_catalogue() {
-    let out = util::run_ok(Command::new(util::PROBE).args(["list", "--json"]));
+    let out = util::run_ok(Command::new(util::probe()).args(["list", "--json"]));
     let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -149,7 +149,7 @@ fn list_prints_the_whole_catalogue() {
 
 #[test]
 fn the_readme_names_every_route_under_its_goal() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(util::repo_file("services/probe/README.md")).unwrap();
     for a in ATTEMPTS {
         let row = readme
             .lines()
@@ -164,7 +164,7 @@ fn without_a_canary_outside_attempts_are_unsupported_not_passed() {
     if !util::root() {
         return;
     }
-    let got = util::verdicts(Command::new(util::PROBE).env_remove("SANDKASTEN_CANARY").args([
+    let got = util::verdicts(Command::new(util::probe()).env_remove("SANDKASTEN_CANARY").args([
         "--json",
         "--only",
         "net.tcp-loopback",
@@ -186,7 +186,7 @@ fn run_one_makes_one_attempt_by_hand() {
         return;
     }
     let out = util::run_ok(
-        Command::new(util::PROBE).env_remove("SANDKASTEN_CANARY").args(["run-one", "priv.capabilities"]),
+        Command::new(util::probe()).env_remove("SANDKASTEN_CANARY").args(["run-one", "priv.capabilities"]),
     );
     let outcome: Outcome = serde_json::from_slice(&out.stdout).expect("run-one prints one outcome");
     assert!(matches!(outcome, Outcome::Escaped { .. }), "{outcome:?}");

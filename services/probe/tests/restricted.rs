@@ -5,7 +5,6 @@
 //! the other attempts may do anything but break the probe.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
 use sandkasten_probe::verdict::VerdictKind::{Blocked, Error, Escaped, Killed, Unsupported};
@@ -465,7 +464,7 @@ fn the_lockdown_refuses_shared_exec_mappings_and_writes_outside_the_writable_pla
 fn a_lockdown_that_cannot_be_installed_makes_no_attempt() {
     let got =
         util::verdicts(
-            Command::new(util::PROBE)
+            Command::new(util::probe())
                 .env_remove("SANDKASTEN_CANARY")
                 .env("SANDKASTEN_LOCKDOWN", "yes")
                 .args(["--json", "--only", "ns.user", "fs.write-etc"]),
@@ -485,7 +484,7 @@ fn the_egress_guard_refuses_new_flows_from_marked_sockets() {
     if !util::root() {
         return;
     }
-    let nft_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../units/sandkasten-egress.nft");
+    let nft_file = util::repo_file("units/sandkasten-egress.nft");
     let dir = TempDir::new("egress");
     let run = util::run_id("egress");
     util::in_netns(|| {

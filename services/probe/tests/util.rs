@@ -13,8 +13,24 @@ use std::time::{Duration, Instant};
 use sandkasten_probe::canary::Report;
 use sandkasten_probe::verdict::{Unsupported, Verdict, VerdictKind};
 
-/// The probe binary under test.
-pub const PROBE: &str = env!("CARGO_BIN_EXE_sandkasten-probe");
+/// The probe binary under test: cargo's, or where `SANDKASTEN_PROBE_BIN`
+/// says. The VM harness runs these tests again in a guest, where the
+/// build's paths do not exist (and a checkout under /tmp would be hidden by
+/// the guest's own /tmp).
+pub fn probe() -> PathBuf {
+    std::env::var_os("SANDKASTEN_PROBE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandkasten-probe")))
+}
+
+/// A file of the repository, named from its root (`units/…`): below
+/// cargo's checkout, or below `SANDKASTEN_PROBE_REPO` (the guest's copy).
+pub fn repo_file(relative: &str) -> PathBuf {
+    let root = std::env::var_os("SANDKASTEN_PROBE_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    root.join(relative)
+}
 
 /// Whether we run as root. The tests that compare a root control with
 /// restrictions need it (scripts/test and CI run as root); elsewhere they
@@ -72,7 +88,7 @@ impl TempDir {
     pub fn probe(&self) -> PathBuf {
         let copy = self.0.join("sandkasten-probe");
         if !copy.exists() {
-            run_ok(Command::new("cp").arg(PROBE).arg(&copy));
+            run_ok(Command::new("cp").arg(probe()).arg(&copy));
         }
         copy
     }
@@ -138,7 +154,7 @@ pub struct Canary {
 impl Canary {
     pub fn start(dir: &TempDir) -> Canary {
         let state = dir.state();
-        let mut child = Command::new(PROBE)
+        let mut child = Command::new(probe())
             .args(["canary", "--lifetime", "300", "--state"])
             .arg(&state)
             .arg("--content-dir")
@@ -160,7 +176,7 @@ impl Canary {
     /// What reached the canary, summarized for `run`; removes markers.
     pub fn report(&self, run: &str) -> Report {
         let out = run_ok(
-            Command::new(PROBE)
+            Command::new(probe())
                 .args(["canary-report", "--clean-markers", "--run-id", run, "--state"])
                 .arg(&self.state),
         );
