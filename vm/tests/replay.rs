@@ -13,11 +13,13 @@
 //! - `matrix`: `answer.txt` of a matrix run on `release`;
 //! - `enforce`: `answer.txt` of an enforcement run on `release`, against the
 //!   committed ablation maps (the tests are chosen from them);
-//! - `ablate UNIT`: `answer-1.txt` ... of the rounds of an ablation of UNIT.
+//! - `ablate UNIT`: `answer-1.txt` ... of the rounds of an ablation of UNIT;
+//! - `lab`: `answer.txt` of the lab steps' audits on `release`, against the
+//!   committed maps and enforcement report.
 
 use std::path::{Path, PathBuf};
 
-use sandkasten_vm::{ablation, enforcement, matrix, passes, payload};
+use sandkasten_vm::{ablation, audit, enforcement, lab, matrix, passes, payload};
 
 fn replay_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay")
@@ -90,6 +92,28 @@ fn render(dir: &Path) -> Vec<(&'static str, String)> {
             map.guest.accel = "tcg".to_owned();
             map.guest.release = release;
             vec![("table.txt", map.table()), ("map.json", json(&map)), ("map.svg", map.svg())]
+        }
+        ["lab"] => {
+            let steps_dir = units().join("lab");
+            let steps: Vec<audit::Audited> =
+                lab::STEPS.iter().map(|step| audit::load(&steps_dir.join(step), None).unwrap()).collect();
+            let sysusers = vec!["/usr/lib/sysusers.d/sandkasten-lab.conf".to_owned()];
+            let staged = audit::stage(&steps, &attempts(), &sysusers);
+            let committed = units().join("enforcement").join(format!("{release}.json"));
+            let enforcement: enforcement::EnforcementReport =
+                serde_json::from_str(&std::fs::read_to_string(committed).unwrap()).unwrap();
+            let audits = audit::evaluate(
+                &staged,
+                &steps,
+                &read(dir, "answer.txt"),
+                &release,
+                "tcg",
+                &ablation_maps(),
+                &[enforcement],
+            );
+            let texts: String = audits.iter().map(|a| a.text() + "\n").collect();
+            let measured = lab::LabReport::from_audits(&audits.iter().collect::<Vec<_>>());
+            vec![("audits.txt", texts), ("lab.txt", measured.text()), ("lab.json", json(&measured))]
         }
         other => panic!("{}: unknown kind {other:?}", dir.display()),
     }
