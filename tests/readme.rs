@@ -130,3 +130,44 @@ fn a_guide_skeleton_sees_headings_blocks_and_the_table_only() {
     assert_eq!(levels, [1, 2, 3]);
     assert_eq!(blocks, ["```sh\n# not a heading\nrun x\n```", ": x -->\n| a |\n"]);
 }
+
+/// The Markdown files git knows, as paths from the workspace root.
+fn markdown_files() -> Vec<PathBuf> {
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "--cached", "--others", "--exclude-standard", "*.md"])
+        .current_dir(workspace())
+        .output()
+        .expect("git ls-files");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| workspace().join(l))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// Every relative link of a Markdown file (`[text](path)` and
+/// `[text](path#anchor)`) names a file or directory that exists: a reader
+/// who follows one never lands on nothing.
+#[test]
+fn every_relative_link_in_the_markdown_files_exists() {
+    let files = markdown_files();
+    assert!(files.len() > 5, "git ls-files found too few Markdown files: {files:?}");
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (at, _) in text.match_indices("](") {
+            let target: String =
+                text[at + 2..].chars().take_while(|c| *c != ')' && !c.is_whitespace()).collect();
+            let path = target.split('#').next().unwrap_or_default();
+            if path.is_empty() || path.contains("://") || path.starts_with("mailto:") {
+                continue;
+            }
+            if !file.parent().unwrap().join(path).exists() {
+                let line = text[..at].matches('\n').count() + 1;
+                broken
+                    .push(format!("{}:{line}: {target}", file.strip_prefix(workspace()).unwrap().display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to nothing:\n{}", broken.join("\n"));
+}
