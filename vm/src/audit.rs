@@ -358,9 +358,19 @@ impl Fix {
         if !self.any_of.is_empty() {
             parts.push(format!("any one of {}", self.any_of.join(", ")));
         }
-        format!("{} (measured in {})", parts.join("; or "), self.unit)
+        let mut advice = format!("{} (measured in {})", parts.join("; or "), self.unit);
+        if self.alone.iter().chain(&self.any_of).any(|d| d == LOCKDOWN) {
+            advice += &format!("; {LOCKDOWN} works in sandkasten's servers only, any other program gets it as ExecStart={LOCKDOWN_WRAPPER} PROGRAM ARGS...");
+        }
+        advice
     }
 }
+
+/// The lockdown's directive in the ablation maps: an environment variable
+/// only sandkasten's servers (and the probe in their place) read.
+const LOCKDOWN: &str = "Environment=SANDKASTEN_LOCKDOWN=1";
+/// The same lockdown for any program, as the package installs it.
+const LOCKDOWN_WRAPPER: &str = "/usr/libexec/sandkasten/sandkasten-lockdown";
 
 fn shorten(text: &str, max: usize) -> String {
     let one_line = text.replace('\n', " ");
@@ -517,6 +527,23 @@ mod tests {
 
     fn unit(text: &str) -> UnitFile {
         UnitFile::parse(text).unwrap()
+    }
+
+    /// Advice a reader can apply to their own program: the lockdown's
+    /// variable means nothing outside sandkasten's servers, so the wrapper
+    /// that does the same for any program is named beside it.
+    #[test]
+    fn advice_naming_the_lockdown_names_the_wrapper_for_other_programs() {
+        let fix = Fix {
+            unit: "u.service".into(),
+            alone: vec![],
+            any_of: vec!["ProtectSystem=".into(), LOCKDOWN.into()],
+        };
+        assert!(fix.advice().ends_with(
+            "any other program gets it as ExecStart=/usr/libexec/sandkasten/sandkasten-lockdown PROGRAM ARGS..."
+        ));
+        let fix = Fix { unit: "u.service".into(), alone: vec!["PrivateNetwork=".into()], any_of: vec![] };
+        assert_eq!(fix.advice(), "PrivateNetwork= (measured in u.service)");
     }
 
     #[test]

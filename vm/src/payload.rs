@@ -26,8 +26,14 @@ pub const PACKAGES_IN_PAYLOAD: &str = layout::PACKAGES;
 pub const PACKAGES: [&str; 2] = ["sandkasten", "sandkasten-probe"];
 
 /// The binaries those packages hold.
-pub const BINARIES: [&str; 5] =
-    ["sandkasten-http", "sandkasten-gopher", "sandkasten-echo", "sandkasten-probe", "sandkasten-vm"];
+pub const BINARIES: [&str; 6] = [
+    "sandkasten-http",
+    "sandkasten-gopher",
+    "sandkasten-echo",
+    "sandkasten-lockdown",
+    "sandkasten-probe",
+    "sandkasten-vm",
+];
 
 /// The workspace this harness was built from (the parent of `vm/`).
 pub fn workspace_root() -> PathBuf {

@@ -137,6 +137,40 @@ fn exec_unit_runs_the_command_inside_that_units_sandbox() {
     assert_ne!(out.status.code(), Some(0), "/usr/bin/id ran with its libraries noexec: {stdout}");
 }
 
+/// The servers' lockdown for any program: in the unit most people write
+/// (lab step 0, no hardening), the probe writes code through
+/// /proc/self/mem and through a shared page's second mapping; started
+/// through the packaged `sandkasten-lockdown`, the same probe in the same
+/// unit cannot (one boot, both runs).
+#[test]
+fn the_lockdown_wrapper_closes_the_two_routes_systemd_has_no_directive_for() {
+    let Some(_guest) = one_guest_at_a_time() else { return };
+    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/../units/lab/sandkasten-lab0.service");
+    let routes = "code.proc-mem-write code.proc-mem-pwrite code.shared-alias-fork code.shared-alias-mremap";
+    let script = format!(
+        "p=/usr/libexec/sandkasten/sandkasten-probe; $p --json --only {routes}; echo ---; \
+         /usr/libexec/sandkasten/sandkasten-lockdown $p --json --only {routes}"
+    );
+    let out = exec_in_unit(unit, &["/bin/sh", "-c", &script]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (bare, locked) = stdout.split_once("---\n").unwrap_or_else(|| panic!("two runs: {stdout}"));
+    let verdicts = |text: &str| -> Vec<(String, String)> {
+        text.lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_owned(), v["verdict"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let (bare, locked) = (verdicts(bare), verdicts(locked));
+    assert_eq!(bare.len(), 4, "{stdout}");
+    assert!(bare.iter().all(|(_, v)| v == "escaped"), "the control: {bare:?}");
+    assert_eq!(locked.len(), 4, "{stdout}");
+    assert!(locked.iter().all(|(_, v)| v == "blocked"), "under sandkasten-lockdown: {locked:?}");
+}
+
 /// `exec --unit` passes back what the command wrote, every time, even for a
 /// command that exits at once: the output no longer goes through the
 /// journal (lab step 1 and `/usr/bin/id` printed nothing in 3 runs of 3).
