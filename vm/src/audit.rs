@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::AblationMap;
-use crate::contract::GuestInfo;
 use crate::contract::{answer, Plan, VerdictKind};
+use crate::contract::{Functional, GuestInfo, ProgramCheck};
 use crate::enforcement::EnforcementReport;
 use crate::error::{Error, IoContext};
 use crate::matrix::{self, CONTROL};
@@ -232,8 +232,12 @@ pub struct AuditReport {
     /// One row per attempt, in catalogue order.
     pub rows: Vec<Row>,
     /// Why the audit is incomplete (the unit never started, a verdict is
-    /// missing); empty when it is not.
+    /// missing, the program failed its check); empty when it is not.
     pub failures: Vec<String>,
+    /// The real program's check in the unit as written (`--check`): whether
+    /// the sandbox still lets it serve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Functional>,
 }
 
 impl AuditReport {
@@ -273,6 +277,18 @@ impl AuditReport {
                 "NOT ENFORCED here: {directive} (systemd {} accepts it and does nothing)",
                 g.systemd
             );
+        }
+        for check in &self.checks {
+            if check.ok {
+                let _ =
+                    writeln!(out, "the program serves in this sandbox: {}: {}", check.check, check.detail);
+            } else {
+                let _ = writeln!(
+                    out,
+                    "THE PROGRAM DOES NOT SERVE IN THIS SANDBOX: {}: {}\n  (the escapes below are those of a unit that does not run its program)",
+                    check.check, check.detail
+                );
+            }
         }
         for line in &self.added {
             let _ = writeln!(out, "the audit added: {line}");
@@ -423,6 +439,16 @@ pub fn evaluate(
         if let Some(hint) = start_failure_hint(&failures) {
             failures.push(hint.to_owned());
         }
+        let checks: Vec<Functional> = answered.checks.iter().filter(|c| c.unit == *name).cloned().collect();
+        if staged.plan.program_checks.iter().any(|c| c.service == *name) && checks.is_empty() {
+            failures.push("the program's check never answered".to_owned());
+        }
+        failures.extend(
+            checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("the program does not serve: {}: {}", c.check, c.detail)),
+        );
         let rows = report
             .results
             .iter()
@@ -464,9 +490,27 @@ pub fn evaluate(
             added,
             rows,
             failures,
+            checks,
         });
     }
     reports
+}
+
+/// `audit --check COMMAND` for `unit`: its real program in the unit as
+/// written, checked against the port its socket names (`$PORT`).
+pub fn program_check(unit: &Audited, command: &str) -> ProgramCheck {
+    let socket = unit.reference.socket.as_ref();
+    let port = socket.and_then(|(_, text)| {
+        text.entries("Socket")
+            .filter(|(_, k, _)| *k == "ListenStream")
+            .find_map(|(_, _, v)| v.rsplit(':').next().and_then(|p| p.trim().parse().ok()))
+    });
+    ProgramCheck {
+        service: unit.reference.name.clone(),
+        socket: socket.map(|(name, _)| name.clone()),
+        command: command.to_owned(),
+        port,
+    }
 }
 
 /// What to do about a unit that systemd could not start, from the exit
@@ -610,6 +654,73 @@ mod tests {
         assert!(err.contains("expected a .service file"), "{err}");
         std::fs::write(&service, "[Service]\nType=simple\n").unwrap();
         assert!(load(&service, None).unwrap_err().to_string().contains("no ExecStart="));
+    }
+
+    /// `--check`: the port comes from the socket; a program that does not
+    /// serve fails the audit and the text says so in capitals; a check that
+    /// never answered is a gap.
+    #[test]
+    fn a_program_that_does_not_serve_fails_the_audit_and_says_so() {
+        use crate::contract::{GuestEvent, PassReport, Score};
+        let dir = tempfile::tempdir().unwrap();
+        let service = dir.path().join("web.service");
+        std::fs::write(&service, "[Unit]\nRequires=web.socket\n[Service]\nExecStart=/usr/bin/web\n").unwrap();
+        std::fs::write(dir.path().join("web.socket"), "[Socket]\nListenStream=127.0.0.1:8080\n").unwrap();
+        let units = vec![load(&service, None).unwrap()];
+        let check = program_check(&units[0], "exec 3<>/dev/tcp/127.0.0.1/$PORT");
+        assert_eq!((check.socket.as_deref(), check.port), (Some("web.socket"), Some(8080)));
+        let attempts = vec!["a.net".to_owned()];
+        let mut staged = stage(&units, &attempts, &[]);
+        staged.plan.program_checks = vec![check];
+        let pass = |name: &str| {
+            let verdict: crate::contract::Verdict = serde_json::from_value(serde_json::json!({
+                "id": "a.net", "goal": "g", "directive": "X=", "verdict": "blocked", "outcome": "EPERM",
+                "accepted": ["EPERM"], "detail": "d", "elapsed_ms": 1
+            }))
+            .unwrap();
+            let report = PassReport {
+                name: name.into(),
+                verdicts: vec![verdict],
+                canary: Some(Default::default()),
+                ..PassReport::default()
+            };
+            serde_json::to_string(&GuestEvent::Pass(report)).unwrap()
+        };
+        let score = Score { unit: "web.service".into(), exposure: Some(1.0), rating: "OK".into() };
+        let lines = |check: Option<bool>| {
+            let mut lines = vec![serde_json::to_string(&GuestEvent::Score(score.clone())).unwrap()];
+            if let Some(ok) = check {
+                let functional = Functional {
+                    unit: "web.service".into(),
+                    check: "the program serves its check (exec 3<>/dev/tcp/127.0.0.1/$PORT)".into(),
+                    ok,
+                    detail: "web.service: failed exit-code 203".into(),
+                };
+                lines.push(serde_json::to_string(&GuestEvent::Check(functional)).unwrap());
+            }
+            lines.extend([
+                pass("control"),
+                pass("audit-0"),
+                serde_json::to_string(&GuestEvent::Done).unwrap(),
+            ]);
+            lines.join("\n")
+        };
+        let broken = &evaluate(&staged, &units, &lines(Some(false)), "bookworm", "tcg", &[], &[])[0];
+        assert!(
+            broken.failures.iter().any(|f| f.starts_with("the program does not serve")),
+            "{:?}",
+            broken.failures
+        );
+        assert!(broken.text().contains("THE PROGRAM DOES NOT SERVE IN THIS SANDBOX"), "{}", broken.text());
+        let serving = &evaluate(&staged, &units, &lines(Some(true)), "bookworm", "tcg", &[], &[])[0];
+        assert!(serving.failures.is_empty(), "{:?}", serving.failures);
+        assert!(serving.text().contains("the program serves in this sandbox"));
+        let silent = &evaluate(&staged, &units, &lines(None), "bookworm", "tcg", &[], &[])[0];
+        assert!(
+            silent.failures.contains(&"the program's check never answered".to_owned()),
+            "{:?}",
+            silent.failures
+        );
     }
 
     #[test]

@@ -96,6 +96,13 @@ enum Cmd {
         /// Write the reports (one per release) as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Check that the real program still serves in the unit as written,
+        /// before the probe takes its place: COMMAND runs in the guest under
+        /// bash, with $PORT and $ADDR (127.0.0.1:PORT) of the unit's socket;
+        /// it must exit 0 (e.g. 'exec 3<>/dev/tcp/127.0.0.1/$PORT'). A
+        /// failing check fails the audit and says so.
+        #[arg(long, value_name = "COMMAND")]
+        check: Option<String>,
     },
     /// Audit every lab step (units/lab) on each release and write the
     /// measurement (units/lab/measured/RELEASE.json) and the table in
@@ -380,7 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let units = units.unwrap_or_else(|| payload::workspace_root().join("units"));
             exit(jobs::enforce(&boot.options(), &units, check, host, json.as_deref()))
         }
-        Cmd::Audit { service, socket, yours, boot, json } => {
+        Cmd::Audit { service, socket, yours, boot, json, check } => {
             let request = AuditRequest {
                 service,
                 socket,
@@ -388,6 +395,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 files: yours.files,
                 sysusers: yours.sysusers,
                 json,
+                check,
             };
             exit(jobs::audit(&boot.options(), &request))
         }

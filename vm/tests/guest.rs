@@ -171,6 +171,38 @@ fn the_lockdown_wrapper_closes_the_two_routes_systemd_has_no_directive_for() {
     assert!(locked.iter().all(|(_, v)| v == "blocked"), "under sandkasten-lockdown: {locked:?}");
 }
 
+/// `audit --check`: the real program must serve in the unit as written
+/// before the probe takes its place. Lab step 4 serves (a GET through its
+/// socket answers 200); the Python unit of the lab's examples never runs
+/// (the guest has no python3), and the audit says so in capitals and fails
+/// instead of reporting escapes as if all were well.
+#[test]
+fn audit_check_fails_loudly_when_the_sandbox_breaks_the_program() {
+    let Some(_guest) = one_guest_at_a_time() else { return };
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let http_get = "exec 3<>/dev/tcp/127.0.0.1/$PORT && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 \
+                    && head -n 1 <&3 | grep ' 200 '";
+    let lab4 = format!("{root}/units/lab/sandkasten-lab4.service");
+    let out = sandkasten_vm(&["audit", &lab4, "--accel", "tcg", "--check", http_get]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("the program serves in this sandbox"), "{stdout}");
+    assert!(
+        stdout.contains("HTTP/1.0 200") || stdout.contains(" 200 "),
+        "the check's answer is shown: {stdout}"
+    );
+    assert_eq!(out.status.code(), Some(0), "lab step 4 serves and holds: {stdout}");
+
+    let python = format!("{root}/units/lab/examples/python-http-dynamic.service");
+    let out =
+        sandkasten_vm(&["audit", &python, "--accel", "tcg", "--check", "exec 3<>/dev/tcp/127.0.0.1/8000"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("THE PROGRAM DOES NOT SERVE IN THIS SANDBOX"), "{stdout}");
+    assert!(stdout.contains("203"), "systemd's reason (203/EXEC: no python3) is shown: {stdout}");
+    assert!(stderr.contains("THE PROGRAM DOES NOT SERVE"), "{stderr}");
+}
+
 /// `exec --unit` passes back what the command wrote, every time, even for a
 /// command that exits at once: the output no longer goes through the
 /// journal (lab step 1 and `/usr/bin/id` printed nothing in 3 runs of 3).

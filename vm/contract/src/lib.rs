@@ -46,6 +46,26 @@ pub struct Plan {
     /// (as installed, before any pass).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scores: Vec<String>,
+    /// The real programs to check in their units as written, before any
+    /// pass (`audit --check`); each answers with one [`GuestEvent::Check`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub program_checks: Vec<ProgramCheck>,
+}
+
+/// Does the program a unit runs still serve in that unit's sandbox? The
+/// guest starts the unit as written (through its socket, when it has one),
+/// runs `command` against it, and stops it again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProgramCheck {
+    /// The service (`web.service`).
+    pub service: String,
+    /// Its socket, started in its place, when the unit is socket-activated.
+    pub socket: Option<String>,
+    /// Run by bash as root outside the sandbox, with `$ADDR` and `$PORT`
+    /// set where the socket names a port; it passes when it exits 0.
+    pub command: String,
+    /// The TCP port the socket listens on, when it names one.
+    pub port: Option<u16>,
 }
 
 /// One probe run inside one generated unit.

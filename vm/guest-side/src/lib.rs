@@ -23,6 +23,7 @@ pub mod bench;
 mod functional;
 mod in_unit;
 mod pass;
+mod program_check;
 pub mod reliability;
 pub mod systemd;
 
@@ -80,6 +81,10 @@ pub fn carry_out(plan: &Plan, emit: &mut dyn FnMut(&GuestEvent)) -> bool {
     }
     for unit in &plan.scores {
         emit(&GuestEvent::Score(score(unit)));
+    }
+    for check in &plan.program_checks {
+        log(&format!("the program of {} against its check", check.service));
+        emit(&GuestEvent::Check(program_check::run(check)));
     }
     let canary = start_canary();
     if let Err(e) = &canary {

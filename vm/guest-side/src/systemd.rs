@@ -36,8 +36,17 @@ pub struct Output {
 /// Runs `program` with `args`, killed after `limit`. Its output is read on
 /// threads of their own, so a full pipe never stalls it.
 pub fn command(program: &str, args: &[&str], limit: Duration) -> Result<Output, String> {
-    let mut child = Command::new(program)
-        .args(args)
+    let mut command = Command::new(program);
+    command.args(args);
+    run_with_limit(command, limit)
+}
+
+/// Runs `command` (its environment as the caller set it), killed after
+/// `limit`, its output captured as [`command`] does.
+pub fn run_with_limit(mut command: Command, limit: Duration) -> Result<Output, String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

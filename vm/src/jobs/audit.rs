@@ -28,6 +28,9 @@ pub struct AuditRequest {
     pub sysusers: Vec<PathBuf>,
     /// Where to write the reports as JSON.
     pub json: Option<PathBuf>,
+    /// `--check COMMAND`: run by bash against the real program in the unit
+    /// as written (`$PORT`, `$ADDR`: its socket's), before the probe.
+    pub check: Option<String>,
 }
 
 /// `sandkasten-vm audit`: true when nothing escaped and the audit is
@@ -36,7 +39,7 @@ pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> 
     let audited = audit::load(&request.service, request.socket.as_deref())?;
     let mut installs = resolve_binaries(&audited, &request.binaries)?;
     installs.extend(resolve_files(&request.files)?);
-    let reports = run_audits(opts, &[audited], &installs, &request.sysusers)?;
+    let reports = run_audits(opts, &[audited], &installs, &request.sysusers, request.check.as_deref())?;
     for report in &reports {
         println!("{}", report.text());
     }
@@ -45,6 +48,9 @@ pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> 
     }
     let escaped: usize = reports.iter().map(|r| r.escaped().len()).sum();
     let complete = reports.iter().all(|r| r.failures.is_empty());
+    if reports.iter().flat_map(|r| &r.checks).any(|c| !c.ok) {
+        eprintln!("sandkasten-vm: audit: THE PROGRAM DOES NOT SERVE in its sandbox (--check failed); fix the unit first");
+    }
     if escaped > 0 {
         eprintln!(
             "sandkasten-vm: audit: {escaped} escape(s); each names what closes it in the reference units"
@@ -61,7 +67,7 @@ pub fn lab(opts: &RunOptions, check: bool) -> anyhow::Result<bool> {
     let steps: Vec<Audited> =
         lab::STEPS.iter().map(|step| audit::load(&dir.join(step), None)).collect::<Result<_, _>>()?;
     let sysusers = vec![dir.join(lab::SYSUSERS)];
-    let reports = run_audits(opts, &steps, &[], &sysusers)?;
+    let reports = run_audits(opts, &steps, &[], &sysusers, None)?;
     let mut ok = true;
     for release in &opts.releases {
         let of_release: Vec<&AuditReport> =
@@ -94,6 +100,7 @@ fn run_audits(
     units: &[Audited],
     installs: &[Install],
     sysusers: &[PathBuf],
+    check: Option<&str>,
 ) -> anyhow::Result<Vec<AuditReport>> {
     let started = std::time::Instant::now();
     let mut installs = installs.to_vec();
@@ -104,7 +111,10 @@ fn run_audits(
         let name = file.file_name().context("a unit file has a name")?;
         installs.push(Install { from: file.clone(), to: Path::new("/etc/systemd/system").join(name) });
     }
-    let staged = audit::stage(units, &all_attempts(), &guest_sysusers);
+    let mut staged = audit::stage(units, &all_attempts(), &guest_sysusers);
+    if let Some(command) = check {
+        staged.plan.program_checks = units.iter().map(|unit| audit::program_check(unit, command)).collect();
+    }
     let dir = stage(&build()?, &staged)?;
     payload::stage_installs(dir.path(), &installs)?;
     let units_dir = payload::workspace_root().join("units");

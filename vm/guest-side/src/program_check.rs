@@ -1,0 +1,84 @@
+//! `audit --check`: does the program a unit runs still serve in that
+//! unit's sandbox? An audit puts the probe where the program was; a
+//! sandbox that breaks the program would otherwise report its escapes as
+//! if all were well. So before any probe pass the unit runs as written,
+//! the user's check runs against it, and the unit is stopped again.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sandkasten_vm_contract::{Functional, ProgramCheck};
+
+use crate::systemd::{command, output, QUERY_TIMEOUT};
+
+/// How long the unit may take to start, and the check to answer.
+const LIMIT: Duration = Duration::from_secs(60);
+/// The journal lines shown when the check fails.
+const JOURNAL_LINES: &str = "8";
+
+/// Starts the unit, runs the check, stops the unit; the check's result.
+pub fn run(check: &ProgramCheck) -> Functional {
+    let started = Instant::now();
+    let first = check.socket.as_deref().unwrap_or(&check.service);
+    let start = command("systemctl", &["start", first], LIMIT);
+    let outcome = match &start {
+        Ok(out) if !out.status.success() => {
+            Err(format!("systemctl start {first} failed: {}", out.stderr.trim()))
+        }
+        Err(e) => Err(format!("systemctl start {first}: {e}")),
+        Ok(_) => run_command(check),
+    };
+    let result = match outcome {
+        Ok(said) => Functional {
+            unit: check.service.clone(),
+            check: label(check),
+            ok: true,
+            detail: format!("passed in {:.1} s{}", started.elapsed().as_secs_f64(), said),
+        },
+        Err(why) => Functional {
+            unit: check.service.clone(),
+            check: label(check),
+            ok: false,
+            detail: format!("{why}; {}", service_state(&check.service)),
+        },
+    };
+    let mut stop = vec!["stop", check.service.as_str()];
+    stop.extend(check.socket.as_deref());
+    let _ = command("systemctl", &stop, QUERY_TIMEOUT);
+    result
+}
+
+fn label(check: &ProgramCheck) -> String {
+    format!("the program serves its check ({})", check.command)
+}
+
+/// Runs the check with bash, `$ADDR` and `$PORT` set; Ok with the first
+/// line it printed, else why it failed.
+fn run_command(check: &ProgramCheck) -> Result<String, String> {
+    let mut bash = Command::new("bash");
+    bash.args(["-c", &check.command]);
+    if let Some(port) = check.port {
+        bash.env("PORT", port.to_string()).env("ADDR", format!("127.0.0.1:{port}"));
+    }
+    let out = crate::systemd::run_with_limit(bash, LIMIT)?;
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let first = text.lines().next().unwrap_or_default().trim().to_owned();
+    if out.status.success() {
+        Ok(if first.is_empty() { String::new() } else { format!(": {first}") })
+    } else {
+        let tail: Vec<&str> = text.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
+        Err(format!("the check exited with {}: {}", out.status, tail.join(" | ")))
+    }
+}
+
+/// What systemd says of the service, and its last journal lines: why a
+/// program that never served did not.
+fn service_state(service: &str) -> String {
+    let state = output(&["systemctl", "show", "-p", "ActiveState,Result,ExecMainStatus", "--value", service])
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|e| e);
+    let journal = output(&["journalctl", "-u", service, "-n", JOURNAL_LINES, "-o", "cat", "--no-pager"])
+        .map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | "))
+        .unwrap_or_else(|e| e);
+    format!("{service}: {state} (ActiveState, Result, ExecMainStatus); its journal: {journal}")
+}
