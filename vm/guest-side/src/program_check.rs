@@ -74,11 +74,11 @@ fn run_command(check: &ProgramCheck) -> Result<String, String> {
 /// What systemd says of the service, and its last journal lines: why a
 /// program that never served did not.
 fn service_state(service: &str) -> String {
-    let state = output(&["systemctl", "show", "-p", "ActiveState,Result,ExecMainStatus", "--value", service])
+    let state = output(&["systemctl", "show", "-p", "ActiveState,Result,ExecMainStatus", service])
         .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|e| e);
     let journal = output(&["journalctl", "-u", service, "-n", JOURNAL_LINES, "-o", "cat", "--no-pager"])
         .map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | "))
         .unwrap_or_else(|e| e);
-    format!("{service}: {state} (ActiveState, Result, ExecMainStatus); its journal: {journal}")
+    format!("{service}: {state}; its journal: {journal}")
 }
