@@ -74,21 +74,48 @@ const MKFS_ARGS: [&str; 5] = ["-q", "-F", "-L", "sandkasten-root", "-d"];
 const ROOTFS_SIZE: &str = "2G";
 
 /// The guest recipe for one release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
     /// The Debian release.
     pub release: Release,
+    /// Packages beyond `packages.txt` (`--package`: the interpreter or
+    /// server a user's unit runs), sorted, each once. They are part of the
+    /// recipe, so each set has an image of its own in the cache.
+    pub extra: Vec<String>,
 }
 
 impl Recipe {
     /// The recipe for `release`.
     pub fn new(release: Release) -> Recipe {
-        Recipe { release }
+        Recipe { release, extra: Vec::new() }
     }
 
-    /// The packages to install on top of minbase, from `packages.txt`.
-    pub fn packages(&self) -> Vec<&'static str> {
-        parse_packages(guest_file("packages.txt"))
+    /// The recipe for `release` with `extra` packages installed too; an
+    /// error names a word that cannot be a Debian package name.
+    pub fn with_packages(release: Release, extra: &[String]) -> Result<Recipe, Error> {
+        let mut extra: Vec<String> = extra.to_vec();
+        for name in &extra {
+            let valid = name.len() >= 2
+                && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+            if !valid {
+                return Err(Error::Config(format!(
+                    "--package {name:?} is not a Debian package name (lower-case letters, digits, + - .)"
+                )));
+            }
+        }
+        extra.sort();
+        extra.dedup();
+        Ok(Recipe { release, extra })
+    }
+
+    /// The packages to install on top of minbase: `packages.txt`, then the
+    /// extra ones.
+    pub fn packages(&self) -> Vec<String> {
+        let mut packages: Vec<String> =
+            parse_packages(guest_file("packages.txt")).into_iter().map(str::to_owned).collect();
+        packages.extend(self.extra.iter().cloned());
+        packages
     }
 
     /// mmdebstrap's arguments before the suite, the target and the mirror:
@@ -129,9 +156,12 @@ impl Recipe {
         recipe_hash(self.release, GUEST_FILES, &self.build())
     }
 
-    /// The cache directory's name: `<release>-<hash>`.
+    /// The cache directory's name: `<release>-<hash>`, or with extra
+    /// packages `<release>+<package>...-<hash>` (so that a listing of the
+    /// cache says what each image holds).
     pub fn key(&self) -> String {
-        format!("{}-{}", self.release, self.hash())
+        let extra: String = self.extra.iter().map(|p| format!("+{p}")).collect();
+        format!("{}{extra}-{}", self.release, self.hash())
     }
 }
 
@@ -298,9 +328,9 @@ impl Image {
         self.dir.join("initrd.tiny")
     }
 
-    /// Opens the cached image for `release` at the current recipe, if built.
-    pub fn cached(release: Release, cache_dir: &Path) -> Result<Option<Image>, Error> {
-        let dir = images_dir(cache_dir).join(Recipe::new(release).key());
+    /// Opens the cached image of `recipe`, if built.
+    pub fn cached(recipe: &Recipe, cache_dir: &Path) -> Result<Option<Image>, Error> {
+        let dir = images_dir(cache_dir).join(recipe.key());
         if !dir.is_dir() {
             return Ok(None);
         }
@@ -311,45 +341,41 @@ impl Image {
         Ok(Some(Image { dir, manifest }))
     }
 
-    /// The cached image for `release`, built first when the recipe changed.
+    /// The cached image of `recipe`, built first when there is none.
     /// Concurrent callers (parallel tests, two terminals) wait on a lock file
     /// instead of building the same image twice.
     pub fn ensure(
-        release: Release,
+        recipe: &Recipe,
         cache_dir: &Path,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Image, Error> {
-        if let Some(image) = Image::cached(release, cache_dir)? {
+        if let Some(image) = Image::cached(recipe, cache_dir)? {
             return Ok(image);
         }
-        let _lock = lock(cache_dir, &Recipe::new(release).key())?;
-        if let Some(image) = Image::cached(release, cache_dir)? {
+        let _lock = lock(cache_dir, &recipe.key())?;
+        if let Some(image) = Image::cached(recipe, cache_dir)? {
             return Ok(image);
         }
-        build_locked(release, cache_dir, on_event)
+        build_locked(recipe, cache_dir, on_event)
     }
 
-    /// Builds the image for `release` (replacing a cached one with the same
+    /// Builds the image of `recipe` (replacing a cached one with the same
     /// recipe hash). Progress goes to `on_event` as [`Event::Progress`].
     pub fn build(
-        release: Release,
+        recipe: &Recipe,
         cache_dir: &Path,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Image, Error> {
-        let _lock = lock(cache_dir, &Recipe::new(release).key())?;
-        build_locked(release, cache_dir, on_event)
+        let _lock = lock(cache_dir, &recipe.key())?;
+        build_locked(recipe, cache_dir, on_event)
     }
 }
 
 /// Builds the image; the caller holds the recipe's lock.
-fn build_locked(
-    release: Release,
-    cache_dir: &Path,
-    on_event: &mut dyn FnMut(&Event),
-) -> Result<Image, Error> {
+fn build_locked(recipe: &Recipe, cache_dir: &Path, on_event: &mut dyn FnMut(&Event)) -> Result<Image, Error> {
     require_tool("mmdebstrap", "mmdebstrap")?;
     require_tool("mkfs.ext4", "e2fsprogs")?;
-    let recipe = Recipe::new(release);
+    let release = recipe.release;
     let images = images_dir(cache_dir);
     std::fs::create_dir_all(&images).ctx(|| format!("failed to create {}", images.display()))?;
     let started = Instant::now();

@@ -77,7 +77,7 @@ pub mod variant;
 pub use accel::{Accel, AccelRequest};
 pub use error::Error;
 pub use guest::{Config, CpuModel, Event, Guest, InitrdKind, Run, Timings};
-pub use image::Image;
+pub use image::{Image, Recipe};
 pub use release::{Release, Releases};
 
 use std::path::PathBuf;

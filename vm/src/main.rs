@@ -13,7 +13,7 @@ use sandkasten_vm::guest::print_progress;
 use sandkasten_vm::jobs::{self, AuditRequest, BenchSettings, ExecRequest, RunOptions};
 use sandkasten_vm::payload;
 use sandkasten_vm::{
-    AccelRequest, Config, CpuModel, Guest, Image, InitrdKind, Release, Releases, EXIT_HARNESS_FAILURE,
+    AccelRequest, Config, CpuModel, Guest, Image, InitrdKind, Recipe, Release, Releases, EXIT_HARNESS_FAILURE,
 };
 
 /// Boots a real systemd in a qemu guest to prove sandkasten's sandboxes hold.
@@ -33,6 +33,10 @@ enum Cmd {
         /// Build even when an image with this recipe is cached.
         #[arg(long)]
         rebuild: bool,
+        /// A Debian package beyond the recipe's own (repeatable): the image
+        /// `audit --package` and `exec --package` boot.
+        #[arg(long = "package", value_name = "NAME")]
+        packages: Vec<String>,
     },
     /// Boot the guest, run COMMAND as root in /payload, print its output and
     /// exit with its status (69 when the harness itself failed).
@@ -275,6 +279,11 @@ struct YourFiles {
     /// (repeatable); applied before the unit starts.
     #[arg(long, value_name = "FILE")]
     sysusers: Vec<PathBuf>,
+    /// A Debian package the program needs in the guest (repeatable):
+    /// `--package python3`. Each set of packages is a guest image of its
+    /// own, built once (mmdebstrap, a minute or two) and cached.
+    #[arg(long = "package", value_name = "NAME")]
+    packages: Vec<String>,
 }
 
 /// How long and how often `bench` measures.
@@ -347,12 +356,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Image { image, rebuild } => {
+        Cmd::Image { image, rebuild, packages } => {
             let cache = image.cache_dir();
+            let recipe = Recipe::with_packages(image.release(), &packages)?;
             let built = if rebuild {
-                Image::build(image.release(), &cache, &mut print_progress)
+                Image::build(&recipe, &cache, &mut print_progress)
             } else {
-                Image::ensure(image.release(), &cache, &mut print_progress)
+                Image::ensure(&recipe, &cache, &mut print_progress)
             }
             .context("failed to build the guest image")?;
             println!("{}", built.dir.display());
@@ -397,7 +407,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json,
                 check,
             };
-            exit(jobs::audit(&boot.options(), &request))
+            let packages = yours.packages;
+            let mut options = boot.options();
+            options.packages = packages;
+            exit(jobs::audit(&options, &request))
         }
         Cmd::Lab { redraw: true, .. } => exit(jobs::redraw_lab()),
         Cmd::Lab { boot, check, .. } => {
@@ -415,6 +428,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Exec { boot, timeout, timings, unit, yours, command } => {
             let mut config = boot.config();
             config.timeout = timeout.map(Duration::from_secs_f64);
+            config.packages = yours.packages;
             let request = ExecRequest {
                 unit,
                 command,
@@ -436,6 +450,7 @@ impl MatrixArgs {
             cache_dir: self.cache_dir.clone(),
             accel: self.accel,
             timeout: self.timeout.map(Duration::from_secs_f64),
+            packages: Vec::new(),
         }
     }
 }

@@ -174,8 +174,9 @@ fn the_lockdown_wrapper_closes_the_two_routes_systemd_has_no_directive_for() {
 /// `audit --check`: the real program must serve in the unit as written
 /// before the probe takes its place. Lab step 4 serves (a GET through its
 /// socket answers 200); the Python unit of the lab's examples never runs
-/// (the guest has no python3), and the audit says so in capitals and fails
-/// instead of reporting escapes as if all were well.
+/// in the stock guest (no python3), and the audit says so in capitals and
+/// fails instead of reporting escapes as if all were well; given
+/// `--package python3`, it serves.
 #[test]
 fn audit_check_fails_loudly_when_the_sandbox_breaks_the_program() {
     let Some(_guest) = one_guest_at_a_time() else { return };
@@ -201,6 +202,27 @@ fn audit_check_fails_loudly_when_the_sandbox_breaks_the_program() {
     assert!(stdout.contains("THE PROGRAM DOES NOT SERVE IN THIS SANDBOX"), "{stdout}");
     assert!(stdout.contains("203"), "systemd's reason (203/EXEC: no python3) is shown: {stdout}");
     assert!(stderr.contains("THE PROGRAM DOES NOT SERVE"), "{stderr}");
+
+    // With the interpreter in the guest (`--package python3`: an image of
+    // its own, built once) the same unit serves the lab's site, and the
+    // audit measures the sandbox of a program that runs.
+    let www = format!("{root}/units/lab/examples/www:/srv/www");
+    let get_8000 = http_get.replace("$PORT", "8000");
+    let out = sandkasten_vm(&[
+        "audit",
+        &python,
+        "--accel",
+        "tcg",
+        "--package",
+        "python3",
+        "--files",
+        &www,
+        "--check",
+        &get_8000,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("the program serves in this sandbox"), "{stdout}");
+    assert!(!stdout.contains("THE AUDIT IS INCOMPLETE"), "{stdout}");
 }
 
 /// `exec --unit` passes back what the command wrote, every time, even for a

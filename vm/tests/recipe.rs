@@ -79,9 +79,33 @@ fn embedded_recipe_keys_the_cache_by_release() {
 fn package_list_has_what_the_harness_needs() {
     let packages = Recipe::new(Release::Bookworm).packages();
     for needed in ["systemd-sysv", "dbus", "linux-image-cloud-amd64", "busybox-static", "bash"] {
-        assert!(packages.contains(&needed), "{needed} missing from {packages:?}");
+        assert!(packages.iter().any(|p| p == needed), "{needed} missing from {packages:?}");
     }
     assert_eq!(parse_packages("# comment\n a  # trailing\n\nb\n"), ["a", "b"]);
+}
+
+/// `--package`: the extra packages join the include list, so each set is a
+/// recipe (and an image) of its own, named by what it holds; the order and
+/// repetition of the flags do not matter; a word that cannot be a Debian
+/// package name is refused before anything is built.
+#[test]
+fn extra_packages_make_an_image_of_their_own() {
+    let plain = Recipe::new(Release::Bookworm);
+    let python =
+        Recipe::with_packages(Release::Bookworm, &["python3".into(), "curl".into(), "python3".into()])
+            .unwrap();
+    assert_eq!(python.extra, ["curl", "python3"]);
+    assert_ne!(python.hash(), plain.hash());
+    assert_eq!(python.key(), format!("bookworm+curl+python3-{}", python.hash()));
+    assert!(python.packages().ends_with(&["curl".to_owned(), "python3".to_owned()]));
+    assert!(python.build().iter().any(|a| a.starts_with("--include=") && a.ends_with(",curl,python3")));
+    let same = Recipe::with_packages(Release::Bookworm, &["python3".into(), "curl".into()]).unwrap();
+    assert_eq!(same.key(), python.key());
+    assert_eq!(Recipe::with_packages(Release::Bookworm, &[]).unwrap(), plain);
+    for bad in ["Python3", "python3; rm -rf /", "-x", "p"] {
+        let err = Recipe::with_packages(Release::Bookworm, &[bad.into()]).unwrap_err().to_string();
+        assert!(err.contains("is not a Debian package name"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub fn run(check: &ProgramCheck) -> Functional {
             Err(format!("systemctl start {first} failed: {}", out.stderr.trim()))
         }
         Err(e) => Err(format!("systemctl start {first}: {e}")),
-        Ok(_) => run_command(check),
+        Ok(_) => until_ready(check),
     };
     let result = match outcome {
         Ok(said) => Functional {
@@ -46,6 +46,31 @@ pub fn run(check: &ProgramCheck) -> Functional {
     stop.extend(check.socket.as_deref());
     let _ = command("systemctl", &stop, QUERY_TIMEOUT);
     result
+}
+
+/// How long a program that binds its own port may take to listen (an
+/// interpreter under TCG imports for seconds); the check is tried again
+/// until then while the service still runs.
+const READY_WAIT: Duration = Duration::from_secs(30);
+
+/// The check, tried again every half second while it fails, the service
+/// is still up and [`READY_WAIT`] has not passed: `systemctl start`
+/// returns before a `Type=simple` program listens.
+fn until_ready(check: &ProgramCheck) -> Result<String, String> {
+    let started = Instant::now();
+    loop {
+        let result = run_command(check);
+        if result.is_ok() || started.elapsed() > READY_WAIT || !still_up(&check.service) {
+            return result;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Whether the service is starting or running (not failed, not stopped).
+fn still_up(service: &str) -> bool {
+    output(&["systemctl", "show", "-p", "ActiveState", "--value", service])
+        .is_ok_and(|state| matches!(state.trim(), "active" | "activating" | "reloading"))
 }
 
 fn label(check: &ProgramCheck) -> String {

@@ -32,6 +32,10 @@ pub struct Config {
     /// Extra kernel arguments after `vm/guest/cmdline.txt` (debugging,
     /// measuring boot levers; e.g. `systemd.log_level=debug`).
     pub extra_cmdline: Vec<String>,
+    /// Debian packages the guest image holds beyond the recipe's own
+    /// (`--package`: the interpreter or server a user's unit runs); each
+    /// set is an image of its own, built once and cached.
+    pub packages: Vec<String>,
     /// Guest memory in MiB.
     pub memory_mib: u32,
     /// Guest vCPUs (ARCHITECTURE.md, boot levers: 1 is much slower than 2 under TCG).
@@ -55,6 +59,7 @@ impl Config {
             cpu: None,
             initrd: InitrdKind::Tiny,
             extra_cmdline: Vec::new(),
+            packages: Vec::new(),
             memory_mib: 1024,
             smp: 2,
             cache_dir: None,

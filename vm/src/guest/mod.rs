@@ -102,7 +102,8 @@ impl Guest {
     pub fn prepare(config: &Config, on_event: &mut dyn FnMut(&Event)) -> Result<Guest, Error> {
         process::require_tool("mkfs.ext4", "e2fsprogs")?;
         let cache_dir = config.cache_dir();
-        let image = Image::ensure(config.release, &cache_dir, on_event)?;
+        let recipe = image::Recipe::with_packages(config.release, &config.packages)?;
+        let image = Image::ensure(&recipe, &cache_dir, on_event)?;
         let decision = accel::decide(config.accel, accel::kvm_device(), || {
             accel::probe_cached(&cache_dir, &image.kernel())
         });

@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// The whole run's deadline per release [default: three times the
     /// accelerator's default].
     pub timeout: Option<Duration>,
+    /// Debian packages the guest needs beyond the recipe's (`--package`).
+    pub packages: Vec<String>,
 }
 
 /// Builds the servers, the probe and this harness (its guest side), and the
@@ -207,6 +209,7 @@ fn run_plan(opts: &RunOptions, release: Release, dir: &Path, what: &str) -> anyh
     config.accel = opts.accel;
     config.cache_dir = Some(opts.cache_dir.clone().unwrap_or_else(crate::default_cache_dir));
     config.payload_dir = Some(dir.to_owned());
+    config.packages = opts.packages.clone();
     // Passes run side by side, and each may fill its MemoryMax=.
     config.memory_mib = 2048;
     let guest = Guest::prepare(&config, &mut print_progress)?;
