@@ -21,9 +21,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::GuestInfo;
-use crate::contract::{answer, Answer, PassReport, Plan, VerdictKind};
-use crate::contract::{held, stopped_unlisted};
+use crate::contract::{answer, held, stopped_unlisted, Answer, GuestInfo, PassReport, Plan, VerdictKind};
 use crate::matrix::xml;
 use crate::passes::Role;
 

@@ -19,8 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::AblationMap;
-use crate::contract::{answer, Plan, VerdictKind};
-use crate::contract::{Functional, GuestInfo, ProgramCheck};
+use crate::contract::{answer, Functional, GuestInfo, Plan, ProgramCheck, VerdictKind};
 use crate::enforcement::EnforcementReport;
 use crate::error::{Error, IoContext};
 use crate::matrix::{self, CONTROL};

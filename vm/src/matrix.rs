@@ -17,8 +17,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::held;
-use crate::contract::{answer, Answer, Functional, GuestInfo, PassReport, Plan, Verdict, VerdictKind};
+use crate::contract::{answer, held, Answer, Functional, GuestInfo, PassReport, Plan, Verdict, VerdictKind};
 use crate::passes::{short_name, Role};
 
 /// The name the unsandboxed run carries in the report.
@@ -190,7 +189,7 @@ fn kernel_policy_in_control(
         .filter(|p| matches!(roles.get(&p.name), Some(Role::Control)))
         .filter_map(|p| answer.reports.get(&p.name))
         .flat_map(|report| &report.verdicts)
-        .filter(|v| v.reason.is_some_and(|r| r.as_str() == KERNEL_POLICY))
+        .filter(|v| v.reason == Some(sandkasten_probe::verdict::Unsupported::KernelPolicy))
         .map(|v| (v.id.clone(), v.detail.clone()))
         .collect()
 }

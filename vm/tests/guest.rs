@@ -312,8 +312,8 @@ fn package_lifecycle() -> String {
     use sandkasten_vm::contract::reference::{ECHO, ECHO_INETD, GOPHER, HTTP, SERVERS, SOCKETS};
     let plan = include_str!("../plan/package-lifecycle");
     let (shebang, body) = plan.split_once('\n').expect("a script");
-    let mut ports: Vec<u16> = SERVERS.iter().flat_map(|s| [Some(s.tcp), s.udp]).flatten().collect();
-    ports.dedup();
+    let ports: std::collections::BTreeSet<u16> =
+        SERVERS.iter().flat_map(|s| [Some(s.tcp), s.udp]).flatten().collect();
     let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
     format!(
         "{shebang}\nSOCKETS='{}'\nHTTP_PORT={}\nGOPHER_PORT={}\nECHO_PORTS='{} {}'\nPORTS='{}'\n{body}",

@@ -320,6 +320,12 @@ fn by_shutdown(s: &SockRef<'_>) -> Result<(), Errno> {
     s.shutdown(Shutdown::Read).map_err(|e| errno_of(&e))
 }
 
+/// Out of LISTEN by whichever call is allowed: `shutdown(SHUT_RD)`, else
+/// `connect(AF_UNSPEC)`.
+fn by_any_call(s: &SockRef<'_>) -> Result<(), Errno> {
+    by_shutdown(s).or_else(|_| connect_unspec(s))
+}
+
 /// `net.handover-shutdown`: `shutdown(SHUT_RD)` returns a listener to CLOSE
 /// (still bound to its port), and `connect()` then makes it a client in the
 /// host's network namespace.
@@ -343,11 +349,7 @@ pub fn listener_fastopen(ctx: &Ctx) -> Outcome {
     };
     let s = l.sock();
     let token = ctx.token("net.handover-fastopen");
-    let closed = if l.listening {
-        by_shutdown(&s).or_else(|_| connect_unspec(&s)).map(|_| "closed")
-    } else {
-        Ok("found closed")
-    };
+    let closed = if l.listening { by_any_call(&s).map(|_| "closed") } else { Ok("found closed") };
     let to = SockAddr::from(target_for(l.domain, c.tcp_loopback));
     let out = match fastopen(&s, &to, &token) {
         Ok(()) => talk(
@@ -367,10 +369,7 @@ pub fn listener_fastopen(ctx: &Ctx) -> Outcome {
                 }
             );
             refused(e, what, || {
-                kernel_refuses_former_listeners(
-                    |s| by_shutdown(s).or_else(|_| connect_unspec(s)),
-                    |s, to| fastopen(s, to, "kernel-check"),
-                )
+                kernel_refuses_former_listeners(by_any_call, |s, to| fastopen(s, to, "kernel-check"))
             })
         }
     };

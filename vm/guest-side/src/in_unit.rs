@@ -17,6 +17,8 @@ use std::process::{Command, Stdio};
 
 use sandkasten_vm_contract::reference;
 
+use crate::systemd::output;
+
 /// Where COMMAND's output goes: files systemd opens before it enters the
 /// sandbox, not the journal. A process that exits at once may be gone
 /// before journald can tie its lines to the run (`exec --unit lab1 --
@@ -36,13 +38,13 @@ pub fn run(unit: &str, command: &[String]) -> i32 {
     };
     let program = find_program(first);
     // Users from --sysusers files (the overlay put them in /usr/lib/sysusers.d).
-    if !quiet("systemd-sysusers", &[]) {
+    if output(&["systemd-sysusers"]).is_err() {
         eprintln!("sandkasten-vm: systemd-sysusers failed");
     }
     // Neighbours to reach: the reference HTTP and gopher servers listen on
     // the guest's ports, as other services on a host would (the lab's
     // attempts against the host's network aim at them).
-    quiet("systemctl", &["start", reference::HTTP.socket, reference::GOPHER.socket]);
+    let _ = output(&["systemctl", "start", reference::HTTP.socket, reference::GOPHER.socket]);
     let drop_in = PathBuf::from(format!("/run/systemd/system/{unit}.d"));
     for dir in [drop_in.as_path(), Path::new(OUTPUT)] {
         if let Err(e) = std::fs::create_dir_all(dir) {
@@ -57,15 +59,13 @@ pub fn run(unit: &str, command: &[String]) -> i32 {
     if let Some(program) = &program {
         eprintln!("sandkasten-vm: {} added to ExecPaths= of {unit} for this run", program.display());
     }
-    quiet("systemctl", &["daemon-reload"]);
+    let _ = output(&["systemctl", "daemon-reload"]);
     // Sockets the unit needs (Requires=) start with it.
     let _ = Command::new("systemctl").args(["start", "--wait", &unit]).stderr(Stdio::null()).status();
     pass_back(&format!("{OUTPUT}/stdout"), &mut std::io::stdout());
     pass_back(&format!("{OUTPUT}/stderr"), &mut std::io::stderr());
-    let status = Command::new("systemctl")
-        .args(["show", "-p", "ExecMainStatus", "--value", &unit])
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let status = output(&["systemctl", "show", "-p", "ExecMainStatus", "--value", &unit])
+        .map(|value| value.trim().to_owned())
         .unwrap_or_default();
     eprintln!("sandkasten-vm: {} in {unit} exited with status {status}", command.join(" "));
     status.parse().unwrap_or(1)
@@ -105,16 +105,6 @@ fn find_program(name: &str) -> Option<PathBuf> {
         path.split(':').map(|dir| Path::new(dir).join(name)).find(|p| executable(p))
     };
     found.and_then(|p| std::fs::canonicalize(p).ok())
-}
-
-/// Runs `program` with its output thrown away; whether it succeeded.
-fn quiet(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Copies the file at `path` (if there is one) to `to`.

@@ -2,10 +2,9 @@
 
 use std::path::Path;
 
-use super::{build, finish, guest_report, print_outcome, run_plan, write_json, RunOptions};
+use super::{build, finish, guest_report, print_outcome, run_plan, stage_job, write_json, RunOptions};
 use crate::bench::{BenchReport, Figures};
 use crate::contract::GuestJob;
-use crate::payload;
 
 /// How long and how often `bench` measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,9 +33,7 @@ pub fn bench(opts: &RunOptions, settings: BenchSettings, json: Option<&Path>) ->
     );
     let started = std::time::Instant::now();
     let built = build()?;
-    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &built, payload::RUN_SCRIPT, &[])?;
-    payload::stage_job(dir.path(), &job(settings))?;
+    let dir = stage_job(&built, &job(settings))?;
     let mut reports = Vec::new();
     let mut passed = true;
     for &release in &opts.releases {
@@ -52,7 +49,7 @@ pub fn bench(opts: &RunOptions, settings: BenchSettings, json: Option<&Path>) ->
     if let Some(path) = json {
         write_json(path, &reports)?;
     }
-    finish("bench", "passed", passed, started);
+    finish("bench", "measured", passed, started);
     Ok(passed)
 }
 

@@ -95,8 +95,7 @@ fn stage_unit_payload(unit: &Path, request: &ExecRequest) -> anyhow::Result<temp
     installs.extend(super::audit::resolve_files(&request.files)?);
     installs.extend(super::audit::resolve_sysusers(&request.sysusers)?.1);
     let build = super::build()?;
-    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &build, payload::RUN_SCRIPT, &audited.files)?;
+    let dir = super::new_payload(&build, &audited.files)?;
     payload::stage_installs(dir.path(), &installs)?;
     let command = request
         .command

@@ -63,12 +63,25 @@ fn build() -> anyhow::Result<payload::Build> {
     Ok(payload::build(&payload::workspace_root())?)
 }
 
-/// Stages a payload with `build`'s package and binaries and `staged`'s units
-/// and plan.
-fn stage(build: &payload::Build, staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
+/// A payload directory with `build`'s packages, `extra_units` and the run
+/// script that hands the guest side its job; the caller adds the job.
+fn new_payload(build: &payload::Build, extra_units: &[PathBuf]) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), build, payload::RUN_SCRIPT, &[])?;
+    payload::stage(dir.path(), build, payload::RUN_SCRIPT, extra_units)?;
+    Ok(dir)
+}
+
+/// A payload whose job is `staged`'s plan, with its units.
+fn stage(build: &payload::Build, staged: &passes::Staged) -> anyhow::Result<tempfile::TempDir> {
+    let dir = new_payload(build, &[])?;
     payload::stage_plan(dir.path(), staged)?;
+    Ok(dir)
+}
+
+/// A payload whose job is `job`.
+fn stage_job(build: &payload::Build, job: &crate::contract::GuestJob) -> anyhow::Result<tempfile::TempDir> {
+    let dir = new_payload(build, &[])?;
+    payload::stage_job(dir.path(), job)?;
     Ok(dir)
 }
 

@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
-use super::{build, finish, guest_report, print_outcome, run_plan, write_json, RunOptions};
+use super::{build, finish, guest_report, print_outcome, run_plan, stage_job, write_json, RunOptions};
 use crate::contract::GuestJob;
-use crate::payload;
 use crate::reliability::{Judged, ReliabilityReport};
 
 /// `sandkasten-vm reliability`: one boot per release, the scenarios of
@@ -13,9 +12,7 @@ use crate::reliability::{Judged, ReliabilityReport};
 pub fn reliability(opts: &RunOptions, json: Option<&Path>) -> anyhow::Result<bool> {
     let started = std::time::Instant::now();
     let built = build()?;
-    let dir = tempfile::Builder::new().prefix("sandkasten-vm-payload-").tempdir()?;
-    payload::stage(dir.path(), &built, payload::RUN_SCRIPT, &[])?;
-    payload::stage_job(dir.path(), &GuestJob::Reliability)?;
+    let dir = stage_job(&built, &GuestJob::Reliability)?;
     let mut reports = Vec::new();
     let mut passed = true;
     for &release in &opts.releases {
