@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::harden::HardenJob;
 use crate::Plan;
 
 /// What the guest side does in one boot.
@@ -38,6 +39,10 @@ pub enum GuestJob {
         /// The command and its arguments.
         command: Vec<String>,
     },
+    /// `harden`: the user's unit, traced under its check, and the tightest
+    /// drop-in under which its program still serves; the answer is one
+    /// [`crate::harden::HardenReport`].
+    Harden(HardenJob),
 }
 
 /// The payload's `run` script, the same for every job: the guest side,

@@ -20,6 +20,7 @@ pub use sandkasten_probe::verdict::{Verdict, VerdictKind};
 
 pub mod bench;
 mod guest;
+pub mod harden;
 pub mod job;
 pub mod paths;
 pub mod reference;

@@ -21,11 +21,13 @@
 
 pub mod bench;
 mod functional;
+mod harden;
 mod in_unit;
 mod pass;
 mod program_check;
 pub mod reliability;
 pub mod systemd;
+mod unit_processes;
 
 use std::io::Write;
 use std::path::Path;
@@ -56,6 +58,7 @@ pub fn run(job_path: &Path) -> i32 {
         GuestJob::Bench { rounds, duration_s } => bench::run(rounds, duration_s),
         GuestJob::Reliability => reliability::run(),
         GuestJob::InUnit { unit, command } => in_unit::run(&unit, &command),
+        GuestJob::Harden(job) => harden::run(&job),
     }
 }
 

@@ -18,23 +18,41 @@ const JOURNAL_LINES: &str = "8";
 
 /// Starts the unit, runs the check, stops the unit; the check's result.
 pub fn run(check: &ProgramCheck) -> Functional {
+    run_with(check, LIMIT, READY_WAIT, &mut |_| {})
+}
+
+/// [`run`], each command bounded by `limit`, the program given `ready_wait`
+/// to serve; while the program still serves
+/// (the check passed), `serving` is called with the check as it ran (its
+/// port found, when the check named none) before the unit is stopped.
+pub fn run_with(
+    check: &ProgramCheck,
+    limit: Duration,
+    ready_wait: Duration,
+    serving: &mut dyn FnMut(&ProgramCheck),
+) -> Functional {
     let started = Instant::now();
     let first = check.socket.as_deref().unwrap_or(&check.service);
-    let start = command("systemctl", &["start", first], LIMIT);
+    // Many starts in a row (harden's trials) must not meet the start limit.
+    let _ = command("systemctl", &["reset-failed", &check.service], QUERY_TIMEOUT);
+    let start = command("systemctl", &["start", first], limit);
     let outcome = match &start {
         Ok(out) if !out.status.success() => {
             Err(format!("systemctl start {first} failed: {}", out.stderr.trim()))
         }
         Err(e) => Err(format!("systemctl start {first}: {e}")),
-        Ok(_) => until_ready(check),
+        Ok(_) => until_ready(check, limit, ready_wait),
     };
     let result = match outcome {
-        Ok(said) => Functional {
-            unit: check.service.clone(),
-            check: label(check),
-            ok: true,
-            detail: format!("passed in {:.1} s{}", started.elapsed().as_secs_f64(), said),
-        },
+        Ok((said, ran)) => {
+            serving(&ran);
+            Functional {
+                unit: check.service.clone(),
+                check: label(check),
+                ok: true,
+                detail: format!("passed in {:.1} s{}", started.elapsed().as_secs_f64(), said),
+            }
+        }
         Err(why) => Functional {
             unit: check.service.clone(),
             check: label(check),
@@ -54,14 +72,26 @@ pub fn run(check: &ProgramCheck) -> Functional {
 const READY_WAIT: Duration = Duration::from_secs(30);
 
 /// The check, tried again every half second while it fails, the service
-/// is still up and [`READY_WAIT`] has not passed: `systemctl start`
-/// returns before a `Type=simple` program listens.
-fn until_ready(check: &ProgramCheck) -> Result<String, String> {
+/// is still up and `ready_wait` has not passed: `systemctl start`
+/// returns before a `Type=simple` program listens. A check without a port
+/// waits for the port the unit's processes listen on.
+fn until_ready(
+    check: &ProgramCheck,
+    limit: Duration,
+    ready_wait: Duration,
+) -> Result<(String, ProgramCheck), String> {
     let started = Instant::now();
     loop {
-        let result = run_command(check);
-        if result.is_ok() || started.elapsed() > READY_WAIT || !still_up(&check.service) {
-            return result;
+        let mut ran = check.clone();
+        if ran.port.is_none() {
+            ran.port = crate::unit_processes::listening_ports(&check.service).first().copied();
+        }
+        let result = match ran.port {
+            None if check.port.is_none() => Err("the unit's processes listen on no TCP port".to_owned()),
+            _ => run_command(&ran, limit),
+        };
+        if result.is_ok() || started.elapsed() > ready_wait || !still_up(&check.service) {
+            return result.map(|said| (said, ran));
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -79,13 +109,13 @@ fn label(check: &ProgramCheck) -> String {
 
 /// Runs the check with bash, `$ADDR` and `$PORT` set; Ok with the first
 /// line it printed, else why it failed.
-fn run_command(check: &ProgramCheck) -> Result<String, String> {
+fn run_command(check: &ProgramCheck, limit: Duration) -> Result<String, String> {
     let mut bash = Command::new("bash");
     bash.args(["-c", &check.command]);
     if let Some(port) = check.port {
         bash.env("PORT", port.to_string()).env("ADDR", format!("127.0.0.1:{port}"));
     }
-    let out = crate::systemd::run_with_limit(bash, LIMIT)?;
+    let out = crate::systemd::run_with_limit(bash, limit)?;
     let text = format!("{}{}", out.stdout, out.stderr);
     let first = text.lines().next().unwrap_or_default().trim().to_owned();
     if out.status.success() {
@@ -98,7 +128,7 @@ fn run_command(check: &ProgramCheck) -> Result<String, String> {
 
 /// What systemd says of the service, and its last journal lines: why a
 /// program that never served did not.
-fn service_state(service: &str) -> String {
+pub(crate) fn service_state(service: &str) -> String {
     let state = output(&["systemctl", "show", "-p", "ActiveState,Result,ExecMainStatus", service])
         .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|e| e);
