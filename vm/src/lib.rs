@@ -56,6 +56,7 @@ pub use sandkasten_vm_contract as contract;
 pub mod enforcement;
 mod error;
 pub mod guest;
+pub mod harden;
 pub mod host_mode;
 pub mod image;
 mod initrd;

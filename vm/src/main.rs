@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sandkasten_vm::guest::print_progress;
-use sandkasten_vm::jobs::{self, AuditRequest, BenchSettings, ExecRequest, RunOptions};
+use sandkasten_vm::jobs::{self, AuditRequest, BenchSettings, ExecRequest, HardenRequest, RunOptions};
 use sandkasten_vm::payload;
 use sandkasten_vm::{
     AccelRequest, Config, CpuModel, Guest, Image, InitrdKind, Recipe, Release, Releases, EXIT_HARNESS_FAILURE,
@@ -107,6 +107,47 @@ enum Cmd {
         /// failing check fails the audit and says so.
         #[arg(long, value_name = "COMMAND")]
         check: Option<String>,
+    },
+    /// Harden a unit of your own, proven: run its real program in the guest
+    /// against a check (--check, or an HTTP GET / a TCP connect), trace it
+    /// (strace -f), and keep each directive of the reference sandbox, and
+    /// those computed from the trace (ExecPaths=, the system-call lists,
+    /// address families, where it writes, MemoryMax=, TasksMax=), only
+    /// while the check still passes. Writes UNIT.service.d/50-sandkasten-harden.conf
+    /// (and, when the program takes a socket, a socket-activated variant in
+    /// a private network), then audits the unit as given beside each variant
+    /// in one guest: escapes per goal before and after, and why each escape
+    /// left stays. Exits 0 when a variant serves and its audit is complete,
+    /// 1 when not, 69 when the harness failed
+    Harden {
+        /// The service file.
+        #[arg(value_name = "UNIT.service")]
+        service: PathBuf,
+        /// Its socket [default: the .socket the service Requires=, read
+        /// from beside it].
+        #[arg(value_name = "UNIT.socket")]
+        socket: Option<PathBuf>,
+        #[command(flatten)]
+        yours: YourFiles,
+        #[command(flatten)]
+        boot: MatrixArgs,
+        /// The check the program must keep passing: run by bash in the guest
+        /// with $PORT and $ADDR (127.0.0.1:PORT) of the port it serves on
+        /// (its socket's, or the one it listens on); exit 0 passes
+        /// [default: GET / answered 2xx or 3xx for a unit that looks like
+        /// HTTP, else a TCP connect and one byte].
+        #[arg(long, value_name = "COMMAND")]
+        check: Option<String>,
+        /// Where UNIT.service.d/ goes (one directory per release when
+        /// several) [default: beside the unit file].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Do not try the program socket-activated in a private network.
+        #[arg(long)]
+        no_socket: bool,
+        /// Write the outcome (harden's report and the audits) as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Audit every lab step (units/lab) on each release and write the
     /// measurement (units/lab/measured/RELEASE.json) and the table in
@@ -411,6 +452,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut options = boot.options();
             options.packages = packages;
             exit(jobs::audit(&options, &request))
+        }
+        Cmd::Harden { service, socket, yours, boot, check, out, no_socket, json } => {
+            let request = HardenRequest {
+                service,
+                socket,
+                binaries: yours.binaries,
+                files: yours.files,
+                sysusers: yours.sysusers,
+                check,
+                out,
+                json,
+                no_socket,
+            };
+            let mut options = boot.options();
+            options.packages = yours.packages;
+            exit(jobs::harden(&options, &request))
         }
         Cmd::Lab { redraw: true, .. } => exit(jobs::redraw_lab()),
         Cmd::Lab { boot, check, .. } => {

@@ -19,6 +19,7 @@
 
 use std::fmt::Write as _;
 
+use crate::contract::harden::LOCKDOWN_WRAPPER;
 use crate::contract::Pass;
 
 /// One line of a unit file.
@@ -277,10 +278,17 @@ pub fn generate(
             unit.append("Unit", "After", &socket_name);
         }
     }
+    // A program run under the lockdown wrapper: the probe runs under it too,
+    // with what it installs, as the program would.
+    let wrapper = unit
+        .get("Service", "ExecStart")
+        .map(|start| start.trim_start_matches(['-', ':', '+', '!']))
+        .filter(|command| command.split_whitespace().next() == Some(LOCKDOWN_WRAPPER))
+        .map_or(String::new(), |_| format!("{LOCKDOWN_WRAPPER} "));
     unit.set(
         "Service",
         "ExecStart",
-        &format!("{} --run-id {name} --only {}", probe.command, pass.attempts.join(",")),
+        &format!("{wrapper}{} --run-id {name} --only {}", probe.command, pass.attempts.join(",")),
     );
     unit.set("Service", "Restart", "no");
     unit.set("Service", "StandardOutput", &format!("append:{}", pass.output()));
@@ -438,6 +446,30 @@ mod tests {
         let sock = g.socket.unwrap();
         assert!(!sock.contains("Mark="), "{sock}");
         assert!(sock.contains("ListenStream=20001\nListenDatagram=127.0.0.1:20001\n"), "{sock}");
+    }
+
+    /// harden's drop-in runs a program under the lockdown wrapper; the audit
+    /// measures the probe under the same wrapper, not a bare probe.
+    #[test]
+    fn a_program_under_the_lockdown_wrapper_gets_a_probe_under_it() {
+        let wrapped = SERVICE.replace("ExecStart=", &format!("ExecStart=-{LOCKDOWN_WRAPPER} "));
+        let service = UnitFile::parse(&wrapped).unwrap();
+        let g = generate(&pass("audit-1", &["a.b"]), None, &service, 20001, &[], &probe(), &[]);
+        assert!(
+            g.service.contains(&format!("ExecStart={LOCKDOWN_WRAPPER} /p --json --run-id audit-1")),
+            "{}",
+            g.service
+        );
+        let plain = generate(
+            &pass("audit-0", &["a.b"]),
+            None,
+            &UnitFile::parse(SERVICE).unwrap(),
+            1,
+            &[],
+            &probe(),
+            &[],
+        );
+        assert!(plain.service.contains("ExecStart=/p --json"), "{}", plain.service);
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub fn listening_ports(service: &str) -> Vec<u16> {
         let inodes = socket_inodes(pid);
         for table in ["tcp", "tcp6"] {
             if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
-                ports.extend(listeners(&text).into_iter().filter(|(_, i)| inodes.contains(i)).map(|(p, _)| p));
+                ports
+                    .extend(listeners(&text).into_iter().filter(|(_, i)| inodes.contains(i)).map(|(p, _)| p));
             }
         }
     }
@@ -126,9 +127,6 @@ mod tests {
                     7f00-7f01 r-xp 00000000 08:01 9 /usr/lib/x86_64-linux-gnu/libc.so.6\n\
                     7f02-7f03 rw-p 00000000 00:00 0 \n\
                     7ffd-7ffe r-xp 00000000 00:00 0 [vdso]\n";
-        assert_eq!(
-            executable_mappings(maps),
-            ["/usr/bin/python3.11", "/usr/lib/x86_64-linux-gnu/libc.so.6"]
-        );
+        assert_eq!(executable_mappings(maps), ["/usr/bin/python3.11", "/usr/lib/x86_64-linux-gnu/libc.so.6"]);
     }
 }

@@ -95,7 +95,7 @@ pub fn redraw_lab() -> anyhow::Result<bool> {
 
 /// Boots each release once with `units` installed (and the user's files)
 /// and audits each unit there.
-fn run_audits(
+pub(super) fn run_audits(
     opts: &RunOptions,
     units: &[Audited],
     installs: &[Install],

@@ -19,6 +19,7 @@ mod audit;
 mod bench;
 mod enforce;
 mod exec;
+mod harden;
 mod matrix;
 mod reliability;
 
@@ -33,6 +34,7 @@ pub use audit::{audit, lab, redraw_lab, AuditRequest};
 pub use bench::{bench, BenchSettings};
 pub use enforce::enforce;
 pub use exec::{exec, ExecRequest};
+pub use harden::{default_check, harden, HardenRequest};
 pub use matrix::matrix;
 pub use reliability::reliability;
 

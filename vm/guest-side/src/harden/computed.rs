@@ -41,7 +41,8 @@ pub fn candidates(
         });
     }
     if own_port {
-        let families = if observed.families.is_empty() { "none".to_owned() } else { observed.families.join(" ") };
+        let families =
+            if observed.families.is_empty() { "none".to_owned() } else { observed.families.join(" ") };
         out.push(Candidate {
             label: "RestrictAddressFamilies= (traced)".into(),
             comment: "socket(2) only for the address families the program opened under the check.".into(),
@@ -196,8 +197,9 @@ mod tests {
             "/tmp is private anyway; a call the program makes is never denied by name"
         );
         let socket_activated = entries(&candidates(&observed, &[], &denied, false));
-        assert!(!socket_activated.iter().any(|l| l.starts_with("RestrictAddressFamilies=")
-            || l.starts_with("SocketBind")));
+        assert!(!socket_activated
+            .iter()
+            .any(|l| l.starts_with("RestrictAddressFamilies=") || l.starts_with("SocketBind")));
         let big = Observed { memory_peak: Some(100 << 20), tasks_peak: Some(9), ..Observed::default() };
         assert_eq!(entries(&candidates(&big, &[], &[], false)), ["MemoryMax=400M", "TasksMax=36"]);
     }

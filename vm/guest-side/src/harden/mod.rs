@@ -238,10 +238,20 @@ fn first_line(text: &str) -> &str {
 }
 
 /// The check with `candidates` as harden's drop-in.
-fn trial(check: &ProgramCheck, base: &[DropInLine], candidates: &[&Candidate], limit: Duration) -> Functional {
+fn trial(
+    check: &ProgramCheck,
+    base: &[DropInLine],
+    candidates: &[&Candidate],
+    limit: Duration,
+) -> Functional {
     let text = render_drop_in(base, candidates, false);
     if let Err(e) = write_drop_in(&check.service, DROP_IN, &text) {
-        return Functional { unit: check.service.clone(), check: check.command.clone(), ok: false, detail: e };
+        return Functional {
+            unit: check.service.clone(),
+            check: check.command.clone(),
+            ok: false,
+            detail: e,
+        };
     }
     run_with(check, limit, limit, &mut |_| {})
 }
@@ -265,7 +275,8 @@ fn remove_drop_in(service: &str, name: &str) {
 /// main process).
 fn traced(check: &ProgramCheck) -> Result<trace::Trace, String> {
     let start = output(&["systemctl", "show", "-p", "ExecStart", "--value", &check.service])?;
-    let argv = exec_start_argv(&start).ok_or_else(|| format!("cannot read ExecStart= of {}: {start}", check.service))?;
+    let argv = exec_start_argv(&start)
+        .ok_or_else(|| format!("cannot read ExecStart= of {}: {start}", check.service))?;
     let file = format!("{WORK}/trace.txt");
     let drop_in = format!(
         "[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=\nExecStart=/usr/bin/strace -f -qq -s 256 -e signal=none {}\n\

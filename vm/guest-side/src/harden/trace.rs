@@ -23,8 +23,20 @@ pub struct Trace {
 /// Calls that write the path in their first string argument when they
 /// succeed, whatever their flags.
 const WRITING: [&str; 14] = [
-    "creat", "mkdir", "mkdirat", "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2", "link",
-    "linkat", "symlink", "symlinkat", "truncate",
+    "creat",
+    "mkdir",
+    "mkdirat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "truncate",
 ];
 
 /// Reads strace's output (`-f`, to a file or stderr: lines prefixed by a
@@ -43,7 +55,8 @@ pub fn parse(text: &str) -> Trace {
             }
         } else {
             let Some((name, _)) = line.split_once('(') else { continue };
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             {
                 continue;
             }

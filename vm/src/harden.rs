@@ -1,0 +1,497 @@
+//! `sandkasten-vm harden`, host side: the candidates it can know before
+//! anything runs, the hardened units for the audit beside the original,
+//! and the report.
+//!
+//! The candidates are the reference sandbox: the directives of
+//! `units/sandkasten-http.service` that its ablation maps show to hold
+//! something on some release, each with the comment the reference unit
+//! gives it. Directives that need an argument only the program can give
+//! (`ExecPaths=`, the system-call lists, `MemoryMax=`, `TasksMax=`) are
+//! computed in the guest from what the program did
+//! (`sandkasten_vm_guest`'s harden); sandkasten's own
+//! `Environment=SANDKASTEN_LOCKDOWN=1` becomes the wrapper any program can
+//! run under.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ablation::AblationMap;
+use crate::audit::{AuditReport, Finding};
+use crate::contract::harden::{Candidate, DropInLine, HardenReport, Variant, LOCKDOWN_WRAPPER};
+use crate::passes::Reference;
+use crate::variant::{directives, Line, UnitFile};
+
+/// The reference unit whose sandbox harden starts from.
+pub const REFERENCE: &str = "sandkasten-http.service";
+
+/// Directives of the reference computed in the guest instead, or ours only.
+const COMPUTED: [&str; 7] = [
+    "NoExecPaths= + ExecPaths=",
+    "SystemCallErrorNumber=",
+    "SystemCallFilter= (allow-list)",
+    "SystemCallFilter=~ (deny-list)",
+    "TasksMax=",
+    "MemoryMax=",
+    "Environment=SANDKASTEN_LOCKDOWN=1",
+];
+
+/// Lines that only make sense beside another directive, carried with it:
+/// `/run` hidden, but systemd's notify and journal sockets bound back in.
+const COMPANIONS: [(&str, &str); 1] = [("TemporaryFileSystem=/run:ro", "BindReadOnlyPaths=")];
+
+/// The libraries the lockdown wrapper links (as every sandkasten binary).
+const WRAPPER_LIBRARIES: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+    "/usr/lib/x86_64-linux-gnu/libm.so.6",
+    "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
+];
+
+/// The reference sandbox as candidates: each directive of `reference`
+/// that some map measured to hold an attempt, a multi-path
+/// `TemporaryFileSystem=` split per path, and the reference's own comment.
+/// Also the reference's system calls denied by name.
+pub fn reference_candidates(reference: &Reference, maps: &[AblationMap]) -> (Vec<Candidate>, Vec<String>) {
+    let unit = &reference.service;
+    let measured = |label: &str| {
+        maps.iter()
+            .filter(|m| m.unit == reference.name)
+            .flat_map(|m| &m.directives)
+            .any(|d| d.directive == label && !d.no_measured_effect())
+    };
+    let mut candidates = Vec::new();
+    for directive in directives(unit, None) {
+        if COMPUTED.contains(&directive.label.as_str()) || !measured(&directive.label) {
+            continue;
+        }
+        let (_, index) = directive.lines[0];
+        let comment = comment_above(unit, index);
+        let entries: Vec<(&str, &str)> = directive
+            .lines
+            .iter()
+            .filter_map(|(_, i)| match &unit.lines[*i] {
+                Line::Entry { key, value, .. } => Some((key.as_str(), value.as_str())),
+                _ => None,
+            })
+            .collect();
+        if let [("TemporaryFileSystem", value)] = entries.as_slice() {
+            for path in value.split_whitespace() {
+                let mut lines = vec![DropInLine::service(format!("TemporaryFileSystem={path}"))];
+                let label = format!("TemporaryFileSystem={path}");
+                for companion in COMPANIONS.iter().filter(|(of, _)| *of == label).map(|(_, c)| c) {
+                    lines.extend(companion_lines(unit, companion));
+                }
+                candidates.push(Candidate { label, comment: comment.clone(), lines });
+            }
+            continue;
+        }
+        candidates.push(Candidate {
+            label: directive.label.clone(),
+            comment,
+            lines: entries.iter().map(|(k, v)| DropInLine::service(format!("{k}={v}"))).collect(),
+        });
+    }
+    let denied = unit
+        .entries("Service")
+        .filter(|(_, k, v)| *k == "SystemCallFilter" && v.starts_with('~'))
+        .flat_map(|(_, _, v)| v.trim_start_matches('~').split_whitespace().map(str::to_owned))
+        .collect();
+    (candidates, denied)
+}
+
+/// A companion's lines, each path marked `-` (a program that does not
+/// notify or log natively has no socket there to bind).
+fn companion_lines(unit: &UnitFile, key_with_eq: &str) -> Vec<DropInLine> {
+    let key = key_with_eq.trim_end_matches('=');
+    unit.entries("Service")
+        .filter(|(_, k, _)| *k == key)
+        .map(|(_, k, v)| {
+            let paths: Vec<String> =
+                v.split_whitespace().map(|p| format!("-{}", p.trim_start_matches('-'))).collect();
+            DropInLine::service(format!("{k}={}", paths.join(" ")))
+        })
+        .collect()
+}
+
+/// The comment block that belongs to the entry at `index`: the `#` lines
+/// above it and above the entries grouped with it, up to a blank line.
+fn comment_above(unit: &UnitFile, index: usize) -> String {
+    let mut comment: Vec<&str> = Vec::new();
+    for line in unit.lines[..index].iter().rev() {
+        match line {
+            Line::Entry { .. } => {}
+            Line::Other(text) if text.trim_start().starts_with('#') => {
+                let text = text.trim_start().trim_start_matches('#').trim();
+                if text.starts_with("---") {
+                    break;
+                }
+                comment.push(text);
+            }
+            _ => break,
+        }
+    }
+    comment.reverse();
+    comment.join(" ")
+}
+
+/// Running the program under the lockdown wrapper: the two routes
+/// `systemd.exec` has no directive for (code written through
+/// `/proc/self/mem`, a shared page executable here and writable there) and
+/// the sibling signal. None when `ExecStart=` cannot take a wrapper (an
+/// `@` prefix names argv[0] apart, several commands).
+pub fn lockdown_candidate(service: &UnitFile) -> Option<Candidate> {
+    let starts: Vec<&str> =
+        service.entries("Service").filter(|(_, k, _)| *k == "ExecStart").map(|(_, _, v)| v).collect();
+    let [start] = starts.as_slice() else { return None };
+    let command = start.trim_start_matches(['-', ':', '+', '!']);
+    let prefix = &start[..start.len() - command.len()];
+    if start.starts_with('@') || prefix.contains('+') || command.is_empty() {
+        return None;
+    }
+    let libraries: Vec<String> = WRAPPER_LIBRARIES.iter().map(|l| format!("-{l}")).collect();
+    Some(Candidate {
+        label: "sandkasten-lockdown (ExecStart=)".into(),
+        comment: format!(
+            "The program runs under {LOCKDOWN_WRAPPER}: a Landlock ruleset (writes only beneath /tmp, \
+             /var/tmp, /dev and the unit's own directories, so no code written through /proc/self/mem) \
+             and a seccomp filter (no shared memory mapped executable, no tgkill of another process), \
+             which systemd.exec has no directive for."
+        ),
+        lines: vec![
+            DropInLine::service("ExecStart="),
+            DropInLine::service(format!("ExecStart={prefix}{LOCKDOWN_WRAPPER} {command}")),
+            DropInLine::service(format!("ExecPaths={LOCKDOWN_WRAPPER} {}", libraries.join(" "))),
+        ],
+    })
+}
+
+/// `unit` with `lines` applied as systemd applies a drop-in: an empty
+/// value resets the key, any other value is appended (lists grow, the last
+/// of a single value wins).
+pub fn apply(unit: &UnitFile, lines: &[&DropInLine]) -> UnitFile {
+    let mut unit = unit.clone();
+    for line in lines {
+        let Some((key, value)) = line.entry.split_once('=') else { continue };
+        if value.is_empty() {
+            let at: Vec<usize> =
+                unit.entries(&line.section).filter(|(_, k, _)| *k == key).map(|(i, _, _)| i).collect();
+            unit.remove(&at);
+        } else {
+            unit.append(&line.section, key, value);
+        }
+    }
+    unit
+}
+
+/// The hardened unit of `variant` as one file named `name`, for the audit
+/// beside the original; its socket (renamed `name`'s stem) when the variant
+/// is socket-activated.
+pub fn hardened(original: &Reference, variant: &Variant, name: &str) -> Result<Reference, String> {
+    let stem = name.trim_end_matches(".service");
+    let mut lines: Vec<DropInLine> = Vec::new();
+    let socket = match &variant.socket {
+        Some((_, text)) => {
+            let renamed = format!("{stem}.socket");
+            lines.push(DropInLine { section: "Unit".into(), entry: format!("Requires={renamed}") });
+            lines.push(DropInLine { section: "Unit".into(), entry: format!("After={renamed}") });
+            Some((renamed, UnitFile::parse(text)?))
+        }
+        None => None,
+    };
+    lines.extend(variant.kept().flat_map(|c| c.lines.iter().cloned()));
+    let refs: Vec<&DropInLine> = lines.iter().collect();
+    Ok(Reference { name: name.to_owned(), service: apply(&original.service, &refs), socket })
+}
+
+/// The guest's harden report and the audit of the original beside each
+/// variant, on one release.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HardenOutcome {
+    /// The unit hardened.
+    pub unit: String,
+    /// What the guest found and kept.
+    pub harden: HardenReport,
+    /// The audit of the unit as given, then of each variant, in one guest.
+    pub audits: Vec<AuditReport>,
+}
+
+/// Programs that run code given to them as text: in their unit, an
+/// attacker's code needs no executable file.
+const INTERPRETERS: [&str; 9] = ["python", "perl", "node", "ruby", "php", "bash", "sh", "lua", "java"];
+
+impl HardenOutcome {
+    /// Whether the program runs an interpreter (the first file it executed).
+    fn interpreter(&self) -> Option<String> {
+        self.harden.observed.executable.iter().find_map(|path| {
+            let name = path.rsplit('/').next()?;
+            let stem: String = name.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+            INTERPRETERS.contains(&stem.as_str()).then(|| name.to_owned())
+        })
+    }
+
+    /// The report for a terminal: what the program did, each variant's
+    /// kept and dropped candidates, escapes per goal before and after, and
+    /// why each escape left stays.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let h = &self.harden;
+        let g = &h.guest;
+        let _ = writeln!(
+            out,
+            "harden {} on {} (systemd {}, kernel {}, {})",
+            self.unit, g.release, g.systemd, g.kernel, g.accel
+        );
+        if let Some(check) = &h.as_given {
+            let word = if check.ok { "serves" } else { "DOES NOT SERVE" };
+            let _ = writeln!(out, "as given, the program {word}: {}: {}", check.check, check.detail);
+        }
+        let o = &h.observed;
+        if !o.syscalls.is_empty() || !o.executable.is_empty() {
+            let ports: Vec<String> = o.bound_ports.iter().map(u16::to_string).collect();
+            let _ = writeln!(
+                out,
+                "seen under the check: {} system calls; sockets {}; bound {}; wrote {}; {} files run or mapped executable; memory peak {}; tasks {}",
+                o.syscalls.len(),
+                if o.families.is_empty() { "none".to_owned() } else { o.families.join(" ") },
+                if ports.is_empty() { "nothing".to_owned() } else { ports.join(" ") },
+                if o.written.is_empty() { "nothing".to_owned() } else { o.written.join(" ") },
+                o.executable.len(),
+                o.memory_peak.map_or("unknown".to_owned(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+                o.tasks_peak.map_or("unknown".to_owned(), |t| t.to_string()),
+            );
+        }
+        for variant in &h.variants {
+            let kept = variant.kept().count();
+            let serves = variant.hardened.as_ref().is_some_and(|c| c.ok);
+            let _ = writeln!(
+                out,
+                "variant {}: kept {kept} of {} candidates; the program {} under all of them",
+                variant.name,
+                variant.steps.len(),
+                if serves { "serves" } else { "DOES NOT SERVE" }
+            );
+            for step in variant.steps.iter().filter(|s| !s.kept) {
+                let _ = writeln!(out, "  dropped {}: {}", step.candidate.label, shorten(&step.evidence, 160));
+            }
+        }
+        out.push_str(&self.before_after());
+        for (audit, variant) in self.audits.iter().skip(1).zip(&h.variants) {
+            let left: Vec<_> = audit.rows.iter().filter(|r| r.verdict == Finding::Escaped).collect();
+            if left.is_empty() {
+                let _ = writeln!(out, "{}: no escape left", variant.name);
+                continue;
+            }
+            let _ = writeln!(out, "{}: {} escape(s) left, and why each stays:", variant.name, left.len());
+            for row in left {
+                let _ = writeln!(out, "  {} ({}): {}", row.attempt, row.goal, self.why_left(variant, row));
+            }
+        }
+        for failure in h.failures.iter().chain(self.audits.iter().flat_map(|a| &a.failures)) {
+            let _ = writeln!(out, "FAIL: {failure}");
+        }
+        out
+    }
+
+    /// Escapes per goal: the unit as given, then each variant.
+    fn before_after(&self) -> String {
+        let Some(first) = self.audits.first() else { return String::new() };
+        let mut goals: Vec<&str> = Vec::new();
+        for row in &first.rows {
+            if !goals.contains(&row.goal.as_str()) {
+                goals.push(&row.goal);
+            }
+        }
+        let width = goals.iter().map(|g| g.len()).max().unwrap_or(4).max("escapes per goal".len());
+        let names: Vec<&str> =
+            std::iter::once("as given").chain(self.harden.variants.iter().map(|v| v.name.as_str())).collect();
+        let mut out = format!("{:width$}", "escapes per goal");
+        for name in &names {
+            let _ = write!(out, "  {name:>16}");
+        }
+        out.push('\n');
+        let escaped = |audit: &AuditReport, goal: Option<&str>| {
+            audit
+                .rows
+                .iter()
+                .filter(|r| r.verdict == Finding::Escaped && goal.map_or(true, |g| r.goal == g))
+                .count()
+        };
+        for goal in goals.iter().map(|g| Some(*g)).chain([None]) {
+            let _ = write!(out, "{:width$}", goal.unwrap_or("all goals"));
+            for audit in self.audits.iter().take(names.len()) {
+                let _ = write!(out, "  {:>16}", escaped(audit, goal));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Why an attempt still escapes in `variant`: the directive that would
+    /// close it and the check failure that made harden drop it; a directive
+    /// kept that does not hold it in this program's unit; or no directive
+    /// measured to close it, or an interpreter's nature.
+    fn why_left(&self, variant: &Variant, row: &crate::audit::Row) -> String {
+        let interpreter = self.interpreter();
+        let Some(fix) = &row.fix else {
+            return match interpreter {
+                Some(name) if row.goal == "run-unshipped-code" => format!(
+                    "by nature of the program: {name} runs code given to it as text, which no ExecPaths= can tell from a payload; what it may reach stays bounded by the rest of the sandbox"
+                ),
+                _ => "no directive closes it in any reference unit on this release (measured)".into(),
+            };
+        };
+        let named: Vec<&String> = fix.alone.iter().chain(&fix.any_of).collect();
+        for directive in &named {
+            if let Some(step) =
+                variant.steps.iter().find(|s| !s.kept && same_directive(&s.candidate.label, directive))
+            {
+                return format!(
+                    "{directive} would close it; harden dropped it because the program stopped serving: {}",
+                    shorten(&step.evidence, 200)
+                );
+            }
+        }
+        let known: Vec<&&String> = named
+            .iter()
+            .filter(|d| variant.steps.iter().any(|s| same_directive(&s.candidate.label, d)))
+            .collect();
+        if known.is_empty() {
+            return format!("{} (measured in {}): not among harden's candidates", fix.advice(), fix.unit);
+        }
+        let mut text = format!(
+            "{} hold(s) it in {}, and harden kept it, but not in this unit on its own",
+            named.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            fix.unit
+        );
+        if let Some(name) = interpreter {
+            if row.goal == "run-unshipped-code" {
+                text += &format!(" ({name} runs code given to it as text)");
+            }
+        }
+        text
+    }
+}
+
+/// Whether a candidate's label and a map's directive label name the same
+/// directive (`RestrictAddressFamilies= (traced)` is `RestrictAddressFamilies=`;
+/// the wrapper stands for `Environment=SANDKASTEN_LOCKDOWN=1`).
+fn same_directive(candidate: &str, map_label: &str) -> bool {
+    if map_label == "Environment=SANDKASTEN_LOCKDOWN=1" {
+        return candidate.starts_with("sandkasten-lockdown");
+    }
+    let key = |label: &str| label.split(['=', ' ']).next().unwrap_or("").to_owned();
+    candidate == map_label || (key(candidate) == key(map_label) && !map_label.contains(':'))
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ablation::DirectiveEffect;
+
+    fn unit(text: &str) -> UnitFile {
+        UnitFile::parse(text).unwrap()
+    }
+
+    const REFERENCE_TEXT: &str = "[Service]\nExecStart=/x\n\n# --- identity ---\n# Nobody.\nDynamicUser=yes\n\n# No caps.\nCapabilityBoundingSet=\nAmbientCapabilities=\n\n# Hide /run.\nTemporaryFileSystem=/run:ro\nBindReadOnlyPaths=/run/systemd/notify -/run/systemd/journal/socket\n\n# Empty /var and /srv.\nTemporaryFileSystem=/var:ro /srv:ro\nNoExecPaths=/\nExecPaths=/x\nSystemCallFilter=read\nSystemCallFilter=~connect shutdown\nEnvironment=SANDKASTEN_LOCKDOWN=1\n";
+
+    fn map(effective: &[&str]) -> AblationMap {
+        AblationMap {
+            unit: REFERENCE.into(),
+            directives: effective
+                .iter()
+                .map(|d| DirectiveEffect {
+                    directive: (*d).into(),
+                    holds_alone: vec!["a.b".into()],
+                    ..DirectiveEffect::default()
+                })
+                .collect(),
+            ..AblationMap::default()
+        }
+    }
+
+    #[test]
+    fn candidates_are_the_reference_directives_measured_to_hold_something() {
+        let reference = Reference { name: REFERENCE.into(), service: unit(REFERENCE_TEXT), socket: None };
+        let maps = [map(&[
+            "DynamicUser=",
+            "CapabilityBoundingSet=",
+            "TemporaryFileSystem=/run:ro",
+            "TemporaryFileSystem=/var:ro",
+            "NoExecPaths= + ExecPaths=",
+        ])];
+        let (candidates, denied) = reference_candidates(&reference, &maps);
+        let labels: Vec<&str> = candidates.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "DynamicUser=",
+                "CapabilityBoundingSet=",
+                "TemporaryFileSystem=/run:ro",
+                "TemporaryFileSystem=/var:ro",
+                "TemporaryFileSystem=/srv:ro"
+            ],
+            "AmbientCapabilities= held nothing; ExecPaths= is computed; /srv is tried apart from /var"
+        );
+        assert_eq!(candidates[0].comment, "Nobody.", "the section rule is not a comment");
+        let run: Vec<&str> = candidates[2].lines.iter().map(|l| l.entry.as_str()).collect();
+        assert_eq!(
+            run,
+            [
+                "TemporaryFileSystem=/run:ro",
+                "BindReadOnlyPaths=-/run/systemd/notify -/run/systemd/journal/socket"
+            ]
+        );
+        assert_eq!(denied, ["connect", "shutdown"]);
+    }
+
+    #[test]
+    fn the_wrapper_goes_in_front_of_the_program_behind_its_prefix() {
+        let c = lockdown_candidate(&unit("[Service]\nExecStart=-/usr/bin/python3 -m http.server\n")).unwrap();
+        assert_eq!(
+            c.lines[1].entry,
+            format!("ExecStart=-{LOCKDOWN_WRAPPER} /usr/bin/python3 -m http.server")
+        );
+        assert!(c.lines[2].entry.starts_with(&format!("ExecPaths={LOCKDOWN_WRAPPER} -/usr/lib/")));
+        assert_eq!(lockdown_candidate(&unit("[Service]\nExecStart=@/bin/a b\n")), None);
+        assert_eq!(lockdown_candidate(&unit("[Service]\nExecStart=/a\nExecStart=/b\n")), None);
+    }
+
+    #[test]
+    fn a_drop_in_is_applied_as_systemd_applies_it() {
+        let original = unit("[Service]\nExecStart=/a\nSystemCallFilter=read\nUser=web\n");
+        let lines = [
+            DropInLine::service("ExecStart="),
+            DropInLine::service("ExecStart=/w /a"),
+            DropInLine::service("SystemCallFilter=write"),
+            DropInLine { section: "Unit".into(), entry: "After=x.socket".into() },
+        ];
+        let refs: Vec<&DropInLine> = lines.iter().collect();
+        let merged = apply(&original, &refs);
+        assert_eq!(merged.get("Service", "ExecStart"), Some("/w /a"));
+        let filters: Vec<&str> = merged
+            .entries("Service")
+            .filter(|(_, k, _)| *k == "SystemCallFilter")
+            .map(|(_, _, v)| v)
+            .collect();
+        assert_eq!(filters, ["read", "write"]);
+        assert_eq!(merged.get("Unit", "After"), Some("x.socket"));
+    }
+
+    #[test]
+    fn labels_match_the_maps_directives() {
+        assert!(same_directive("RestrictAddressFamilies= (traced)", "RestrictAddressFamilies="));
+        assert!(same_directive("sandkasten-lockdown (ExecStart=)", "Environment=SANDKASTEN_LOCKDOWN=1"));
+        assert!(same_directive("TemporaryFileSystem=/var:ro", "TemporaryFileSystem=/var:ro"));
+        assert!(!same_directive("TemporaryFileSystem=/srv:ro", "TemporaryFileSystem=/var:ro"));
+        assert!(!same_directive("PrivateTmp=", "PrivateNetwork="));
+    }
+}
