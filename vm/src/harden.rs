@@ -115,12 +115,13 @@ fn companion_lines(unit: &UnitFile, key_with_eq: &str) -> Vec<DropInLine> {
 }
 
 /// The comment block that belongs to the entry at `index`: the `#` lines
-/// above it and above the entries grouped with it, up to a blank line.
+/// right above it, or above the entries grouped with it (`AmbientCapabilities=`
+/// under `CapabilityBoundingSet=`'s comment); a section rule is not one.
 fn comment_above(unit: &UnitFile, index: usize) -> String {
     let mut comment: Vec<&str> = Vec::new();
     for line in unit.lines[..index].iter().rev() {
         match line {
-            Line::Entry { .. } => {}
+            Line::Entry { .. } if comment.is_empty() => {}
             Line::Other(text) if text.trim_start().starts_with('#') => {
                 let text = text.trim_start().trim_start_matches('#').trim();
                 if text.starts_with("---") {
@@ -167,8 +168,9 @@ pub fn lockdown_candidate(service: &UnitFile) -> Option<Candidate> {
 }
 
 /// `unit` with `lines` applied as systemd applies a drop-in: an empty
-/// value resets the key, any other value is appended (lists grow, the last
-/// of a single value wins).
+/// value drops what came before it and stays (for a list it is a reset,
+/// for `CapabilityBoundingSet=` the empty set), any other value is appended
+/// (lists grow, the last of a single value wins).
 pub fn apply(unit: &UnitFile, lines: &[&DropInLine]) -> UnitFile {
     let mut unit = unit.clone();
     for line in lines {
@@ -177,9 +179,8 @@ pub fn apply(unit: &UnitFile, lines: &[&DropInLine]) -> UnitFile {
             let at: Vec<usize> =
                 unit.entries(&line.section).filter(|(_, k, _)| *k == key).map(|(i, _, _)| i).collect();
             unit.remove(&at);
-        } else {
-            unit.append(&line.section, key, value);
         }
+        unit.append(&line.section, key, value);
     }
     unit
 }
@@ -261,14 +262,19 @@ impl HardenOutcome {
                 o.tasks_peak.map_or("unknown".to_owned(), |t| t.to_string()),
             );
         }
+        for note in &h.notes {
+            let _ = writeln!(out, "{note}");
+        }
         for variant in &h.variants {
             let kept = variant.kept().count();
             let serves = variant.hardened.as_ref().is_some_and(|c| c.ok);
             let _ = writeln!(
                 out,
-                "variant {}: kept {kept} of {} candidates; the program {} under all of them",
+                "variant {}: kept {kept} of {} candidates ({} trials of the check, {:.0} s); the program {} under all of them",
                 variant.name,
                 variant.steps.len(),
+                variant.trials,
+                variant.seconds,
                 if serves { "serves" } else { "DOES NOT SERVE" }
             );
             for step in variant.steps.iter().filter(|s| !s.kept) {
@@ -401,7 +407,7 @@ mod tests {
         UnitFile::parse(text).unwrap()
     }
 
-    const REFERENCE_TEXT: &str = "[Service]\nExecStart=/x\n\n# --- identity ---\n# Nobody.\nDynamicUser=yes\n\n# No caps.\nCapabilityBoundingSet=\nAmbientCapabilities=\n\n# Hide /run.\nTemporaryFileSystem=/run:ro\nBindReadOnlyPaths=/run/systemd/notify -/run/systemd/journal/socket\n\n# Empty /var and /srv.\nTemporaryFileSystem=/var:ro /srv:ro\nNoExecPaths=/\nExecPaths=/x\nSystemCallFilter=read\nSystemCallFilter=~connect shutdown\nEnvironment=SANDKASTEN_LOCKDOWN=1\n";
+    const REFERENCE_TEXT: &str = "[Service]\nExecStart=/x\n\n# --- identity ---\n# Nobody.\nDynamicUser=yes\n# No caps.\nCapabilityBoundingSet=\nAmbientCapabilities=\n\n# Hide /run.\nTemporaryFileSystem=/run:ro\nBindReadOnlyPaths=/run/systemd/notify -/run/systemd/journal/socket\n\n# Empty /var and /srv.\nTemporaryFileSystem=/var:ro /srv:ro\nNoExecPaths=/\nExecPaths=/x\nSystemCallFilter=read\nSystemCallFilter=~connect shutdown\nEnvironment=SANDKASTEN_LOCKDOWN=1\n";
 
     fn map(effective: &[&str]) -> AblationMap {
         AblationMap {
@@ -442,6 +448,7 @@ mod tests {
             "AmbientCapabilities= held nothing; ExecPaths= is computed; /srv is tried apart from /var"
         );
         assert_eq!(candidates[0].comment, "Nobody.", "the section rule is not a comment");
+        assert_eq!(candidates[1].comment, "No caps.", "only its own group's comment");
         let run: Vec<&str> = candidates[2].lines.iter().map(|l| l.entry.as_str()).collect();
         assert_eq!(
             run,
@@ -477,6 +484,8 @@ mod tests {
         let refs: Vec<&DropInLine> = lines.iter().collect();
         let merged = apply(&original, &refs);
         assert_eq!(merged.get("Service", "ExecStart"), Some("/w /a"));
+        let starts = merged.entries("Service").filter(|(_, k, _)| *k == "ExecStart").count();
+        assert_eq!(starts, 2, "the reset stays, the original is gone");
         let filters: Vec<&str> = merged
             .entries("Service")
             .filter(|(_, k, _)| *k == "SystemCallFilter")
@@ -493,5 +502,41 @@ mod tests {
         assert!(same_directive("TemporaryFileSystem=/var:ro", "TemporaryFileSystem=/var:ro"));
         assert!(!same_directive("TemporaryFileSystem=/srv:ro", "TemporaryFileSystem=/var:ro"));
         assert!(!same_directive("PrivateTmp=", "PrivateNetwork="));
+    }
+}
+
+#[cfg(test)]
+mod wrapper_tests {
+    use super::*;
+    use crate::contract::harden::Step;
+
+    /// The audit of a variant kept with the wrapper measures the probe
+    /// under the wrapper, and an emptied bounding set stays empty.
+    #[test]
+    fn the_audited_variant_keeps_the_wrapper_and_the_empty_bounding_set() {
+        let service = UnitFile::parse("[Service]\nExecStart=/usr/bin/python3 -m http.server 8000\n").unwrap();
+        let original = Reference { name: "py.service".into(), service: service.clone(), socket: None };
+        let lockdown = lockdown_candidate(&service).unwrap();
+        let caps = Candidate {
+            label: "CapabilityBoundingSet=".into(),
+            comment: String::new(),
+            lines: vec![DropInLine::service("CapabilityBoundingSet=")],
+        };
+        let variant = Variant {
+            name: "own-port".into(),
+            steps: [lockdown, caps]
+                .into_iter()
+                .map(|candidate| Step { candidate, kept: true, evidence: String::new() })
+                .collect(),
+            ..Variant::default()
+        };
+        let hardened = hardened(&original, &variant, "py-own-port.service").unwrap();
+        assert_eq!(hardened.service.get("Service", "CapabilityBoundingSet"), Some(""));
+        let staged = crate::passes::audit(&[(hardened, Vec::new())], &["a.b".to_owned()]);
+        let unit = &staged.units.iter().find(|u| u.service_name.contains("audit-0")).unwrap().service;
+        assert!(
+            unit.contains(&format!("ExecStart={LOCKDOWN_WRAPPER} /usr/libexec/sandkasten/sandkasten-probe")),
+            "{unit}"
+        );
     }
 }

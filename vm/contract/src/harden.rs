@@ -108,6 +108,12 @@ pub struct Variant {
     pub steps: Vec<Step>,
     /// The program's check under every kept candidate.
     pub hardened: Option<Functional>,
+    /// How many times the check ran to find it, and in how many seconds.
+    #[serde(default)]
+    pub trials: usize,
+    /// Seconds the trials took.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 impl Variant {
@@ -131,6 +137,10 @@ pub struct HardenReport {
     /// The hardened variants: own port first, then socket-activated when
     /// the program took a socket.
     pub variants: Vec<Variant>,
+    /// What harden tried and left out, and why (no socket-activated
+    /// variant: the program does not take a socket).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Why harden could not finish; empty when it did.
     pub failures: Vec<String>,
 }
@@ -146,13 +156,17 @@ pub fn render_drop_in(base: &[DropInLine], candidates: &[&Candidate], comments: 
         for line in base.iter().filter(|l| l.section == section) {
             body += &format!("{}\n", line.entry);
         }
+        let mut said = "";
         for candidate in candidates {
             let lines: Vec<&DropInLine> = candidate.lines.iter().filter(|l| l.section == section).collect();
             if lines.is_empty() {
                 continue;
             }
-            if comments {
+            // Candidates split from one line (`TemporaryFileSystem=`) share
+            // their comment: said once.
+            if comments && !candidate.comment.is_empty() && candidate.comment != said {
                 body += &comment(&candidate.comment);
+                said = &candidate.comment;
             }
             for line in lines {
                 body += &format!("{}\n", line.entry);

@@ -15,6 +15,12 @@ const MEMORY_FLOOR: u64 = 64 << 20;
 const TASKS_MARGIN: u64 = 4;
 const TASKS_FLOOR: u64 = 16;
 
+/// Calls glibc falls back to when the sandbox answers ENOSYS where the
+/// trace saw the first succeed: systemd's `RestrictNamespaces=` makes
+/// `clone3` ENOSYS (its flags cannot be inspected), so threads come from
+/// `clone`; a trace of the unit as given never shows it.
+const FALLBACKS: [(&str, &str); 2] = [("clone3", "clone"), ("faccessat2", "faccessat")];
+
 /// The computed candidates, in the order tried. `own_port`: the program
 /// binds its own port (its address families and ports are bounded);
 /// `wrapper_calls`: the lockdown wrapper's own system calls, which an
@@ -64,6 +70,12 @@ pub fn candidates(
     }
     if !observed.syscalls.is_empty() {
         let mut calls: Vec<String> = observed.syscalls.iter().chain(wrapper_calls).cloned().collect();
+        calls.extend(
+            FALLBACKS
+                .iter()
+                .filter(|(call, _)| observed.syscalls.contains(&(*call).to_owned()))
+                .map(|(_, f)| (*f).to_owned()),
+        );
         calls.sort();
         calls.dedup();
         out.push(Candidate {
@@ -168,7 +180,7 @@ mod tests {
     #[test]
     fn computed_directives_follow_what_the_program_did() {
         let observed = Observed {
-            syscalls: vec!["accept4".into(), "connect".into(), "read".into()],
+            syscalls: vec!["accept4".into(), "clone3".into(), "connect".into(), "read".into()],
             families: vec!["AF_INET6".into()],
             bound_ports: vec![8000],
             written: vec!["/var/lib/web/state.json".into(), "/tmp/x".into(), "/srv/data/a".into()],
@@ -189,7 +201,7 @@ mod tests {
                 "SocketBindAllow=8000",
                 "SocketBindDeny=any",
                 "SystemCallErrorNumber=EPERM",
-                "SystemCallFilter=accept4 connect read seccomp",
+                "SystemCallFilter=accept4 clone clone3 connect read seccomp",
                 "SystemCallFilter=~shutdown",
                 "MemoryMax=64M",
                 "TasksMax=16",

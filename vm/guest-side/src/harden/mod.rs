@@ -117,7 +117,8 @@ fn harden(job: &HardenJob) -> HardenReport {
     let own_port = check.socket.is_none();
     let mut own = job.candidates.clone();
     own.extend(computed::candidates(&observed, &wrapper_calls, &job.denied_by_name, own_port));
-    report.variants.push(variant("own-port", &check, &[], None, &own, trial_limit));
+    let name = if own_port { "own-port" } else { "hardened" };
+    report.variants.push(variant(name, &check, &[], None, &own, trial_limit));
 
     if job.try_socket && own_port {
         if let Some(&port) = observed.bound_ports.first().or(port.as_ref()) {
@@ -125,7 +126,10 @@ fn harden(job: &HardenJob) -> HardenReport {
             candidates.extend(computed::candidates(&observed, &wrapper_calls, &job.denied_by_name, false));
             match socket_activated(&check, port, &candidates, trial_limit) {
                 Ok(variant) => report.variants.push(variant),
-                Err(why) => log(&format!("no socket-activated variant: {why}")),
+                Err(why) => {
+                    log(&format!("no socket-activated variant: {why}"));
+                    report.notes.push(format!("no socket-activated variant: {why}"));
+                }
             }
         }
     }
@@ -186,50 +190,70 @@ fn variant(
     limit: Duration,
 ) -> Variant {
     log(&format!("variant {name}: {} candidates", candidates.len()));
+    let started = Instant::now();
+    let mut trials = Trials { check, base, limit, count: 0 };
     let mut kept: Vec<Candidate> = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
-    try_set(check, base, candidates, &mut kept, &mut steps, limit);
+    trials.try_set(candidates, &mut kept, &mut steps);
     // Report in the order tried.
     steps.sort_by_key(|s| candidates.iter().position(|c| *c == s.candidate));
     let all: Vec<&Candidate> = kept.iter().collect();
-    let hardened = trial(check, base, &all, limit);
+    let hardened = trials.run(&all);
     log(&format!(
-        "variant {name}: kept {} of {}; the check under all kept: {}",
+        "variant {name}: kept {} of {} in {} trials, {:.0} s; the check under all kept: {}",
         kept.len(),
         candidates.len(),
+        trials.count,
+        started.elapsed().as_secs_f64(),
         if hardened.ok { "passes" } else { "FAILS" }
     ));
-    Variant { name: name.to_owned(), socket, steps, hardened: Some(hardened) }
+    Variant {
+        name: name.to_owned(),
+        socket,
+        steps,
+        hardened: Some(hardened),
+        trials: trials.count,
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }
 
-/// Whether the check passes with `set` added to what is kept: if so all
-/// of it is kept; if not, a single candidate is dropped with the failure as
-/// evidence and a larger set is tried in halves.
-fn try_set(
-    check: &ProgramCheck,
-    base: &[DropInLine],
-    set: &[Candidate],
-    kept: &mut Vec<Candidate>,
-    steps: &mut Vec<Step>,
+/// The check against one unit, counted.
+struct Trials<'a> {
+    check: &'a ProgramCheck,
+    base: &'a [DropInLine],
     limit: Duration,
-) {
-    if set.is_empty() {
-        return;
+    count: usize,
+}
+
+impl Trials<'_> {
+    /// The check with `candidates` as harden's drop-in.
+    fn run(&mut self, candidates: &[&Candidate]) -> Functional {
+        self.count += 1;
+        trial(self.check, self.base, candidates, self.limit)
     }
-    let with: Vec<&Candidate> = kept.iter().chain(set).collect();
-    let result = trial(check, base, &with, limit);
-    if result.ok {
-        for candidate in set {
-            steps.push(Step { candidate: candidate.clone(), kept: true, evidence: String::new() });
+
+    /// Whether the check passes with `set` added to what is kept: if so all
+    /// of it is kept; if not, a single candidate is dropped with the failure
+    /// as evidence and a larger set is tried in halves.
+    fn try_set(&mut self, set: &[Candidate], kept: &mut Vec<Candidate>, steps: &mut Vec<Step>) {
+        if set.is_empty() {
+            return;
         }
-        kept.extend(set.iter().cloned());
-    } else if let [candidate] = set {
-        log(&format!("dropped {}: {}", candidate.label, first_line(&result.detail)));
-        steps.push(Step { candidate: candidate.clone(), kept: false, evidence: result.detail });
-    } else {
-        let (left, right) = set.split_at(set.len() / 2);
-        try_set(check, base, left, kept, steps, limit);
-        try_set(check, base, right, kept, steps, limit);
+        let with: Vec<&Candidate> = kept.iter().chain(set).collect();
+        let result = self.run(&with);
+        if result.ok {
+            for candidate in set {
+                steps.push(Step { candidate: candidate.clone(), kept: true, evidence: String::new() });
+            }
+            kept.extend(set.iter().cloned());
+        } else if let [candidate] = set {
+            log(&format!("dropped {}: {}", candidate.label, first_line(&result.detail)));
+            steps.push(Step { candidate: candidate.clone(), kept: false, evidence: result.detail });
+        } else {
+            let (left, right) = set.split_at(set.len() / 2);
+            self.try_set(left, kept, steps);
+            self.try_set(right, kept, steps);
+        }
     }
 }
 
