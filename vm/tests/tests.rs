@@ -8,6 +8,8 @@ mod accel;
 mod fake;
 // Real guests under TCG: builds (or reuses) the bookworm image, minutes when cold.
 mod guest;
+// `harden` on the lab's Python example and lab step 0 (TCG, minutes each).
+mod harden;
 // The probe's host tests again inside the bookworm guest (kernel 6.1).
 mod probe_in_guest;
 // `sandkasten-vm bench` in a real guest (TCG, about a minute).

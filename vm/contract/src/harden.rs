@@ -114,6 +114,13 @@ pub struct Variant {
     /// Seconds the trials took.
     #[serde(default)]
     pub seconds: f64,
+    /// What the program did under its check in this variant (traced in
+    /// it: a program that takes its socket makes other calls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+    /// What this variant could not do as planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Variant {

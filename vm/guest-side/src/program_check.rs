@@ -32,6 +32,7 @@ pub fn run_with(
     serving: &mut dyn FnMut(&ProgramCheck),
 ) -> Functional {
     let started = Instant::now();
+    let since = format!("@{}", unix_seconds());
     let first = check.socket.as_deref().unwrap_or(&check.service);
     // Many starts in a row (harden's trials) must not meet the start limit.
     let _ = command("systemctl", &["reset-failed", &check.service], QUERY_TIMEOUT);
@@ -57,13 +58,39 @@ pub fn run_with(
             unit: check.service.clone(),
             check: label(check),
             ok: false,
-            detail: format!("{why}; {}", service_state(&check.service)),
+            detail: format!("{why}; {}", service_state(&check.service, &since)),
         },
     };
-    let mut stop = vec!["stop", check.service.as_str()];
-    stop.extend(check.socket.as_deref());
-    let _ = command("systemctl", &stop, QUERY_TIMEOUT);
+    stop(check);
     result
+}
+
+/// How long a stop may take before the unit is killed: a program whose
+/// sandbox dropped its client's packets (`IPAddressDeny=`) may wait for
+/// that client for good, and the next start would wait for the stop.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Stops the service and its socket, killing what does not stop in
+/// [`STOP_WAIT`], so that the next start of the unit finds it stopped.
+fn stop(check: &ProgramCheck) {
+    let mut units = vec![check.service.as_str()];
+    units.extend(check.socket.as_deref());
+    let mut args = vec!["stop"];
+    args.extend(&units);
+    let stopped = command("systemctl", &args, STOP_WAIT).is_ok_and(|out| out.status.success());
+    let down = || {
+        output(&["systemctl", "show", "-p", "ActiveState", "--value", &check.service])
+            .is_ok_and(|state| matches!(state.trim(), "inactive" | "failed"))
+    };
+    if !stopped || !down() {
+        let _ = command("systemctl", &["kill", "--signal=SIGKILL", &check.service], QUERY_TIMEOUT);
+        let _ = command("systemctl", &args, QUERY_TIMEOUT);
+    }
+}
+
+/// Seconds since the epoch, for `journalctl --since @SECONDS`.
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// How long a program that binds its own port may take to listen (an
@@ -123,14 +150,26 @@ fn run_command(check: &ProgramCheck, limit: Duration) -> Result<String, String> 
     }
 }
 
-/// What systemd says of the service, and its last journal lines: why a
-/// program that never served did not.
-pub(crate) fn service_state(service: &str) -> String {
+/// What systemd says of the service, and its last journal lines since
+/// `since` (this start's, not an earlier one's): why a program that never
+/// served did not.
+fn service_state(service: &str, since: &str) -> String {
     let state = output(&["systemctl", "show", "-p", "ActiveState,Result,ExecMainStatus", service])
         .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|e| e);
-    let journal = output(&["journalctl", "-u", service, "-n", JOURNAL_LINES, "-o", "cat", "--no-pager"])
-        .map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | "))
-        .unwrap_or_else(|e| e);
+    let journal = output(&[
+        "journalctl",
+        "-u",
+        service,
+        "--since",
+        since,
+        "-n",
+        JOURNAL_LINES,
+        "-o",
+        "cat",
+        "--no-pager",
+    ])
+    .map(|text| text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | "))
+    .unwrap_or_else(|e| e);
     format!("{service}: {state}; its journal: {journal}")
 }

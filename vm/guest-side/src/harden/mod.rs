@@ -94,18 +94,7 @@ fn harden(job: &HardenJob) -> HardenReport {
 
     log("the program under strace -f, against its check");
     match traced(&check) {
-        Ok(seen) => {
-            observed.syscalls = seen.syscalls.into_iter().collect();
-            observed.families = seen.families.into_iter().collect();
-            observed.bound_ports = seen.bound_ports.into_iter().collect();
-            observed.written = seen.written.into_iter().collect();
-            for program in seen.executed {
-                if !observed.executable.contains(&program) {
-                    observed.executable.push(program);
-                }
-            }
-            observed.executable.sort();
-        }
+        Ok(seen) => record(&mut observed, seen),
         Err(why) => report.failures.push(format!("the trace failed, nothing computed from it: {why}")),
     }
     let wrapper_calls = wrapper_calls().unwrap_or_else(|why| {
@@ -118,13 +107,18 @@ fn harden(job: &HardenJob) -> HardenReport {
     let mut own = job.candidates.clone();
     own.extend(computed::candidates(&observed, &wrapper_calls, &job.denied_by_name, own_port));
     let name = if own_port { "own-port" } else { "hardened" };
-    report.variants.push(variant(name, &check, &[], None, &own, trial_limit));
+    let mut own = variant(name, &check, &[], None, &own, trial_limit);
+    own.observed = Some(observed.clone());
+    report.variants.push(own);
 
     if job.try_socket && own_port {
         if let Some(&port) = observed.bound_ports.first().or(port.as_ref()) {
-            let mut candidates = job.candidates.clone();
-            candidates.extend(computed::candidates(&observed, &wrapper_calls, &job.denied_by_name, false));
-            match socket_activated(&check, port, &candidates, trial_limit) {
+            let candidates_for = |seen: &Observed| {
+                let mut candidates = job.candidates.clone();
+                candidates.extend(computed::candidates(seen, &wrapper_calls, &job.denied_by_name, false));
+                candidates
+            };
+            match socket_activated(&check, port, &observed, &candidates_for, trial_limit) {
                 Ok(variant) => report.variants.push(variant),
                 Err(why) => {
                     log(&format!("no socket-activated variant: {why}"));
@@ -137,13 +131,30 @@ fn harden(job: &HardenJob) -> HardenReport {
     report
 }
 
+/// What a trace adds to what was seen of the running unit.
+fn record(observed: &mut Observed, seen: trace::Trace) {
+    observed.syscalls = seen.syscalls.into_iter().collect();
+    observed.families = seen.families.into_iter().collect();
+    observed.bound_ports = seen.bound_ports.into_iter().collect();
+    observed.written = seen.written.into_iter().collect();
+    for program in seen.executed {
+        if !observed.executable.contains(&program) {
+            observed.executable.push(program);
+        }
+    }
+    observed.executable.sort();
+}
+
 /// The variant socket-activated on `port`: a socket unit of the service's
 /// name (systemd starts the service of the same name), the service in a
-/// private network. Err when the program does not take the socket.
+/// private network, traced again there (a program that takes its socket
+/// makes other calls than one that binds it), its candidates computed from
+/// that trace. Err when the program does not take the socket.
 fn socket_activated(
     check: &ProgramCheck,
     port: u16,
-    candidates: &[Candidate],
+    observed: &Observed,
+    candidates_for: &dyn Fn(&Observed) -> Vec<Candidate>,
     limit: Duration,
 ) -> Result<Variant, String> {
     let stem = check.service.trim_end_matches(".service");
@@ -172,10 +183,21 @@ fn socket_activated(
         let _ = output(&["systemctl", "daemon-reload"]);
         return Err(format!("in a private network with {name} it does not serve: {}", takes.detail));
     }
-    let mut variant = variant("socket-activated", &check, &base, Some((name, text)), candidates, limit);
+    // The drop-in of that trial (socket, private network) stays under the trace's.
+    log("the program under strace -f, socket-activated, against its check");
+    let mut seen = observed.clone();
+    let traced = traced(&check);
+    if let Ok(trace) = traced.clone() {
+        record(&mut seen, trace);
+    }
+    let candidates = candidates_for(&seen);
+    let mut variant = variant("socket-activated", &check, &base, Some((name, text)), &candidates, limit);
     let _ = std::fs::remove_file(&path);
     let _ = output(&["systemctl", "daemon-reload"]);
-    variant.name = "socket-activated".into();
+    if let Err(why) = traced {
+        variant.notes.push(format!("the socket-activated trace failed, the own-port trace was used: {why}"));
+    }
+    variant.observed = Some(seen);
     Ok(variant)
 }
 
@@ -214,6 +236,8 @@ fn variant(
         hardened: Some(hardened),
         trials: trials.count,
         seconds: started.elapsed().as_secs_f64(),
+        observed: None,
+        notes: Vec::new(),
     }
 }
 
