@@ -36,6 +36,10 @@ const COMPUTED: [&str; 7] = [
     "Environment=SANDKASTEN_LOCKDOWN=1",
 ];
 
+/// Lists that several lines merge (a union): a candidate resets the
+/// unit's own first, or a wider list of the unit's would stay in force.
+pub const RESET_FIRST: [&str; 3] = ["RestrictAddressFamilies", "SystemCallFilter", "SystemCallArchitectures"];
+
 /// Lines that only make sense beside another directive, carried with it:
 /// `/run` hidden, but systemd's notify and journal sockets bound back in.
 const COMPANIONS: [(&str, &str); 1] = [("TemporaryFileSystem=/run:ro", "BindReadOnlyPaths=")];
@@ -86,11 +90,14 @@ pub fn reference_candidates(reference: &Reference, maps: &[AblationMap]) -> (Vec
             }
             continue;
         }
-        candidates.push(Candidate {
-            label: directive.label.clone(),
-            comment,
-            lines: entries.iter().map(|(k, v)| DropInLine::service(format!("{k}={v}"))).collect(),
-        });
+        let mut lines: Vec<DropInLine> = Vec::new();
+        for (key, value) in &entries {
+            if RESET_FIRST.contains(key) {
+                lines.push(DropInLine::service(format!("{key}=")));
+            }
+            lines.push(DropInLine::service(format!("{key}={value}")));
+        }
+        candidates.push(Candidate { label: directive.label.clone(), comment, lines });
     }
     let denied = unit
         .entries("Service")
@@ -300,7 +307,7 @@ impl HardenOutcome {
     }
 
     /// Escapes per goal: the unit as given, then each variant.
-    fn before_after(&self) -> String {
+    pub fn before_after(&self) -> String {
         let Some(first) = self.audits.first() else { return String::new() };
         let mut goals: Vec<&str> = Vec::new();
         for row in &first.rows {
@@ -377,6 +384,117 @@ impl HardenOutcome {
         }
         text
     }
+}
+
+/// The markers of the worked examples in the lab guides.
+const EXAMPLES_START: &str = "<!-- harden examples: written by `sandkasten-vm lab --redraw` from units/lab/measured/harden-*.json, do not edit -->";
+const EXAMPLES_END: &str = "<!-- end of harden examples -->";
+
+/// Where the worked examples' outcomes are kept.
+pub fn examples_dir(lab_dir: &std::path::Path) -> std::path::PathBuf {
+    lab_dir.join("measured")
+}
+
+/// The committed outcomes of the worked examples (`harden-*.json`), by
+/// file name.
+pub fn committed_examples(lab_dir: &std::path::Path) -> Result<Vec<HardenOutcome>, String> {
+    let dir = examples_dir(lab_dir);
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("harden-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    let mut outcomes = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let read: Vec<HardenOutcome> =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        outcomes.extend(read);
+    }
+    Ok(outcomes)
+}
+
+/// The worked examples as code blocks, the same in every language.
+pub fn examples_block(outcomes: &[HardenOutcome]) -> String {
+    let mut out = String::new();
+    for outcome in outcomes {
+        let g = &outcome.harden.guest;
+        out += "```\n";
+        let _ =
+            writeln!(out, "harden {} on {} (systemd {}, {})", outcome.unit, g.release, g.systemd, g.accel);
+        for variant in &outcome.harden.variants {
+            let _ = writeln!(
+                out,
+                "{}: kept {} of {} candidates, {} trials of the check in {:.0} s",
+                variant.name,
+                variant.kept().count(),
+                variant.steps.len(),
+                variant.trials,
+                variant.seconds
+            );
+            for step in variant.steps.iter().filter(|s| !s.kept) {
+                let _ =
+                    writeln!(out, "  dropped {}: {}", step.candidate.label, short_evidence(&step.evidence));
+            }
+        }
+        out += &outcome.before_after();
+        out += "```\n";
+    }
+    out
+}
+
+/// A dropped candidate's evidence in a line: how the check failed, and
+/// the program's own last word in the journal when there is one.
+fn short_evidence(evidence: &str) -> String {
+    let (check, rest) = evidence.split_once("; ").unwrap_or((evidence, ""));
+    let check = check.split(" | ").next().unwrap_or(check).trim_start_matches("the check exited with ");
+    let said = rest
+        .split_once("its journal: ")
+        .map(|(_, journal)| journal.split(" | ").filter(|l| !is_systemds(l)).last().unwrap_or(""))
+        .unwrap_or("");
+    let text = if said.is_empty() { check.to_owned() } else { format!("{check} (journal: {said})") };
+    shorten(&text, 140)
+}
+
+/// Whether a journal line is systemd's about the unit, not the program's.
+fn is_systemds(line: &str) -> bool {
+    [
+        "Started ",
+        "Stopped ",
+        "Stopping ",
+        "Starting ",
+        "Deactivated",
+        "Scheduled restart",
+        "Failed ",
+        "Main process",
+    ]
+    .iter()
+    .any(|p| line.starts_with(p) || line.contains(&format!(".service: {p}")))
+}
+
+/// The lab guide `text` with its worked examples replaced by `block`.
+pub fn with_examples(text: &str, block: &str) -> Result<String, String> {
+    let start = text.find(EXAMPLES_START).ok_or("no harden examples marker")?;
+    let end = text.find(EXAMPLES_END).ok_or("no end of harden examples marker")?;
+    Ok(format!("{}{EXAMPLES_START}\n{block}{}", &text[..start], &text[end..]))
+}
+
+/// Rewrites the worked examples in both lab guides from the committed outcomes.
+pub fn write_examples(lab_dir: &std::path::Path) -> anyhow::Result<()> {
+    let block = examples_block(&committed_examples(lab_dir).map_err(anyhow::Error::msg)?);
+    for guide in ["README.md", "README.de.md"] {
+        let path = lab_dir.join(guide);
+        let text = std::fs::read_to_string(&path)?;
+        let written = with_examples(&text, &block).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        std::fs::write(&path, written)?;
+    }
+    Ok(())
 }
 
 /// Whether a candidate's label and a map's directive label name the same
@@ -502,6 +620,38 @@ mod tests {
         assert!(same_directive("TemporaryFileSystem=/var:ro", "TemporaryFileSystem=/var:ro"));
         assert!(!same_directive("TemporaryFileSystem=/srv:ro", "TemporaryFileSystem=/var:ro"));
         assert!(!same_directive("PrivateTmp=", "PrivateNetwork="));
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_worked_examples_in_the_lab_guides_are_the_committed_outcomes() {
+        let lab = crate::payload::workspace_root().join("units/lab");
+        let outcomes = committed_examples(&lab).unwrap();
+        assert!(!outcomes.is_empty(), "no units/lab/measured/harden-*.json");
+        let block = examples_block(&outcomes);
+        for guide in ["README.md", "README.de.md"] {
+            let text = std::fs::read_to_string(lab.join(guide)).unwrap();
+            assert_eq!(
+                text,
+                with_examples(&text, &block).unwrap(),
+                "units/lab/{guide}'s harden examples are stale: run `sandkasten-vm lab --redraw`"
+            );
+        }
+    }
+
+    #[test]
+    fn evidence_is_the_check_and_the_programs_last_word() {
+        let evidence = "the check exited with exit status: 1: ; web.service: Result=success; its journal: Started web.service - Web. | 127.0.0.1 - - code 404, message File not found | web.service: Deactivated successfully.";
+        assert_eq!(
+            short_evidence(evidence),
+            "exit status: 1:  (journal: 127.0.0.1 - - code 404, message File not found)"
+        );
+        let refused = "the check exited with exit status: 1: bash: connect: Connection refused | bash: line 1: x; web.service: Result=success; its journal: Started web.service - Web.";
+        assert_eq!(short_evidence(refused), "exit status: 1: bash: connect: Connection refused");
     }
 }
 

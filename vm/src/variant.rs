@@ -295,7 +295,10 @@ pub fn generate(
     // The probe's own complaints go to the journal, not into the verdicts.
     unit.set("Service", "StandardError", "journal");
     unit.set("Service", "OOMPolicy", "continue");
-    if unit.entries("Service").any(|(_, k, v)| k == "SystemCallFilter" && !v.starts_with('~')) {
+    if unit
+        .entries("Service")
+        .any(|(_, k, v)| k == "SystemCallFilter" && !v.is_empty() && !v.starts_with('~'))
+    {
         unit.append("Service", "SystemCallFilter", &probe.infra_calls);
     }
     for (key, value) in extra {

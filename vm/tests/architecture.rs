@@ -100,6 +100,7 @@ const LAYERS: [&[&str]; 5] = [
         "enforcement",
         "release_diff",
         "audit",
+        "harden",
         "lab",
         "bench",
         "reliability",

@@ -24,7 +24,8 @@ fn harden(unit: &str, args: &[&str], dir: &Path) -> (Option<i32>, String, Harden
     let out = sandkasten_vm(&all);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no outcome ({e}): {stdout}\n{stderr}"));
+    let text =
+        std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no outcome ({e}): {stdout}\n{stderr}"));
     let mut outcomes: Vec<HardenOutcome> = serde_json::from_str(&text).unwrap();
     (out.status.code(), stdout, outcomes.remove(0))
 }
@@ -69,11 +70,17 @@ fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() 
     assert!(srv.evidence.contains("404"), "the evidence is the program's own answer: {}", srv.evidence);
     assert!(dropped("PrivateNetwork=").is_some(), "a program that binds its own port needs its network");
 
-    let drop_in = std::fs::read_to_string(dir.path().join("python-http.service.d/50-sandkasten-harden.conf")).unwrap();
-    for line in ["DynamicUser=yes", "NoExecPaths=/ /tmp /var/tmp", "ExecPaths=", "RestrictAddressFamilies=AF_"] {
+    let drop_in =
+        std::fs::read_to_string(dir.path().join("python-http.service.d/50-sandkasten-harden.conf")).unwrap();
+    for line in
+        ["DynamicUser=yes", "NoExecPaths=/ /tmp /var/tmp", "ExecPaths=", "RestrictAddressFamilies=AF_"]
+    {
         assert!(drop_in.contains(line), "{line} missing:\n{drop_in}");
     }
-    assert!(drop_in.contains("sandkasten-lockdown /usr/bin/python3"), "the wrapper serves Python too:\n{drop_in}");
+    assert!(
+        drop_in.contains("sandkasten-lockdown /usr/bin/python3"),
+        "the wrapper serves Python too:\n{drop_in}"
+    );
     assert_commented(&drop_in);
 
     // The audit of both in one guest: the hardened unit's real program
@@ -83,7 +90,8 @@ fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() 
     assert!(before.failures.is_empty() && after.failures.is_empty(), "{stdout}");
     let (was, left) = (escaped(&outcome, 0), escaped(&outcome, 1));
     assert!(left * 4 < was, "{was} escapes as given, {left} hardened:\n{stdout}");
-    let explained = stdout.lines().filter(|l| l.starts_with("  ") && l.contains(" (") && l.contains("): ")).count();
+    let explained =
+        stdout.lines().filter(|l| l.starts_with("  ") && l.contains(" (") && l.contains("): ")).count();
     assert_eq!(explained, left, "one explanation per escape left:\n{stdout}");
     assert!(stdout.contains("escapes per goal"), "{stdout}");
 }
@@ -106,5 +114,8 @@ fn harden_rediscovers_the_reference_sandbox_for_lab_step_0() {
     assert!(variant.kept().any(|c| c.label == "PrivateNetwork="), "{stdout}");
     assert_eq!(escaped(&outcome, socket + 1), 0, "{stdout}");
     assert!(dir.path().join("socket-activated/sandkasten-lab0.socket").is_file());
-    assert!(dir.path().join("socket-activated/sandkasten-lab0.service.d/50-sandkasten-harden.conf").is_file());
+    assert!(dir
+        .path()
+        .join("socket-activated/sandkasten-lab0.service.d/50-sandkasten-harden.conf")
+        .is_file());
 }

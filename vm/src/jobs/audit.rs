@@ -90,6 +90,8 @@ pub fn redraw_lab() -> anyhow::Result<bool> {
     let dir = payload::workspace_root().join("units/lab");
     lab::write_readme_table(&dir)?;
     eprintln!("sandkasten-vm: wrote the table in {}", dir.join("README.md").display());
+    crate::harden::write_examples(&dir)?;
+    eprintln!("sandkasten-vm: wrote the harden examples in the lab guides");
     Ok(true)
 }
 

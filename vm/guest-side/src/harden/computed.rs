@@ -52,7 +52,11 @@ pub fn candidates(
         out.push(Candidate {
             label: "RestrictAddressFamilies= (traced)".into(),
             comment: "socket(2) only for the address families the program opened under the check.".into(),
-            lines: vec![DropInLine::service(format!("RestrictAddressFamilies={families}"))],
+            // The unit's own list first reset: several lines are a union.
+            lines: vec![
+                DropInLine::service("RestrictAddressFamilies="),
+                DropInLine::service(format!("RestrictAddressFamilies={families}")),
+            ],
         });
         if !observed.bound_ports.is_empty() {
             let ports: Vec<String> = observed.bound_ports.iter().map(u16::to_string).collect();
@@ -86,8 +90,10 @@ pub fn candidates(
                  EPERM. A code path the check does not reach may need more: trace it the same way.",
                 observed.syscalls.len()
             ),
+            // The unit's own lists first reset: allow-lists are a union.
             lines: vec![
                 DropInLine::service("SystemCallErrorNumber=EPERM"),
+                DropInLine::service("SystemCallFilter="),
                 DropInLine::service(format!("SystemCallFilter={}", calls.join(" "))),
             ],
         });
@@ -197,10 +203,12 @@ mod tests {
                 "ReadWritePaths=/srv/data",
                 "NoExecPaths=/ /tmp /var/tmp",
                 "ExecPaths=/usr/bin/python3.11 /usr/lib/x86_64-linux-gnu/libc.so.6",
+                "RestrictAddressFamilies=",
                 "RestrictAddressFamilies=AF_INET6",
                 "SocketBindAllow=8000",
                 "SocketBindDeny=any",
                 "SystemCallErrorNumber=EPERM",
+                "SystemCallFilter=",
                 "SystemCallFilter=accept4 clone clone3 connect read seccomp",
                 "SystemCallFilter=~shutdown",
                 "MemoryMax=64M",

@@ -318,16 +318,18 @@ fn remove_drop_in(service: &str, name: &str) {
 
 /// The unit once more with its program under `strace -f`, its trace read
 /// after the check. The unit's sandbox stays but for what stops a tracer:
-/// its system-call filter (ptrace), its `ExecPaths=` (strace itself), the
-/// watchdog (a traced program is slow), and who may notify (strace is the
-/// main process).
+/// its system-call filter (ptrace), its `ExecPaths=` (strace itself) and
+/// the watchdog (a traced program is slow). `-D` keeps the program the
+/// unit's main process (strace traces from a grandchild): `LISTEN_PID` is
+/// the main process's, and a program that checks it takes its socket only
+/// then.
 fn traced(check: &ProgramCheck) -> Result<trace::Trace, String> {
     let start = output(&["systemctl", "show", "-p", "ExecStart", "--value", &check.service])?;
     let argv = exec_start_argv(&start)
         .ok_or_else(|| format!("cannot read ExecStart= of {}: {start}", check.service))?;
     let file = format!("{WORK}/trace.txt");
     let drop_in = format!(
-        "[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=\nExecStart=/usr/bin/strace -f -qq -s 256 -e signal=none {}\n\
+        "[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=\nExecStart=/usr/bin/strace -D -f -qq -s 256 -e signal=none {}\n\
          StandardError=truncate:{file}\nSystemCallFilter=\nNoExecPaths=\nExecPaths=\nWatchdogSec=0\nNotifyAccess=all\n",
         argv
     );
