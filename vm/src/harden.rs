@@ -365,18 +365,25 @@ impl HardenOutcome {
                 );
             }
         }
-        let known: Vec<&&String> = named
+        let (kept, other): (Vec<&&String>, Vec<&&String>) = named
             .iter()
-            .filter(|d| variant.steps.iter().any(|s| same_directive(&s.candidate.label, d)))
-            .collect();
-        if known.is_empty() {
+            .partition(|d| variant.steps.iter().any(|s| s.kept && same_directive(&s.candidate.label, d)));
+        if kept.is_empty() {
             return format!("{} (measured in {}): not among harden's candidates", fix.advice(), fix.unit);
         }
-        let mut text = format!(
-            "{} hold(s) it in {}, and harden kept it, but not in this unit on its own",
-            named.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-            fix.unit
+        let list = |ds: &[&&String]| ds.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        let mut text = if fix.alone.is_empty() {
+            format!("in {} any one of {} holds it", fix.unit, list(&named.iter().collect::<Vec<_>>()))
+        } else {
+            format!("in {} {} holds it", fix.unit, list(&named.iter().collect::<Vec<_>>()))
+        };
+        text += &format!(
+            "; harden kept {}, narrowed to what this program does, and that does not hold it here",
+            list(&kept)
         );
+        if !other.is_empty() {
+            text += &format!("; {} not among harden's candidates (sandkasten's own)", list(&other));
+        }
         if let Some(name) = interpreter {
             if row.goal == "run-unshipped-code" {
                 text += &format!(" ({name} runs code given to it as text)");
@@ -652,6 +659,81 @@ mod example_tests {
         );
         let refused = "the check exited with exit status: 1: bash: connect: Connection refused | bash: line 1: x; web.service: Result=success; its journal: Started web.service - Web.";
         assert_eq!(short_evidence(refused), "exit status: 1: bash: connect: Connection refused");
+    }
+}
+
+#[cfg(test)]
+mod why_tests {
+    use super::*;
+    use crate::audit::{Fix, Row};
+    use crate::contract::harden::{Observed, Step};
+
+    fn step(label: &str, kept: bool, evidence: &str) -> Step {
+        Step {
+            candidate: Candidate { label: label.into(), ..Candidate::default() },
+            kept,
+            evidence: evidence.into(),
+        }
+    }
+
+    fn row(attempt: &str, goal: &str, fix: Option<Fix>) -> Row {
+        Row {
+            attempt: attempt.into(),
+            goal: goal.into(),
+            verdict: Finding::Escaped,
+            detail: String::new(),
+            fix,
+        }
+    }
+
+    /// Each escape left names its cause from what was measured: the
+    /// directive harden had to drop and the failure that made it, a kept
+    /// directive that does not hold it in this program's unit, or the
+    /// interpreter's nature where no directive is known to hold it.
+    #[test]
+    fn every_escape_left_gets_the_reason_that_was_measured() {
+        let outcome = HardenOutcome {
+            harden: HardenReport {
+                observed: Observed { executable: vec!["/usr/bin/python3.11".into()], ..Observed::default() },
+                ..HardenReport::default()
+            },
+            ..HardenOutcome::default()
+        };
+        let variant = Variant {
+            steps: vec![
+                step("PrivateNetwork=", false, "Connection refused"),
+                step("SystemCallFilter= (allow-list)", true, ""),
+            ],
+            ..Variant::default()
+        };
+        let fix = |alone: &[&str], any: &[&str]| Fix {
+            unit: "sandkasten-http.service".into(),
+            alone: alone.iter().map(|s| (*s).to_owned()).collect(),
+            any_of: any.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let dropped = outcome.why_left(
+            &variant,
+            &row("net.tcp-lan", "reach-host-network", Some(fix(&["PrivateNetwork="], &[]))),
+        );
+        assert!(dropped.starts_with("PrivateNetwork= would close it; harden dropped it"), "{dropped}");
+        assert!(dropped.ends_with("Connection refused"), "{dropped}");
+        let layered = outcome.why_left(
+            &variant,
+            &row(
+                "net.handover-fastopen",
+                "reach-host-network",
+                Some(fix(&[], &["SystemCallFilter= (allow-list)", "Mark= (socket)"])),
+            ),
+        );
+        assert!(
+            layered.contains("any one of SystemCallFilter= (allow-list), Mark= (socket) holds it"),
+            "{layered}"
+        );
+        assert!(layered.contains("Mark= (socket) not among harden's candidates"), "{layered}");
+        let interpreted = outcome.why_left(&variant, &row("code.interpreter", "run-unshipped-code", None));
+        assert!(interpreted.starts_with("by nature of the program: python3.11 runs code"), "{interpreted}");
+        let unknown = outcome.why_left(&variant, &row("res.disk", "exhaust-resources", None));
+        assert!(unknown.starts_with("no directive closes it"), "{unknown}");
     }
 }
 

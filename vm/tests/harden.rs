@@ -90,9 +90,10 @@ fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() 
     assert!(before.failures.is_empty() && after.failures.is_empty(), "{stdout}");
     let (was, left) = (escaped(&outcome, 0), escaped(&outcome, 1));
     assert!(left * 4 < was, "{was} escapes as given, {left} hardened:\n{stdout}");
-    let explained =
-        stdout.lines().filter(|l| l.starts_with("  ") && l.contains(" (") && l.contains("): ")).count();
-    assert_eq!(explained, left, "one explanation per escape left:\n{stdout}");
+    for row in after.rows.iter().filter(|r| r.verdict == Finding::Escaped) {
+        let line = format!("  {} ({}): ", row.attempt, row.goal);
+        assert!(stdout.contains(&line), "{} escaped and is not explained:\n{stdout}", row.attempt);
+    }
     assert!(stdout.contains("escapes per goal"), "{stdout}");
 }
 

@@ -98,18 +98,33 @@ pub fn candidates(
             ],
         });
     }
-    let denied: Vec<&String> = denied_by_name.iter().filter(|c| !observed.syscalls.contains(c)).collect();
-    if !denied.is_empty() {
+    // The reference units' deny-list: what the program never called in one
+    // candidate, each call it did make in one of its own (a server may make
+    // a call it does not need: hyper's shutdown fails with EPERM in the
+    // reference units, and the server serves on).
+    let (called, never): (Vec<&String>, Vec<&String>) =
+        denied_by_name.iter().partition(|c| observed.syscalls.contains(c));
+    if !never.is_empty() {
         out.push(Candidate {
             label: "SystemCallFilter=~ (deny-list)".into(),
             comment: "Denied by name should anyone widen the list: what the reference units deny \
-                      (io_uring, userfaultfd, keyrings, re-aiming a socket, running written code), less \
-                      what the program was seen to call."
+                      (io_uring, userfaultfd, keyrings, re-aiming a socket, running written code) and \
+                      the program never called."
                 .into(),
             lines: vec![DropInLine::service(format!(
                 "SystemCallFilter=~{}",
-                denied.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
+                never.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
             ))],
+        });
+    }
+    for call in called {
+        out.push(Candidate {
+            label: format!("SystemCallFilter=~{call}"),
+            comment: format!(
+                "{call} is denied in the reference units; the program called it under the check and \
+                 serves without it."
+            ),
+            lines: vec![DropInLine::service(format!("SystemCallFilter=~{call}"))],
         });
     }
     if let Some(peak) = observed.memory_peak {
@@ -211,10 +226,11 @@ mod tests {
                 "SystemCallFilter=",
                 "SystemCallFilter=accept4 clone clone3 connect read seccomp",
                 "SystemCallFilter=~shutdown",
+                "SystemCallFilter=~connect",
                 "MemoryMax=64M",
                 "TasksMax=16",
             ],
-            "/tmp is private anyway; a call the program makes is never denied by name"
+            "/tmp is private anyway; a call the program makes is a candidate of its own"
         );
         let socket_activated = entries(&candidates(&observed, &[], &denied, false));
         assert!(!socket_activated
