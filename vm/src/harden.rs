@@ -460,7 +460,12 @@ pub fn examples_block(outcomes: &[HardenOutcome]) -> String {
 /// the program's own last word in the journal when there is one.
 fn short_evidence(evidence: &str) -> String {
     let (check, rest) = evidence.split_once("; ").unwrap_or((evidence, ""));
-    let check = check.split(" | ").next().unwrap_or(check).trim_start_matches("the check exited with ");
+    // A check that timed out is named by its whole command line: say only that.
+    let check = match check.find(": no answer in ") {
+        Some(at) => &check[at + 2..],
+        None => check.split(" | ").next().unwrap_or(check).trim_start_matches("the check exited with "),
+    };
+    let check = check.trim_end_matches([':', ' ']);
     let said = rest
         .split_once("its journal: ")
         .map(|(_, journal)| journal.split(" | ").filter(|l| !is_systemds(l)).last().unwrap_or(""))
@@ -655,8 +660,10 @@ mod example_tests {
         let evidence = "the check exited with exit status: 1: ; web.service: Result=success; its journal: Started web.service - Web. | 127.0.0.1 - - code 404, message File not found | web.service: Deactivated successfully.";
         assert_eq!(
             short_evidence(evidence),
-            "exit status: 1:  (journal: 127.0.0.1 - - code 404, message File not found)"
+            "exit status: 1 (journal: 127.0.0.1 - - code 404, message File not found)"
         );
+        let silent = "bash -c exec 3<>/dev/tcp/127.0.0.1/$PORT | grep x: no answer in 10 s; web.service: Result=success";
+        assert_eq!(short_evidence(silent), "no answer in 10 s");
         let refused = "the check exited with exit status: 1: bash: connect: Connection refused | bash: line 1: x; web.service: Result=success; its journal: Started web.service - Web.";
         assert_eq!(short_evidence(refused), "exit status: 1: bash: connect: Connection refused");
     }

@@ -109,8 +109,9 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
     for &release in &opts.releases {
         eprintln!("sandkasten-vm: harden [1/2] {release:?}: the program as given, traced, then each candidate against the check");
         let run = run_plan(&opts, release, dir.path(), "harden")?;
-        let report: HardenReport =
+        let mut report: HardenReport =
             guest_report(run.result(), run.status, |r: &mut HardenReport| &mut r.failures)?;
+        report.guest.accel = run.accel.to_string();
         let mut outcome =
             HardenOutcome { unit: original.reference.name.clone(), harden: report, audits: Vec::new() };
         let serving: Vec<&Variant> =
