@@ -34,8 +34,12 @@ pub struct HardenJob {
     /// program was seen to make are left out.
     pub denied_by_name: Vec<String>,
     /// Also try the program socket-activated in a private network, on the
-    /// port it binds itself (`NAME-sandkasten.socket`).
+    /// port it binds itself (`NAME.socket`).
     pub try_socket: bool,
+    /// The unit's `ExecStart=` as written (prefixes and quoting kept), for
+    /// the trace to run under strace.
+    #[serde(default)]
+    pub exec_start: String,
 }
 
 /// One directive (or a few lines that only work together) to try.

@@ -85,6 +85,7 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
         candidates,
         denied_by_name,
         try_socket: !request.no_socket,
+        exec_start: original.reference.service.get("Service", "ExecStart").unwrap_or_default().to_owned(),
     });
     let mut opts = opts.clone();
     if !opts.packages.iter().any(|p| p == "strace") {

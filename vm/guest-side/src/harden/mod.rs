@@ -93,7 +93,7 @@ fn harden(job: &HardenJob) -> HardenReport {
     let trial_limit = (served_after * 3).max(Duration::from_secs(10));
 
     log("the program under strace -f, against its check");
-    match traced(&check) {
+    match traced(&check, &job.exec_start) {
         Ok(seen) => record(&mut observed, seen),
         Err(why) => report.failures.push(format!("the trace failed, nothing computed from it: {why}")),
     }
@@ -118,7 +118,7 @@ fn harden(job: &HardenJob) -> HardenReport {
                 candidates.extend(computed::candidates(seen, &wrapper_calls, &job.denied_by_name, false));
                 candidates
             };
-            match socket_activated(&check, port, &observed, &candidates_for, trial_limit) {
+            match socket_activated(&check, &job.exec_start, port, &observed, &candidates_for, trial_limit) {
                 Ok(variant) => report.variants.push(variant),
                 Err(why) => {
                     log(&format!("no socket-activated variant: {why}"));
@@ -152,6 +152,7 @@ fn record(observed: &mut Observed, seen: trace::Trace) {
 /// that trace. Err when the program does not take the socket.
 fn socket_activated(
     check: &ProgramCheck,
+    exec_start: &str,
     port: u16,
     observed: &Observed,
     candidates_for: &dyn Fn(&Observed) -> Vec<Candidate>,
@@ -186,7 +187,7 @@ fn socket_activated(
     // The drop-in of that trial (socket, private network) stays under the trace's.
     log("the program under strace -f, socket-activated, against its check");
     let mut seen = observed.clone();
-    let traced = traced(&check);
+    let traced = traced(&check, exec_start);
     if let Ok(trace) = traced.clone() {
         record(&mut seen, trace);
     }
@@ -323,15 +324,12 @@ fn remove_drop_in(service: &str, name: &str) {
 /// unit's main process (strace traces from a grandchild): `LISTEN_PID` is
 /// the main process's, and a program that checks it takes its socket only
 /// then.
-fn traced(check: &ProgramCheck) -> Result<trace::Trace, String> {
-    let start = output(&["systemctl", "show", "-p", "ExecStart", "--value", &check.service])?;
-    let argv = exec_start_argv(&start)
-        .ok_or_else(|| format!("cannot read ExecStart= of {}: {start}", check.service))?;
+fn traced(check: &ProgramCheck, exec_start: &str) -> Result<trace::Trace, String> {
     let file = format!("{WORK}/trace.txt");
     let drop_in = format!(
-        "[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=\nExecStart=/usr/bin/strace -D -f -qq -s 256 -e signal=none {}\n\
+        "[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=\nExecStart={}\n\
          StandardError=truncate:{file}\nSystemCallFilter=\nNoExecPaths=\nExecPaths=\nWatchdogSec=0\nNotifyAccess=all\n",
-        argv
+        under_strace(exec_start)?
     );
     write_drop_in(&check.service, TRACE_DROP_IN, &drop_in)?;
     let result = run_with(check, FIRST_LIMIT, FIRST_LIMIT, &mut |_| {});
@@ -347,13 +345,16 @@ fn traced(check: &ProgramCheck) -> Result<trace::Trace, String> {
     Ok(seen)
 }
 
-/// `argv[]=/usr/bin/python3 -m http.server ...` from `systemctl show -p
-/// ExecStart --value`: the command line systemd runs (its prefixes already
-/// applied), as words for strace. One command only.
-fn exec_start_argv(show: &str) -> Option<String> {
-    let (_, rest) = show.split_once("argv[]=")?;
-    let (argv, _) = rest.split_once(" ;")?;
-    (!argv.trim().is_empty()).then(|| argv.trim().to_owned())
+/// `ExecStart=` as written, with strace in front of the command and behind
+/// its prefixes (`-`, `:`, `+`, `!`), its words and quoting untouched. An `@`
+/// prefix (argv[0] named apart) cannot take a program in front.
+fn under_strace(exec_start: &str) -> Result<String, String> {
+    let command = exec_start.trim_start_matches(['-', ':', '+', '!', '@']);
+    let prefix = &exec_start[..exec_start.len() - command.len()];
+    if prefix.contains('@') || command.trim().is_empty() {
+        return Err(format!("ExecStart={exec_start} cannot run under strace (an @ prefix, or no command)"));
+    }
+    Ok(format!("{prefix}/usr/bin/strace -D -f -qq -s 256 -e signal=none {command}"))
 }
 
 /// The lockdown wrapper's own system calls (it runs before the program,
@@ -374,9 +375,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_command_line_is_read_from_systemds_own_words() {
-        let show = "{ path=/usr/bin/python3 ; argv[]=/usr/bin/python3 -m http.server 8000 ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }";
-        assert_eq!(exec_start_argv(show).as_deref(), Some("/usr/bin/python3 -m http.server 8000"));
-        assert_eq!(exec_start_argv(""), None);
+    fn strace_goes_in_front_of_the_command_behind_its_prefixes() {
+        assert_eq!(
+            under_strace("-/usr/sbin/nginx -g 'daemon on; master_process on;'").unwrap(),
+            "-/usr/bin/strace -D -f -qq -s 256 -e signal=none /usr/sbin/nginx -g 'daemon on; master_process on;'"
+        );
+        assert!(under_strace("@/bin/a b").unwrap_err().contains("an @ prefix"));
     }
 }
