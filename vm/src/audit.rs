@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::AblationMap;
+use crate::contract::harden::exec_prefix;
+use crate::contract::paths::{self, LOCKDOWN_WRAPPER};
 use crate::contract::{answer, Functional, GuestInfo, Plan, ProgramCheck, VerdictKind};
 use crate::enforcement::EnforcementReport;
 use crate::error::{Error, IoContext};
@@ -93,8 +95,7 @@ pub fn programs(unit: &UnitFile) -> Vec<String> {
     unit.entries("Service")
         .filter(|(_, k, _)| k.starts_with("Exec") && !k.ends_with("Paths"))
         .filter_map(|(_, _, v)| {
-            // Prefixes: @ - : + ! (systemd.service(5), "special executable prefixes").
-            let program = v.split_whitespace().next()?.trim_start_matches(['@', '-', ':', '+', '!']);
+            let program = exec_prefix(v).1.split_whitespace().next()?;
             program.starts_with('/').then(|| program.to_owned())
         })
         .collect()
@@ -105,20 +106,11 @@ pub fn programs(unit: &UnitFile) -> Vec<String> {
 /// libraries it links.
 pub fn probe_exec_paths(unit: &UnitFile) -> Option<String> {
     unit.entries("Service").any(|(_, k, _)| k == "NoExecPaths").then(|| {
-        let mut paths = vec![crate::contract::paths::PROBE.to_owned()];
-        paths.extend(PROBE_LIBRARIES.iter().map(|l| format!("-{l}")));
+        let mut paths = vec![paths::PROBE.to_owned()];
+        paths.extend(paths::BINARY_LIBRARIES.iter().map(|l| format!("-{l}")));
         paths.join(" ")
     })
 }
-
-/// The libraries the probe links (the reference units list the same for
-/// the servers).
-const PROBE_LIBRARIES: [&str; 4] = [
-    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-    "/usr/lib/x86_64-linux-gnu/libc.so.6",
-    "/usr/lib/x86_64-linux-gnu/libm.so.6",
-    "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
-];
 
 /// The plan: the root control, then each audited unit, every attempt in
 /// each; the guest scores each unit as installed.
@@ -384,10 +376,9 @@ impl Fix {
 /// The lockdown's directive in the ablation maps: an environment variable
 /// only sandkasten's servers (and the probe in their place) read.
 const LOCKDOWN: &str = "Environment=SANDKASTEN_LOCKDOWN=1";
-/// The same lockdown for any program, as the package installs it.
-const LOCKDOWN_WRAPPER: &str = "/usr/libexec/sandkasten/sandkasten-lockdown";
 
-fn shorten(text: &str, max: usize) -> String {
+/// `text` on one line, cut to `max` characters with an ellipsis.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     let one_line = text.replace('\n', " ");
     if one_line.chars().count() <= max {
         return one_line;

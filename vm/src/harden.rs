@@ -17,8 +17,9 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::AblationMap;
-use crate::audit::{AuditReport, Finding};
-use crate::contract::harden::{Candidate, DropInLine, HardenReport, Variant, LOCKDOWN_WRAPPER};
+use crate::audit::{shorten, AuditReport, Finding};
+use crate::contract::harden::{exec_prefix, Candidate, DropInLine, HardenReport, Variant, LOCKDOWN_WRAPPER};
+use crate::contract::paths::BINARY_LIBRARIES;
 use crate::passes::Reference;
 use crate::variant::{directives, Line, UnitFile};
 
@@ -43,14 +44,6 @@ pub const RESET_FIRST: [&str; 3] = ["RestrictAddressFamilies", "SystemCallFilter
 /// Lines that only make sense beside another directive, carried with it:
 /// `/run` hidden, but systemd's notify and journal sockets bound back in.
 const COMPANIONS: [(&str, &str); 1] = [("TemporaryFileSystem=/run:ro", "BindReadOnlyPaths=")];
-
-/// The libraries the lockdown wrapper links (as every sandkasten binary).
-const WRAPPER_LIBRARIES: [&str; 4] = [
-    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-    "/usr/lib/x86_64-linux-gnu/libc.so.6",
-    "/usr/lib/x86_64-linux-gnu/libm.so.6",
-    "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
-];
 
 /// The reference sandbox as candidates: each directive of `reference`
 /// that some map measured to hold an attempt, a multi-path
@@ -152,12 +145,11 @@ pub fn lockdown_candidate(service: &UnitFile) -> Option<Candidate> {
     let starts: Vec<&str> =
         service.entries("Service").filter(|(_, k, _)| *k == "ExecStart").map(|(_, _, v)| v).collect();
     let [start] = starts.as_slice() else { return None };
-    let command = start.trim_start_matches(['-', ':', '+', '!']);
-    let prefix = &start[..start.len() - command.len()];
-    if start.starts_with('@') || prefix.contains('+') || command.is_empty() {
+    let (prefix, command) = exec_prefix(start);
+    if prefix.contains(['@', '+']) || command.is_empty() {
         return None;
     }
-    let libraries: Vec<String> = WRAPPER_LIBRARIES.iter().map(|l| format!("-{l}")).collect();
+    let libraries: Vec<String> = BINARY_LIBRARIES.iter().map(|l| format!("-{l}")).collect();
     Some(Candidate {
         label: "sandkasten-lockdown (ExecStart=)".into(),
         comment: format!(
@@ -201,8 +193,7 @@ pub fn hardened(original: &Reference, variant: &Variant, name: &str) -> Result<R
     let socket = match &variant.socket {
         Some((_, text)) => {
             let renamed = format!("{stem}.socket");
-            lines.push(DropInLine { section: "Unit".into(), entry: format!("Requires={renamed}") });
-            lines.push(DropInLine { section: "Unit".into(), entry: format!("After={renamed}") });
+            lines.extend(DropInLine::with_socket(&renamed));
             Some((renamed, UnitFile::parse(text)?))
         }
         None => None,
@@ -518,14 +509,6 @@ fn same_directive(candidate: &str, map_label: &str) -> bool {
     }
     let key = |label: &str| label.split(['=', ' ']).next().unwrap_or("").to_owned();
     candidate == map_label || (key(candidate) == key(map_label) && !map_label.contains(':'))
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let cut: String = text.chars().take(max).collect();
-    format!("{cut}…")
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 
 use std::fmt::Write as _;
 
-use crate::contract::harden::LOCKDOWN_WRAPPER;
+use crate::contract::harden::{exec_prefix, LOCKDOWN_WRAPPER};
 use crate::contract::Pass;
 
 /// One line of a unit file.
@@ -282,7 +282,7 @@ pub fn generate(
     // with what it installs, as the program would.
     let wrapper = unit
         .get("Service", "ExecStart")
-        .map(|start| start.trim_start_matches(['-', ':', '+', '!']))
+        .map(|start| exec_prefix(start).1)
         .filter(|command| command.split_whitespace().next() == Some(LOCKDOWN_WRAPPER))
         .map_or(String::new(), |_| format!("{LOCKDOWN_WRAPPER} "));
     unit.set(

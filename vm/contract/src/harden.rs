@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Functional, GuestInfo, ProgramCheck};
 
-/// Where the lockdown wrapper is installed (the package's
-/// `sandkasten-lockdown`).
-pub const LOCKDOWN_WRAPPER: &str = "/usr/libexec/sandkasten/sandkasten-lockdown";
+pub use crate::paths::LOCKDOWN_WRAPPER;
 
 /// The file name of the drop-in harden writes (`UNIT.d/NAME`).
 pub const DROP_IN: &str = "50-sandkasten-harden.conf";
@@ -67,6 +65,21 @@ impl DropInLine {
     pub fn service(entry: impl Into<String>) -> DropInLine {
         DropInLine { section: "Service".into(), entry: entry.into() }
     }
+
+    /// The `[Unit]` lines that start `socket` with the service and before it.
+    pub fn with_socket(socket: &str) -> Vec<DropInLine> {
+        ["Requires", "After"]
+            .iter()
+            .map(|key| DropInLine { section: "Unit".into(), entry: format!("{key}={socket}") })
+            .collect()
+    }
+}
+
+/// An `ExecStart=` value split into its special executable prefixes
+/// (`@`, `-`, `:`, `+`, `!`: systemd.service(5)) and the command line.
+pub fn exec_prefix(start: &str) -> (&str, &str) {
+    let command = start.trim_start_matches(['@', '-', ':', '+', '!']);
+    (&start[..start.len() - command.len()], command)
 }
 
 /// What the program did under its check, traced in the guest.
@@ -225,6 +238,16 @@ mod tests {
         };
         let kept: Vec<&str> = variant.kept().map(|c| c.label.as_str()).collect();
         assert_eq!(kept, ["A=", "C="]);
+    }
+
+    #[test]
+    fn prefixes_are_split_from_the_command() {
+        assert_eq!(exec_prefix("-!/usr/bin/a -x"), ("-!", "/usr/bin/a -x"));
+        assert_eq!(exec_prefix("/usr/bin/a"), ("", "/usr/bin/a"));
+        let lines = DropInLine::with_socket("web.socket");
+        let entries: Vec<&str> = lines.iter().map(|l| l.entry.as_str()).collect();
+        assert_eq!(entries, ["Requires=web.socket", "After=web.socket"]);
+        assert!(lines.iter().all(|l| l.section == "Unit"));
     }
 
     #[test]

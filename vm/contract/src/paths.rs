@@ -9,6 +9,17 @@ pub const CANARY_STATE: &str = "/etc/sandkasten-probe/canary.json";
 pub const CANARY_UNIX_DIR: &str = "/var/lib/sandkasten-probe";
 /// The probe as installed.
 pub const PROBE: &str = "/usr/libexec/sandkasten/sandkasten-probe";
+/// The lockdown wrapper as installed (the package's `sandkasten-lockdown`).
+pub const LOCKDOWN_WRAPPER: &str = "/usr/libexec/sandkasten/sandkasten-lockdown";
+/// The C libraries every sandkasten binary links (the probe, the wrapper,
+/// the servers: the reference units' `ExecPaths=` list the same), Debian's
+/// paths on x86-64.
+pub const BINARY_LIBRARIES: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+    "/usr/lib/x86_64-linux-gnu/libm.so.6",
+    "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
+];
 /// The content the servers serve (fs.write-content's target).
 pub const CONTENT_DIR: &str = "/usr/share/sandkasten/www";
 /// The guest directory the probe passes' output files live in.

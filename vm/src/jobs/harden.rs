@@ -180,8 +180,7 @@ fn write_variant(
         .with_context(|| format!("cannot create {}", drop_in_dir.display()))?;
     let mut base = Vec::new();
     if let Some((socket, text)) = &variant.socket {
-        base.push(DropInLine { section: "Unit".into(), entry: format!("Requires={socket}") });
-        base.push(DropInLine { section: "Unit".into(), entry: format!("After={socket}") });
+        base = DropInLine::with_socket(socket);
         let path = dir.join(socket);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("sandkasten-vm: wrote {}", path.display());

@@ -19,8 +19,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sandkasten_vm_contract::harden::{
-    render_drop_in, Candidate, DropInLine, HardenJob, HardenReport, Observed, Step, Variant, DROP_IN,
-    LOCKDOWN_WRAPPER,
+    exec_prefix, render_drop_in, Candidate, DropInLine, HardenJob, HardenReport, Observed, Step, Variant,
+    DROP_IN, LOCKDOWN_WRAPPER,
 };
 use sandkasten_vm_contract::{Functional, ProgramCheck};
 
@@ -168,10 +168,7 @@ fn socket_activated(
     let path = Path::new("/run/systemd/system").join(&name);
     std::fs::write(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let check = ProgramCheck { socket: Some(name.clone()), port: Some(port), ..check.clone() };
-    let base = vec![
-        DropInLine { section: "Unit".into(), entry: format!("Requires={name}") },
-        DropInLine { section: "Unit".into(), entry: format!("After={name}") },
-    ];
+    let base = DropInLine::with_socket(&name);
     let private = Candidate {
         label: "PrivateNetwork=".into(),
         comment: String::new(),
@@ -349,8 +346,7 @@ fn traced(check: &ProgramCheck, exec_start: &str) -> Result<trace::Trace, String
 /// its prefixes (`-`, `:`, `+`, `!`), its words and quoting untouched. An `@`
 /// prefix (argv[0] named apart) cannot take a program in front.
 fn under_strace(exec_start: &str) -> Result<String, String> {
-    let command = exec_start.trim_start_matches(['-', ':', '+', '!', '@']);
-    let prefix = &exec_start[..exec_start.len() - command.len()];
+    let (prefix, command) = exec_prefix(exec_start);
     if prefix.contains('@') || command.trim().is_empty() {
         return Err(format!("ExecStart={exec_start} cannot run under strace (an @ prefix, or no command)"));
     }
