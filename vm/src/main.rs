@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sandkasten_vm::guest::print_progress;
-use sandkasten_vm::jobs::{self, AuditRequest, BenchSettings, ExecRequest, HardenRequest, RunOptions};
+use sandkasten_vm::jobs::{
+    self, AuditRequest, BenchSettings, ExecRequest, HardenRequest, RunOptions, YourUnit,
+};
 use sandkasten_vm::payload;
 use sandkasten_vm::{
     AccelRequest, Config, CpuModel, Guest, Image, InitrdKind, Recipe, Release, Releases, EXIT_HARNESS_FAILURE,
@@ -86,15 +88,8 @@ enum Cmd {
     /// Exits 0 when nothing escaped, 1 when something did (or the audit is
     /// incomplete), 69 when the harness failed
     Audit {
-        /// The service file.
-        #[arg(value_name = "UNIT.service")]
-        service: PathBuf,
-        /// Its socket [default: the .socket the service Requires=, read
-        /// from beside it].
-        #[arg(value_name = "UNIT.socket")]
-        socket: Option<PathBuf>,
         #[command(flatten)]
-        yours: YourFiles,
+        unit: UnitArgs,
         #[command(flatten)]
         boot: MatrixArgs,
         /// Write the reports (one per release) as JSON here.
@@ -120,15 +115,8 @@ enum Cmd {
     /// left stays. Exits 0 when a variant serves and its audit is complete,
     /// 1 when not, 69 when the harness failed
     Harden {
-        /// The service file.
-        #[arg(value_name = "UNIT.service")]
-        service: PathBuf,
-        /// Its socket [default: the .socket the service Requires=, read
-        /// from beside it].
-        #[arg(value_name = "UNIT.socket")]
-        socket: Option<PathBuf>,
         #[command(flatten)]
-        yours: YourFiles,
+        unit: UnitArgs,
         #[command(flatten)]
         boot: MatrixArgs,
         /// The check the program must keep passing: run by bash in the guest
@@ -305,7 +293,36 @@ struct BootArgs {
     run_dir: Option<PathBuf>,
 }
 
-/// Your program and files, for `exec --unit` and `audit`.
+/// A unit of your own and what it needs, for `audit` and `harden`.
+#[derive(clap::Args)]
+struct UnitArgs {
+    /// The service file.
+    #[arg(value_name = "UNIT.service")]
+    service: PathBuf,
+    /// Its socket [default: the .socket the service Requires=, read from
+    /// beside it].
+    #[arg(value_name = "UNIT.socket")]
+    socket: Option<PathBuf>,
+    #[command(flatten)]
+    yours: YourFiles,
+}
+
+impl UnitArgs {
+    /// The unit for the job, and the Debian packages its guest needs.
+    fn split(self) -> (YourUnit, Vec<String>) {
+        let UnitArgs { service, socket, yours } = self;
+        let unit = YourUnit {
+            service,
+            socket,
+            binaries: yours.binaries,
+            files: yours.files,
+            sysusers: yours.sysusers,
+        };
+        (unit, yours.packages)
+    }
+}
+
+/// Your program and files, for `exec --unit`, `audit` and `harden`.
 #[derive(clap::Args)]
 struct YourFiles {
     /// Install your program in the guest (repeatable): at DEST, or where
@@ -438,36 +455,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let units = units.unwrap_or_else(|| payload::workspace_root().join("units"));
             exit(jobs::enforce(&boot.options(), &units, check, host, json.as_deref()))
         }
-        Cmd::Audit { service, socket, yours, boot, json, check } => {
-            let request = AuditRequest {
-                service,
-                socket,
-                binaries: yours.binaries,
-                files: yours.files,
-                sysusers: yours.sysusers,
-                json,
-                check,
-            };
-            let packages = yours.packages;
+        Cmd::Audit { unit, boot, json, check } => {
+            let (unit, packages) = unit.split();
             let mut options = boot.options();
             options.packages = packages;
-            exit(jobs::audit(&options, &request))
+            exit(jobs::audit(&options, &AuditRequest { unit, json, check }))
         }
-        Cmd::Harden { service, socket, yours, boot, check, out, no_socket, json } => {
-            let request = HardenRequest {
-                service,
-                socket,
-                binaries: yours.binaries,
-                files: yours.files,
-                sysusers: yours.sysusers,
-                check,
-                out,
-                json,
-                no_socket,
-            };
+        Cmd::Harden { unit, boot, check, out, no_socket, json } => {
+            let (unit, packages) = unit.split();
             let mut options = boot.options();
-            options.packages = yours.packages;
-            exit(jobs::harden(&options, &request))
+            options.packages = packages;
+            exit(jobs::harden(&options, &HardenRequest { unit, check, out, json, no_socket }))
         }
         Cmd::Lab { redraw: true, .. } => exit(jobs::redraw_lab()),
         Cmd::Lab { boot, check, .. } => {

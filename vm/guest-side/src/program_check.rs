@@ -78,11 +78,9 @@ fn stop(check: &ProgramCheck) {
     let mut args = vec!["stop"];
     args.extend(&units);
     let stopped = command("systemctl", &args, STOP_WAIT).is_ok_and(|out| out.status.success());
-    let down = || {
-        output(&["systemctl", "show", "-p", "ActiveState", "--value", &check.service])
-            .is_ok_and(|state| matches!(state.trim(), "inactive" | "failed"))
-    };
-    if !stopped || !down() {
+    let down =
+        active_state(&check.service).is_some_and(|state| matches!(state.as_str(), "inactive" | "failed"));
+    if !stopped || !down {
         let _ = command("systemctl", &["kill", "--signal=SIGKILL", &check.service], QUERY_TIMEOUT);
         let _ = command("systemctl", &args, QUERY_TIMEOUT);
     }
@@ -123,8 +121,12 @@ fn until_ready(
 
 /// Whether the service is starting or running (not failed, not stopped).
 fn still_up(service: &str) -> bool {
-    output(&["systemctl", "show", "-p", "ActiveState", "--value", service])
-        .is_ok_and(|state| matches!(state.trim(), "active" | "activating" | "reloading"))
+    active_state(service).is_some_and(|state| matches!(state.as_str(), "active" | "activating" | "reloading"))
+}
+
+/// The service's `ActiveState` as systemd says it, if it answers.
+fn active_state(service: &str) -> Option<String> {
+    output(&["systemctl", "show", "-p", "ActiveState", "--value", service]).ok().map(|s| s.trim().to_owned())
 }
 
 fn label(check: &ProgramCheck) -> String {

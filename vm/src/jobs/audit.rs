@@ -13,9 +13,9 @@ use crate::audit::{self, AuditReport, Audited};
 use crate::lab::{self, LabReport};
 use crate::payload::{self, Install};
 
-/// What `audit` runs, and with what of the user's.
+/// A unit of the user's and what it needs in the guest (`audit`, `harden`).
 #[derive(Debug, Clone, Default)]
-pub struct AuditRequest {
+pub struct YourUnit {
     /// The service file.
     pub service: PathBuf,
     /// Its socket file, when not found beside it through `Requires=`.
@@ -26,6 +26,23 @@ pub struct AuditRequest {
     pub files: Vec<String>,
     /// sysusers.d files for the users the unit names.
     pub sysusers: Vec<PathBuf>,
+}
+
+impl YourUnit {
+    /// The unit, read, and the user's program and files to install beside it.
+    pub(super) fn load(&self) -> anyhow::Result<(Audited, Vec<Install>)> {
+        let audited = audit::load(&self.service, self.socket.as_deref())?;
+        let mut installs = resolve_binaries(&audited, &self.binaries)?;
+        installs.extend(resolve_files(&self.files)?);
+        Ok((audited, installs))
+    }
+}
+
+/// What `audit` runs, and with what of the user's.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRequest {
+    /// The unit and what it needs.
+    pub unit: YourUnit,
     /// Where to write the reports as JSON.
     pub json: Option<PathBuf>,
     /// `--check COMMAND`: run by bash against the real program in the unit
@@ -36,10 +53,8 @@ pub struct AuditRequest {
 /// `sandkasten-vm audit`: true when nothing escaped and the audit is
 /// complete on every release.
 pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> {
-    let audited = audit::load(&request.service, request.socket.as_deref())?;
-    let mut installs = resolve_binaries(&audited, &request.binaries)?;
-    installs.extend(resolve_files(&request.files)?);
-    let reports = run_audits(opts, &[audited], &installs, &request.sysusers, request.check.as_deref())?;
+    let (audited, installs) = request.unit.load()?;
+    let reports = run_audits(opts, &[audited], &installs, &request.unit.sysusers, request.check.as_deref())?;
     for report in &reports {
         println!("{}", report.text());
     }
@@ -105,14 +120,7 @@ pub(super) fn run_audits(
     check: Option<&str>,
 ) -> anyhow::Result<Vec<AuditReport>> {
     let started = std::time::Instant::now();
-    let mut installs = installs.to_vec();
-    let (guest_sysusers, sysusers_installs) = resolve_sysusers(sysusers)?;
-    installs.extend(sysusers_installs);
-    // The units as written, where an admin puts them.
-    for file in units.iter().flat_map(|u| &u.files) {
-        let name = file.file_name().context("a unit file has a name")?;
-        installs.push(Install { from: file.clone(), to: Path::new("/etc/systemd/system").join(name) });
-    }
+    let (guest_sysusers, installs) = guest_installs(units, installs, sysusers)?;
     let mut staged = audit::stage(units, &all_attempts(), &guest_sysusers);
     if let Some(command) = check {
         staged.plan.program_checks = units.iter().map(|unit| audit::program_check(unit, command)).collect();
@@ -152,9 +160,27 @@ pub(super) fn run_audits(
     Ok(reports)
 }
 
+/// What goes into the guest for `units`: `installs`, the sysusers files
+/// (and their guest paths, returned first) and the unit files as written,
+/// where an admin puts them.
+pub(super) fn guest_installs(
+    units: &[Audited],
+    installs: &[Install],
+    sysusers: &[PathBuf],
+) -> anyhow::Result<(Vec<String>, Vec<Install>)> {
+    let mut installs = installs.to_vec();
+    let (guest_sysusers, sysusers_installs) = resolve_sysusers(sysusers)?;
+    installs.extend(sysusers_installs);
+    for file in units.iter().flat_map(|u| &u.files) {
+        let name = file.file_name().context("a unit file has a name")?;
+        installs.push(Install { from: file.clone(), to: Path::new("/etc/systemd/system").join(name) });
+    }
+    Ok((guest_sysusers, installs))
+}
+
 /// `--binary SRC[:DEST]`: DEST defaults to the program of the unit with
 /// SRC's file name.
-pub(super) fn resolve_binaries(audited: &Audited, binaries: &[String]) -> anyhow::Result<Vec<Install>> {
+fn resolve_binaries(audited: &Audited, binaries: &[String]) -> anyhow::Result<Vec<Install>> {
     let programs = audit::programs(&audited.reference.service);
     binaries
         .iter()
@@ -182,7 +208,7 @@ pub(super) fn resolve_binaries(audited: &Audited, binaries: &[String]) -> anyhow
 }
 
 /// `--files DIR[:DEST]`: DEST defaults to `/` (DIR is a root overlay).
-pub(super) fn resolve_files(files: &[String]) -> anyhow::Result<Vec<Install>> {
+fn resolve_files(files: &[String]) -> anyhow::Result<Vec<Install>> {
     files
         .iter()
         .map(|arg| {

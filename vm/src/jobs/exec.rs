@@ -90,9 +90,14 @@ pub fn exec(mut config: Config, request: ExecRequest) -> anyhow::Result<i32> {
 /// the user's unit beside them, and the command to run in it.
 fn stage_unit_payload(unit: &Path, request: &ExecRequest) -> anyhow::Result<tempfile::TempDir> {
     // The unit (a .service with ExecStart=) and the socket it requires.
-    let audited = crate::audit::load(unit, None).context("--unit")?;
-    let mut installs = super::audit::resolve_binaries(&audited, &request.binaries)?;
-    installs.extend(super::audit::resolve_files(&request.files)?);
+    let yours = super::YourUnit {
+        service: unit.to_owned(),
+        socket: None,
+        binaries: request.binaries.clone(),
+        files: request.files.clone(),
+        sysusers: request.sysusers.clone(),
+    };
+    let (audited, mut installs) = yours.load().context("--unit")?;
     installs.extend(super::audit::resolve_sysusers(&request.sysusers)?.1);
     let build = super::build()?;
     let dir = super::new_payload(&build, &audited.files)?;

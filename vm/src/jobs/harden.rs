@@ -8,28 +8,20 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::audit::{resolve_binaries, resolve_files, run_audits};
+use super::audit::{guest_installs, run_audits, YourUnit};
 use super::{ablation_maps, build, finish, guest_report, run_plan, stage_job, write_json, RunOptions};
 use crate::audit::{self, Audited};
 use crate::contract::harden::{render_drop_in, DropInLine, HardenJob, HardenReport, Variant, DROP_IN};
 use crate::contract::GuestJob;
 use crate::harden::{self, HardenOutcome};
 use crate::passes;
-use crate::payload::{self, Install};
+use crate::payload;
 
 /// What `harden` runs, and with what of the user's.
 #[derive(Debug, Clone, Default)]
 pub struct HardenRequest {
-    /// The service file.
-    pub service: PathBuf,
-    /// Its socket file, when not found beside it through `Requires=`.
-    pub socket: Option<PathBuf>,
-    /// `--binary SRC[:DEST]`.
-    pub binaries: Vec<String>,
-    /// `--files DIR[:DEST]`.
-    pub files: Vec<String>,
-    /// sysusers.d files for the users the unit names.
-    pub sysusers: Vec<PathBuf>,
+    /// The unit and what it needs.
+    pub unit: YourUnit,
     /// `--check COMMAND` [default: an HTTP GET for a unit that looks like
     /// HTTP, else a TCP connect and a byte].
     pub check: Option<String>,
@@ -63,15 +55,12 @@ pub fn default_check(unit: &Audited) -> String {
 /// serves the check and its audit is complete.
 pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool> {
     let started = Instant::now();
-    let original = audit::load(&request.service, request.socket.as_deref())?;
+    let (original, installs) = request.unit.load()?;
     anyhow::ensure!(
         !original.reference.template(),
         "{}: harden takes a service started once; an Accept=yes template is not supported",
-        request.service.display()
+        request.unit.service.display()
     );
-    let mut installs = resolve_binaries(&original, &request.binaries)?;
-    installs.extend(resolve_files(&request.files)?);
-    let (_, sysusers_installs) = super::audit::resolve_sysusers(&request.sysusers)?;
     let check = request.check.clone().unwrap_or_else(|| default_check(&original));
     eprintln!("sandkasten-vm: harden: the check: {check}");
 
@@ -93,17 +82,13 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
     }
     let build = build()?;
     let dir = stage_job(&build, &job)?;
-    let mut guest_installs = installs.clone();
-    guest_installs.extend(sysusers_installs);
-    for file in &original.files {
-        let name = file.file_name().context("a unit file has a name")?;
-        guest_installs.push(Install { from: file.clone(), to: Path::new("/etc/systemd/system").join(name) });
-    }
+    let (_, guest_installs) =
+        guest_installs(std::slice::from_ref(&original), &installs, &request.unit.sysusers)?;
     payload::stage_installs(dir.path(), &guest_installs)?;
 
     let out = match &request.out {
         Some(out) => out.clone(),
-        None => request.service.parent().map_or_else(|| PathBuf::from("."), Path::to_owned),
+        None => request.unit.service.parent().map_or_else(|| PathBuf::from("."), Path::to_owned),
     };
     let mut outcomes = Vec::new();
     let mut ok = true;
@@ -115,9 +100,7 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
         report.guest.accel = run.accel.to_string();
         let mut outcome =
             HardenOutcome { unit: original.reference.name.clone(), harden: report, audits: Vec::new() };
-        let serving: Vec<&Variant> =
-            outcome.harden.variants.iter().filter(|v| v.hardened.as_ref().is_some_and(|c| c.ok)).collect();
-        if serving.is_empty() {
+        if !outcome.harden.variants.iter().any(|v| v.hardened.as_ref().is_some_and(|c| c.ok)) {
             println!("{}", outcome.text());
             ok = false;
             outcomes.push(outcome);
@@ -134,7 +117,7 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
             units.push(audited_variant(files.path(), &original, variant)?);
         }
         let one = RunOptions { releases: vec![release], ..opts.clone() };
-        outcome.audits = run_audits(&one, &units, &installs, &request.sysusers, Some(&check))?;
+        outcome.audits = run_audits(&one, &units, &installs, &request.unit.sysusers, Some(&check))?;
         println!("{}", outcome.text());
         ok &= outcome.harden.failures.is_empty() && outcome.audits.iter().all(|a| a.failures.is_empty());
         outcomes.push(outcome);

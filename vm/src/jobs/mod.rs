@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use ablate::{ablate, redraw_maps};
-pub use audit::{audit, lab, redraw_lab, AuditRequest};
+pub use audit::{audit, lab, redraw_lab, AuditRequest, YourUnit};
 pub use bench::{bench, BenchSettings};
 pub use enforce::enforce;
 pub use exec::{exec, ExecRequest};

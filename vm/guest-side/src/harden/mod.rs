@@ -176,9 +176,13 @@ fn socket_activated(
     };
     log(&format!("does the program take a socket from {name}?"));
     let takes = trial(&check, &base, &[&private], limit);
-    if !takes.ok {
+    // The socket is the harness's until the variant is written: gone after.
+    let forget_socket = || {
         let _ = std::fs::remove_file(&path);
         let _ = output(&["systemctl", "daemon-reload"]);
+    };
+    if !takes.ok {
+        forget_socket();
         return Err(format!("in a private network with {name} it does not serve: {}", takes.detail));
     }
     // The drop-in of that trial (socket, private network) stays under the trace's.
@@ -190,8 +194,7 @@ fn socket_activated(
     }
     let candidates = candidates_for(&seen);
     let mut variant = variant("socket-activated", &check, &base, Some((name, text)), &candidates, limit);
-    let _ = std::fs::remove_file(&path);
-    let _ = output(&["systemctl", "daemon-reload"]);
+    forget_socket();
     if let Err(why) = traced {
         variant.notes.push(format!("the socket-activated trace failed, the own-port trace was used: {why}"));
     }
