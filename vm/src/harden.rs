@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ablation::AblationMap;
 use crate::audit::{shorten, AuditReport, Finding};
-use crate::contract::harden::{exec_prefix, Candidate, DropInLine, HardenReport, Variant, LOCKDOWN_WRAPPER};
+use crate::contract::harden::{
+    exec_prefix, telling, Candidate, DropInLine, HardenReport, Variant, LOCKDOWN_WRAPPER,
+};
 use crate::contract::paths::BINARY_LIBRARIES;
 use crate::passes::Reference;
 use crate::variant::{directives, Line, UnitFile};
@@ -276,7 +278,12 @@ impl HardenOutcome {
                 if serves { "serves" } else { "DOES NOT SERVE" }
             );
             for step in variant.steps.iter().filter(|s| !s.kept) {
-                let _ = writeln!(out, "  dropped {}: {}", step.candidate.label, shorten(&step.evidence, 160));
+                let _ = writeln!(
+                    out,
+                    "  dropped {}: {}",
+                    step.candidate.label,
+                    shorten(&telling(&step.evidence), 200)
+                );
             }
         }
         out.push_str(&self.before_after());
@@ -352,7 +359,7 @@ impl HardenOutcome {
             {
                 return format!(
                     "{directive} would close it; harden dropped it because the program stopped serving: {}",
-                    shorten(&step.evidence, 200)
+                    shorten(&telling(&step.evidence), 200)
                 );
             }
         }
@@ -437,48 +444,18 @@ pub fn examples_block(outcomes: &[HardenOutcome]) -> String {
                 variant.seconds
             );
             for step in variant.steps.iter().filter(|s| !s.kept) {
-                let _ =
-                    writeln!(out, "  dropped {}: {}", step.candidate.label, short_evidence(&step.evidence));
+                let _ = writeln!(
+                    out,
+                    "  dropped {}: {}",
+                    step.candidate.label,
+                    shorten(&telling(&step.evidence), 140)
+                );
             }
         }
         out += &outcome.before_after();
         out += "```\n";
     }
     out
-}
-
-/// A dropped candidate's evidence in a line: how the check failed, and
-/// the program's own last word in the journal when there is one.
-fn short_evidence(evidence: &str) -> String {
-    let (check, rest) = evidence.split_once("; ").unwrap_or((evidence, ""));
-    // A check that timed out is named by its whole command line: say only that.
-    let check = match check.find(": no answer in ") {
-        Some(at) => &check[at + 2..],
-        None => check.split(" | ").next().unwrap_or(check).trim_start_matches("the check exited with "),
-    };
-    let check = check.trim_end_matches([':', ' ']);
-    let said = rest
-        .split_once("its journal: ")
-        .map(|(_, journal)| journal.split(" | ").filter(|l| !is_systemds(l)).last().unwrap_or(""))
-        .unwrap_or("");
-    let text = if said.is_empty() { check.to_owned() } else { format!("{check} (journal: {said})") };
-    shorten(&text, 140)
-}
-
-/// Whether a journal line is systemd's about the unit, not the program's.
-fn is_systemds(line: &str) -> bool {
-    [
-        "Started ",
-        "Stopped ",
-        "Stopping ",
-        "Starting ",
-        "Deactivated",
-        "Scheduled restart",
-        "Failed ",
-        "Main process",
-    ]
-    .iter()
-    .any(|p| line.starts_with(p) || line.contains(&format!(".service: {p}")))
 }
 
 /// The lab guide `text` with its worked examples replaced by `block`.
@@ -636,19 +613,6 @@ mod example_tests {
                 "units/lab/{guide}'s harden examples are stale: run `sandkasten-vm lab --redraw`"
             );
         }
-    }
-
-    #[test]
-    fn evidence_is_the_check_and_the_programs_last_word() {
-        let evidence = "the check exited with exit status: 1: ; web.service: Result=success; its journal: Started web.service - Web. | 127.0.0.1 - - code 404, message File not found | web.service: Deactivated successfully.";
-        assert_eq!(
-            short_evidence(evidence),
-            "exit status: 1 (journal: 127.0.0.1 - - code 404, message File not found)"
-        );
-        let silent = "bash -c exec 3<>/dev/tcp/127.0.0.1/$PORT | grep x: no answer in 10 s; web.service: Result=success";
-        assert_eq!(short_evidence(silent), "no answer in 10 s");
-        let refused = "the check exited with exit status: 1: bash: connect: Connection refused | bash: line 1: x; web.service: Result=success; its journal: Started web.service - Web.";
-        assert_eq!(short_evidence(refused), "exit status: 1: bash: connect: Connection refused");
     }
 }
 

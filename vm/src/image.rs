@@ -328,6 +328,29 @@ impl Image {
         self.dir.join("initrd.tiny")
     }
 
+    /// A file of the image's root file system, read without mounting it
+    /// (`debugfs`, which follows symbolic links such as `/lib` -> `usr/lib`);
+    /// `None` when there is no such file.
+    pub fn read_file(&self, path: &str) -> Result<Option<String>, Error> {
+        require_tool("debugfs", "e2fsprogs")?;
+        let mut cmd = Command::new("debugfs");
+        cmd.arg("-R").arg(format!("cat \"{path}\"")).arg(self.rootfs());
+        let output =
+            cmd.stdin(std::process::Stdio::null()).output().ctx(|| "failed to run debugfs".into())?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            return Err(Error::Command {
+                command: format!("debugfs -R 'cat {path}' {}", self.rootfs().display()),
+                status: output.status.to_string(),
+                output: stderr.into_owned(),
+            });
+        }
+        if stderr.contains("not found") || stderr.contains("No such file") {
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
     /// Opens the cached image of `recipe`, if built.
     pub fn cached(recipe: &Recipe, cache_dir: &Path) -> Result<Option<Image>, Error> {
         let dir = images_dir(cache_dir).join(recipe.key());

@@ -83,19 +83,74 @@ fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() 
     );
     assert_commented(&drop_in);
 
-    // The audit of both in one guest: the hardened unit's real program
-    // serves there too, and its escapes are few and each explained.
-    let [before, after] = &outcome.audits[..] else { panic!("two audits: {stdout}") };
+    let (was, left) = serves_and_explains(&outcome, &stdout);
+    assert!(left * 4 < was, "{was} escapes as given, {left} hardened:\n{stdout}");
+}
+
+/// The audit of the unit as given beside its own-port variant, in one
+/// guest: the hardened unit's real program serves there too, and every
+/// escape left is explained. The escapes before and after.
+fn serves_and_explains(outcome: &HardenOutcome, stdout: &str) -> (usize, usize) {
+    let [before, after, ..] = &outcome.audits[..] else { panic!("two audits: {stdout}") };
     assert!(after.checks.iter().all(|c| c.ok) && !after.checks.is_empty(), "{stdout}");
     assert!(before.failures.is_empty() && after.failures.is_empty(), "{stdout}");
-    let (was, left) = (escaped(&outcome, 0), escaped(&outcome, 1));
-    assert!(left * 4 < was, "{was} escapes as given, {left} hardened:\n{stdout}");
     for row in after.rows.iter().filter(|r| r.verdict == Finding::Escaped) {
         let line = format!("  {} ({}): ", row.attempt, row.goal);
         assert!(stdout.contains(&line), "{} escaped and is not explained:\n{stdout}", row.attempt);
     }
     assert!(stdout.contains("escapes per goal"), "{stdout}");
+    (escaped(outcome, 0), escaped(outcome, 1))
 }
+
+/// nginx as Debian ships it (its unit read from the package in the image:
+/// Type=forking, a PID file in /run, root binding port 80 and changing to
+/// www-data). It keeps serving its own default page under the drop-in, keeps
+/// only the capabilities it cannot start without (port 80 is one), and
+/// loses more than half its escapes.
+#[test]
+fn harden_keeps_debians_nginx_serving_with_only_the_capabilities_it_needs() {
+    let Some(_guest) = one_guest_at_a_time() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (status, stdout, outcome) = harden("nginx.service", &["--package", "nginx"], dir.path());
+    assert_eq!(status, Some(0), "{stdout}");
+    let own = &outcome.harden.variants[0];
+    assert!(own.hardened.as_ref().is_some_and(|c| c.ok), "{stdout}");
+    let port_80 =
+        own.steps.iter().find(|s| s.candidate.label == "CapabilityBoundingSet=~CAP_NET_BIND_SERVICE");
+    let port_80 = port_80.unwrap_or_else(|| panic!("each capability tried on its own:\n{stdout}"));
+    assert!(!port_80.kept && port_80.evidence.contains("bind()"), "{}", port_80.evidence);
+    let drop_in =
+        std::fs::read_to_string(dir.path().join("nginx.service.d/50-sandkasten-harden.conf")).unwrap();
+    assert!(drop_in.contains("\nCapabilityBoundingSet=~CAP_CHOWN"), "{drop_in}");
+    assert_commented(&drop_in);
+    let (was, left) = serves_and_explains(&outcome, &stdout);
+    assert!(left * 2 < was, "{was} escapes as shipped, {left} hardened:\n{stdout}");
+}
+
+/// memcached as Debian ships it: a Perl wrapper that reads
+/// /etc/memcached.conf and runs memcached as root, which changes to its own
+/// user. A check of the user's own (a value set and read back) passes under
+/// the drop-in; the wrapper's interpreter may run, nothing else new.
+#[test]
+fn harden_keeps_debians_memcached_answering_its_own_check() {
+    let Some(_guest) = one_guest_at_a_time() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (status, stdout, outcome) =
+        harden("memcached.service", &["--package", "memcached", "--check", MEMCACHED_CHECK], dir.path());
+    assert_eq!(status, Some(0), "{stdout}");
+    let own = &outcome.harden.variants[0];
+    assert!(own.hardened.as_ref().is_some_and(|c| c.ok), "{stdout}");
+    let drop_in =
+        std::fs::read_to_string(dir.path().join("memcached.service.d/50-sandkasten-harden.conf")).unwrap();
+    assert!(drop_in.contains("/usr/bin/perl"), "the wrapper's interpreter may run:\n{drop_in}");
+    assert_commented(&drop_in);
+    let (was, left) = serves_and_explains(&outcome, &stdout);
+    assert!(left * 2 < was, "{was} escapes as shipped, {left} hardened:\n{stdout}");
+}
+
+/// A value set and read back: what a memcached client needs.
+const MEMCACHED_CHECK: &str = "exec 3<>/dev/tcp/127.0.0.1/$PORT && \
+     printf 'set k 0 0 2\\r\\nok\\r\\nget k\\r\\nquit\\r\\n' >&3 && grep -q '^VALUE k 0 2' <&3";
 
 /// Lab step 0: sandkasten-http as root, binding its own port. The program
 /// takes a socket from systemd when one is passed, so harden proposes it

@@ -38,7 +38,62 @@ pub struct HardenJob {
     /// the trace to run under strace.
     #[serde(default)]
     pub exec_start: String,
+    /// The unit's `ExecStartPre=` lines as written: traced too (a
+    /// configuration test before the start runs under the same filter).
+    #[serde(default)]
+    pub exec_start_pre: Vec<String>,
+    /// Every program the unit's `Exec*=` lines name (`ExecStartPre=`'s
+    /// check, `ExecStop=`'s helper): `ExecPaths=` must let each run.
+    #[serde(default)]
+    pub programs: Vec<String>,
 }
+
+/// The capabilities systemd 252 and later know (`capability.h` of Linux 5.9
+/// on), in the kernel's order: when a program breaks without any, harden
+/// asks which of these it needs.
+pub const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
 
 /// One directive (or a few lines that only work together) to try.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +276,56 @@ fn comment(text: &str) -> String {
     out + &line + "\n"
 }
 
+/// The telling part of a trial's evidence (`WHY; UNIT: STATE; its
+/// journal: LINE | LINE`), in a line: how the check failed, and the
+/// program's own word in the journal rather than systemd's about it (the
+/// last line that names an error, not only a failure: nginx's
+/// `open() "/run/nginx.pid" failed (30: Read-only file system)` rather
+/// than its `configuration file test failed` after it; else its last line).
+/// The report keeps it all.
+pub fn telling(evidence: &str) -> String {
+    let (why, rest) = evidence.split_once("; ").unwrap_or((evidence, ""));
+    // A check that timed out is named by its whole command line: say only that.
+    let why = match why.find(": no answer in ") {
+        Some(at) => &why[at + 2..],
+        None if why.starts_with("systemctl start") => "it did not start",
+        None => why.split(" | ").next().unwrap_or(why).trim_start_matches("the check exited with "),
+    };
+    let why = why.trim_end_matches([':', ' ']);
+    let journal = rest.split_once("its journal: ").map_or("", |(_, j)| j);
+    let programs: Vec<&str> =
+        journal.split(" | ").filter(|l| !l.trim().is_empty() && !is_systemds(l)).collect();
+    let names_error = |line: &&&str| {
+        let line = line.to_lowercase();
+        ["error", "denied", "not permitted", "no such", "read-only", "not supported", "invalid", "not found"]
+            .iter()
+            .any(|e| line.contains(e))
+    };
+    match programs.iter().rev().find(names_error).or(programs.last()) {
+        Some(said) => format!("{why} (journal: {said})"),
+        None => why.to_owned(),
+    }
+}
+
+/// Whether a journal line is systemd's about the unit, not the program's.
+fn is_systemds(line: &str) -> bool {
+    let about_unit =
+        line.split_whitespace().next().is_some_and(|w| w.ends_with(".service:") || w.ends_with(".socket:"));
+    about_unit
+        || [
+            "Started ",
+            "Stopped ",
+            "Stopping ",
+            "Starting ",
+            "Deactivated",
+            "Scheduled restart",
+            "Failed ",
+            "Found pre-existing ",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +370,28 @@ mod tests {
         assert_eq!(render_drop_in(&[], &[&private], false), "[Service]\nPrivateNetwork=yes\n");
         let long = comment(&"word ".repeat(30));
         assert!(long.lines().all(|l| l.len() <= 78 && l.starts_with("# ")), "{long}");
+    }
+
+    #[test]
+    fn evidence_is_the_check_and_the_programs_own_word() {
+        let evidence = "the check exited with exit status: 1: ; web.service: Result=success; its journal: Started web.service - Web. | 127.0.0.1 - - code 404, message File not found | web.service: Deactivated successfully.";
+        assert_eq!(
+            telling(evidence),
+            "exit status: 1 (journal: 127.0.0.1 - - code 404, message File not found)"
+        );
+        let silent = "bash -c exec 3<>/dev/tcp/127.0.0.1/$PORT | grep x: no answer in 10 s; web.service: Result=success";
+        assert_eq!(telling(silent), "no answer in 10 s");
+        let refused = "the check exited with exit status: 1: bash: connect: Connection refused | bash: line 1: x; web.service: Result=success; its journal: Started web.service - Web.";
+        assert_eq!(telling(refused), "exit status: 1: bash: connect: Connection refused");
+        let start = "systemctl start nginx.service failed: Job for nginx.service failed because the control \
+                     process exited with error code.\nSee \"systemctl status nginx.service\" for details.; \
+                     nginx.service: Result=exit-code ActiveState=failed; its journal: Starting nginx.service - \
+                     A web server... | [emerg] 709#709: open() \"/run/nginx.pid\" failed (30: Read-only file \
+                     system) | nginx: configuration file /etc/nginx/nginx.conf test failed | nginx.service: Control \
+                     process exited, code=exited";
+        assert_eq!(
+            telling(start),
+            "it did not start (journal: [emerg] 709#709: open() \"/run/nginx.pid\" failed (30: Read-only file system))"
+        );
     }
 }

@@ -10,8 +10,10 @@ use super::{
     RunOptions,
 };
 use crate::audit::{self, AuditReport, Audited};
+use crate::guest::print_progress;
 use crate::lab::{self, LabReport};
 use crate::payload::{self, Install};
+use crate::{image, Release};
 
 /// A unit of the user's and what it needs in the guest (`audit`, `harden`).
 #[derive(Debug, Clone, Default)]
@@ -28,14 +30,100 @@ pub struct YourUnit {
     pub sysusers: Vec<PathBuf>,
 }
 
+/// A unit read for one release, and what to install beside it.
+pub(super) struct Loaded {
+    pub audited: Audited,
+    pub installs: Vec<Install>,
+    /// The unit files a package ships, read out of the image: they live
+    /// here while the job runs.
+    _extracted: Option<tempfile::TempDir>,
+}
+
+/// Where a package's unit files are, in the order systemd prefers them.
+const UNIT_DIRS: [&str; 3] = ["/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+
 impl YourUnit {
-    /// The unit, read, and the user's program and files to install beside it.
+    /// Whether the service is a unit a Debian package ships: a bare name
+    /// (`nginx.service`) that is no file here.
+    pub(super) fn packaged(&self) -> bool {
+        self.service.components().count() == 1 && !self.service.exists()
+    }
+
+    /// The unit from its file, and the user's program and files.
     pub(super) fn load(&self) -> anyhow::Result<(Audited, Vec<Install>)> {
-        let audited = audit::load(&self.service, self.socket.as_deref())?;
+        let loaded = self.with_installs(audit::load(&self.service, self.socket.as_deref())?, None)?;
+        Ok((loaded.audited, loaded.installs))
+    }
+
+    /// The unit as the job runs it on `release`: the file given, or the
+    /// one the packages (`--package`) install in that release's image.
+    pub(super) fn load_for(&self, opts: &RunOptions, release: Release) -> anyhow::Result<Loaded> {
+        if !self.packaged() {
+            return self.with_installs(audit::load(&self.service, self.socket.as_deref())?, None);
+        }
+        let name = self.service.display().to_string();
+        anyhow::ensure!(
+            !opts.packages.is_empty(),
+            "{name}: no such file here; for a unit a Debian package ships, name the package \
+             (--package NAME) and it is read from the guest's image"
+        );
+        let cache = opts.cache_dir.clone().unwrap_or_else(crate::default_cache_dir);
+        let recipe = image::Recipe::with_packages(release, &opts.packages)?;
+        let image = image::Image::ensure(&recipe, &cache, &mut print_progress)?;
+        let dir = tempfile::tempdir()?;
+        let service = extract_unit(&image, &name, dir.path())?.with_context(|| {
+            format!(
+                "{name} is in none of {} in the {release:?} image with {}",
+                UNIT_DIRS.join(", "),
+                opts.packages.join(" ")
+            )
+        })?;
+        let mut socket = None;
+        if let Some(given) = &self.socket {
+            let socket_name = given.display().to_string();
+            socket = Some(match given.exists() {
+                true => given.clone(),
+                false => {
+                    extract_unit(&image, &socket_name, dir.path())?
+                        .with_context(|| format!("{socket_name}: no such file here nor in the image"))?;
+                    dir.path().join(&socket_name)
+                }
+            });
+        } else {
+            // The socket the service Requires=, which audit::load looks for beside it.
+            let text = std::fs::read_to_string(dir.path().join(&name))?;
+            for line in text.lines().filter_map(|l| l.trim().strip_prefix("Requires=")) {
+                for socket in line.split_whitespace().filter(|u| u.ends_with(".socket")) {
+                    extract_unit(&image, socket, dir.path())?;
+                }
+            }
+        }
+        eprintln!("sandkasten-vm: {name} as Debian {release:?} ships it: {service}, read from the image");
+        let audited = audit::load(&dir.path().join(&name), socket.as_deref())?;
+        self.with_installs(audited, Some(dir))
+    }
+
+    fn with_installs(
+        &self,
+        audited: Audited,
+        extracted: Option<tempfile::TempDir>,
+    ) -> anyhow::Result<Loaded> {
         let mut installs = resolve_binaries(&audited, &self.binaries)?;
         installs.extend(resolve_files(&self.files)?);
-        Ok((audited, installs))
+        Ok(Loaded { audited, installs, _extracted: extracted })
     }
+}
+
+/// Copies unit `name` out of `image` into `dir`: where it was found.
+fn extract_unit(image: &image::Image, name: &str, dir: &Path) -> anyhow::Result<Option<String>> {
+    for unit_dir in UNIT_DIRS {
+        let path = format!("{unit_dir}/{name}");
+        if let Some(text) = image.read_file(&path)? {
+            std::fs::write(dir.join(name), text)?;
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
 }
 
 /// What `audit` runs, and with what of the user's.
@@ -53,8 +141,20 @@ pub struct AuditRequest {
 /// `sandkasten-vm audit`: true when nothing escaped and the audit is
 /// complete on every release.
 pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> {
-    let (audited, installs) = request.unit.load()?;
-    let reports = run_audits(opts, &[audited], &installs, &request.unit.sysusers, request.check.as_deref())?;
+    let mut reports = Vec::new();
+    // A unit a package ships may differ between releases: read on each.
+    for &release in &opts.releases {
+        let loaded = request.unit.load_for(opts, release)?;
+        let one = RunOptions { releases: vec![release], ..opts.clone() };
+        let unit = [loaded.audited];
+        reports.extend(run_audits(
+            &one,
+            &unit,
+            &loaded.installs,
+            &request.unit.sysusers,
+            request.check.as_deref(),
+        )?);
+    }
     for report in &reports {
         println!("{}", report.text());
     }

@@ -55,44 +55,54 @@ pub fn default_check(unit: &Audited) -> String {
 /// serves the check and its audit is complete.
 pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool> {
     let started = Instant::now();
-    let (original, installs) = request.unit.load()?;
-    anyhow::ensure!(
-        !original.reference.template(),
-        "{}: harden takes a service started once; an Accept=yes template is not supported",
-        request.unit.service.display()
-    );
-    let check = request.check.clone().unwrap_or_else(|| default_check(&original));
-    eprintln!("sandkasten-vm: harden: the check: {check}");
-
-    let units_dir = payload::workspace_root().join("units");
-    let reference = passes::load_reference(&units_dir, harden::REFERENCE)?;
-    let (mut candidates, denied_by_name) =
-        harden::reference_candidates(&reference, &ablation_maps(&units_dir)?);
-    candidates.extend(harden::lockdown_candidate(&original.reference.service));
-    let job = GuestJob::Harden(HardenJob {
-        check: audit::program_check(&original, &check),
-        candidates,
-        denied_by_name,
-        try_socket: !request.no_socket,
-        exec_start: original.reference.service.get("Service", "ExecStart").unwrap_or_default().to_owned(),
-    });
     let mut opts = opts.clone();
     if !opts.packages.iter().any(|p| p == "strace") {
         opts.packages.push("strace".into());
     }
+    let units_dir = payload::workspace_root().join("units");
+    let reference = passes::load_reference(&units_dir, harden::REFERENCE)?;
+    let maps = ablation_maps(&units_dir)?;
     let build = build()?;
-    let dir = stage_job(&build, &job)?;
-    let (_, guest_installs) =
-        guest_installs(std::slice::from_ref(&original), &installs, &request.unit.sysusers)?;
-    payload::stage_installs(dir.path(), &guest_installs)?;
-
     let out = match &request.out {
         Some(out) => out.clone(),
+        None if request.unit.packaged() => PathBuf::from("."),
         None => request.unit.service.parent().map_or_else(|| PathBuf::from("."), Path::to_owned),
     };
     let mut outcomes = Vec::new();
     let mut ok = true;
     for &release in &opts.releases {
+        // A unit a package ships is read from each release's image.
+        let loaded = request.unit.load_for(&opts, release)?;
+        let original = &loaded.audited;
+        anyhow::ensure!(
+            !original.reference.template(),
+            "{}: harden takes a service started once; an Accept=yes template is not supported",
+            request.unit.service.display()
+        );
+        let check = request.check.clone().unwrap_or_else(|| default_check(original));
+        eprintln!("sandkasten-vm: harden: the check: {check}");
+        let (mut candidates, denied_by_name) = harden::reference_candidates(&reference, &maps);
+        candidates.extend(harden::lockdown_candidate(&original.reference.service));
+        let job = GuestJob::Harden(HardenJob {
+            check: audit::program_check(original, &check),
+            candidates,
+            denied_by_name,
+            try_socket: !request.no_socket,
+            exec_start: original.reference.service.get("Service", "ExecStart").unwrap_or_default().to_owned(),
+            exec_start_pre: original
+                .reference
+                .service
+                .entries("Service")
+                .filter(|(_, k, v)| *k == "ExecStartPre" && !v.is_empty())
+                .map(|(_, _, v)| v.to_owned())
+                .collect(),
+            programs: audit::programs(&original.reference.service),
+        });
+        let dir = stage_job(&build, &job)?;
+        let (_, guest_installs) =
+            guest_installs(std::slice::from_ref(original), &loaded.installs, &request.unit.sysusers)?;
+        payload::stage_installs(dir.path(), &guest_installs)?;
+
         eprintln!("sandkasten-vm: harden [1/2] {release:?}: the program as given, traced, then each candidate against the check");
         let run = run_plan(&opts, release, dir.path(), "harden")?;
         let mut report: HardenReport =
@@ -108,16 +118,16 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
         }
         let release_out = if opts.releases.len() > 1 { out.join(release.to_string()) } else { out.clone() };
         for variant in &outcome.harden.variants {
-            write_variant(&release_out, &original, variant, &outcome.harden)?;
+            write_variant(&release_out, original, variant, &outcome.harden)?;
         }
         eprintln!("sandkasten-vm: harden [2/2] {release:?}: the audit of the unit as given beside each variant, in one guest");
         let files = tempfile::tempdir()?;
         let mut units = vec![original.clone()];
         for variant in &outcome.harden.variants {
-            units.push(audited_variant(files.path(), &original, variant)?);
+            units.push(audited_variant(files.path(), original, variant)?);
         }
         let one = RunOptions { releases: vec![release], ..opts.clone() };
-        outcome.audits = run_audits(&one, &units, &installs, &request.unit.sysusers, Some(&check))?;
+        outcome.audits = run_audits(&one, &units, &loaded.installs, &request.unit.sysusers, Some(&check))?;
         println!("{}", outcome.text());
         ok &= outcome.harden.failures.is_empty() && outcome.audits.iter().all(|a| a.failures.is_empty());
         outcomes.push(outcome);

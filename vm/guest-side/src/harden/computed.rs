@@ -8,6 +8,9 @@ use sandkasten_vm_contract::harden::{Candidate, DropInLine, Observed};
 /// virtual, never the host's disk.
 const ALWAYS_WRITABLE: [&str; 5] = ["/tmp/", "/var/tmp/", "/dev/", "/proc/", "/sys/"];
 
+/// The label of the candidate that lets the program write where it did.
+pub const WRITABLE: &str = "where it writes";
+
 /// How much above the measured peak `MemoryMax=` and `TasksMax=` sit, and
 /// their floors: a check is one client, a real load is more.
 const MEMORY_MARGIN: u64 = 4;
@@ -182,7 +185,7 @@ fn writable(written: &[String]) -> Option<Candidate> {
         }
     }
     (!lines.is_empty()).then(|| Candidate {
-        label: "where it writes".into(),
+        label: WRITABLE.into(),
         comment: "The places the program wrote under the check, and no others: its own directories \
                   (made by systemd for the unit's user) or the directories of the files it wrote."
             .into(),

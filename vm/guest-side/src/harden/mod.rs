@@ -19,8 +19,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sandkasten_vm_contract::harden::{
-    exec_prefix, render_drop_in, Candidate, DropInLine, HardenJob, HardenReport, Observed, Step, Variant,
-    DROP_IN, LOCKDOWN_WRAPPER,
+    exec_prefix, render_drop_in, telling, Candidate, DropInLine, HardenJob, HardenReport, Observed, Step,
+    Variant, CAPABILITIES, DROP_IN, LOCKDOWN_WRAPPER,
 };
 use sandkasten_vm_contract::{Functional, ProgramCheck};
 
@@ -93,8 +93,8 @@ fn harden(job: &HardenJob) -> HardenReport {
     let trial_limit = (served_after * 3).max(Duration::from_secs(10));
 
     log("the program under strace -f, against its check");
-    match traced(&check, &job.exec_start) {
-        Ok(seen) => record(&mut observed, seen),
+    match traced(&check, job) {
+        Ok(seen) => record(&mut observed, seen, &job.programs),
         Err(why) => report.failures.push(format!("the trace failed, nothing computed from it: {why}")),
     }
     let wrapper_calls = wrapper_calls().unwrap_or_else(|why| {
@@ -104,8 +104,10 @@ fn harden(job: &HardenJob) -> HardenReport {
     report.observed = observed.clone();
 
     let own_port = check.socket.is_none();
-    let mut own = job.candidates.clone();
-    own.extend(computed::candidates(&observed, &wrapper_calls, &job.denied_by_name, own_port));
+    let own = ordered(
+        &job.candidates,
+        computed::candidates(&observed, &wrapper_calls, &job.denied_by_name, own_port),
+    );
     let name = if own_port { "own-port" } else { "hardened" };
     let mut own = variant(name, &check, &[], None, &own, trial_limit);
     own.observed = Some(observed.clone());
@@ -114,11 +116,12 @@ fn harden(job: &HardenJob) -> HardenReport {
     if job.try_socket && own_port {
         if let Some(&port) = observed.bound_ports.first().or(port.as_ref()) {
             let candidates_for = |seen: &Observed| {
-                let mut candidates = job.candidates.clone();
-                candidates.extend(computed::candidates(seen, &wrapper_calls, &job.denied_by_name, false));
-                candidates
+                ordered(
+                    &job.candidates,
+                    computed::candidates(seen, &wrapper_calls, &job.denied_by_name, false),
+                )
             };
-            match socket_activated(&check, &job.exec_start, port, &observed, &candidates_for, trial_limit) {
+            match socket_activated(&check, job, port, &observed, &candidates_for, trial_limit) {
                 Ok(variant) => report.variants.push(variant),
                 Err(why) => {
                     log(&format!("no socket-activated variant: {why}"));
@@ -131,18 +134,40 @@ fn harden(job: &HardenJob) -> HardenReport {
     report
 }
 
-/// What a trace adds to what was seen of the running unit.
-fn record(observed: &mut Observed, seen: trace::Trace) {
+/// The candidates in the order tried: where the program writes first,
+/// since `ProtectSystem=strict` and the empty `/var` hold only beside it
+/// (a set tried in halves keeps one only with what was kept before it).
+fn ordered(reference: &[Candidate], computed: Vec<Candidate>) -> Vec<Candidate> {
+    let (writable, rest): (Vec<Candidate>, Vec<Candidate>) =
+        computed.into_iter().partition(|c| c.label == computed::WRITABLE);
+    writable.into_iter().chain(reference.iter().cloned()).chain(rest).collect()
+}
+
+/// What a trace adds to what was seen of the running unit. `programs`:
+/// what the unit's `Exec*=` lines run, traced or not (a stop helper).
+fn record(observed: &mut Observed, seen: trace::Trace, programs: &[String]) {
     observed.syscalls = seen.syscalls.into_iter().collect();
     observed.families = seen.families.into_iter().collect();
     observed.bound_ports = seen.bound_ports.into_iter().collect();
     observed.written = seen.written.into_iter().collect();
-    for program in seen.executed {
+    let ran = seen.executed.into_iter().chain(programs.iter().cloned());
+    // A script runs only when its interpreter may run too.
+    let ran: Vec<String> = ran.flat_map(|p| std::iter::once(p.clone()).chain(interpreter(&p))).collect();
+    for program in ran {
         if !observed.executable.contains(&program) {
             observed.executable.push(program);
         }
     }
     observed.executable.sort();
+}
+
+/// The interpreter a script names on its `#!` line.
+fn interpreter(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    let line = std::str::from_utf8(head[..n].strip_prefix(b"#!")?).ok()?.lines().next()?;
+    line.split_whitespace().next().filter(|p| p.starts_with('/')).map(str::to_owned)
 }
 
 /// The variant socket-activated on `port`: a socket unit of the service's
@@ -152,7 +177,7 @@ fn record(observed: &mut Observed, seen: trace::Trace) {
 /// that trace. Err when the program does not take the socket.
 fn socket_activated(
     check: &ProgramCheck,
-    exec_start: &str,
+    job: &HardenJob,
     port: u16,
     observed: &Observed,
     candidates_for: &dyn Fn(&Observed) -> Vec<Candidate>,
@@ -188,9 +213,9 @@ fn socket_activated(
     // The drop-in of that trial (socket, private network) stays under the trace's.
     log("the program under strace -f, socket-activated, against its check");
     let mut seen = observed.clone();
-    let traced = traced(&check, exec_start);
+    let traced = traced(&check, job);
     if let Ok(trace) = traced.clone() {
-        record(&mut seen, trace);
+        record(&mut seen, trace, &job.programs);
     }
     let candidates = candidates_for(&seen);
     let mut variant = variant("socket-activated", &check, &base, Some((name, text)), &candidates, limit);
@@ -220,6 +245,9 @@ fn variant(
     trials.try_set(candidates, &mut kept, &mut steps);
     // Report in the order tried.
     steps.sort_by_key(|s| candidates.iter().position(|c| *c == s.candidate));
+    if steps.iter().any(|s| !s.kept && s.candidate.lines == [DropInLine::service(NO_CAPABILITIES)]) {
+        capabilities_needed(&mut trials, &mut kept, &mut steps);
+    }
     let all: Vec<&Candidate> = kept.iter().collect();
     let hardened = trials.run(&all);
     log(&format!(
@@ -242,6 +270,50 @@ fn variant(
     }
 }
 
+/// The reference's line that takes every capability.
+const NO_CAPABILITIES: &str = "CapabilityBoundingSet=";
+
+/// A program that breaks without any capability (a root daemon that binds
+/// port 80, changes its user, chowns its files) still loses every one it
+/// does not need: each is tried on its own (in halves, as above), the
+/// ones that break the check are the program's needs, and the rest leave
+/// the bounding set in one `~` line (several `~` lines narrow it together,
+/// and narrow the unit's own list too).
+fn capabilities_needed(trials: &mut Trials, kept: &mut Vec<Candidate>, steps: &mut Vec<Step>) {
+    log("the program needs capabilities: which?");
+    let each: Vec<Candidate> = CAPABILITIES
+        .iter()
+        .map(|cap| Candidate {
+            label: format!("CapabilityBoundingSet=~{cap}"),
+            comment: String::new(),
+            lines: vec![DropInLine::service(format!("CapabilityBoundingSet=~{cap}"))],
+        })
+        .collect();
+    let mut each_kept = Vec::new();
+    let mut each_steps = Vec::new();
+    trials.try_set_with(&each, kept, &mut each_kept, &mut each_steps);
+    let cap = |c: &Candidate| c.label.strip_prefix("CapabilityBoundingSet=~").map(str::to_owned);
+    let needed: Vec<String> =
+        each_steps.iter().filter(|s| !s.kept).filter_map(|s| cap(&s.candidate)).collect();
+    let taken: Vec<String> = each_kept.iter().filter_map(cap).collect();
+    log(&format!("it needs {}", if needed.is_empty() { "none alone".to_owned() } else { needed.join(" ") }));
+    steps.extend(each_steps.into_iter().filter(|s| !s.kept));
+    if taken.is_empty() {
+        return;
+    }
+    let bounded = Candidate {
+        label: "CapabilityBoundingSet=~ (all it does not need)".into(),
+        comment: format!(
+            "Every capability but the {} the program needs under the check (each tried on its own: \
+             the check fails without it) is gone from the bounding set, for good.",
+            if needed.is_empty() { "none".to_owned() } else { needed.join(" ") }
+        ),
+        lines: vec![DropInLine::service(format!("CapabilityBoundingSet=~{}", taken.join(" ")))],
+    };
+    steps.push(Step { candidate: bounded.clone(), kept: true, evidence: String::new() });
+    kept.push(bounded);
+}
+
 /// The check against one unit, counted.
 struct Trials<'a> {
     check: &'a ProgramCheck,
@@ -261,10 +333,24 @@ impl Trials<'_> {
     /// of it is kept; if not, a single candidate is dropped with the failure
     /// as evidence and a larger set is tried in halves.
     fn try_set(&mut self, set: &[Candidate], kept: &mut Vec<Candidate>, steps: &mut Vec<Step>) {
+        let mut newly = Vec::new();
+        self.try_set_with(set, &[], &mut newly, steps);
+        kept.extend(newly);
+    }
+
+    /// [`Trials::try_set`] on top of `base` (kept before, not repeated in
+    /// `kept`).
+    fn try_set_with(
+        &mut self,
+        set: &[Candidate],
+        base: &[Candidate],
+        kept: &mut Vec<Candidate>,
+        steps: &mut Vec<Step>,
+    ) {
         if set.is_empty() {
             return;
         }
-        let with: Vec<&Candidate> = kept.iter().chain(set).collect();
+        let with: Vec<&Candidate> = base.iter().chain(kept.iter()).chain(set).collect();
         let result = self.run(&with);
         if result.ok {
             for candidate in set {
@@ -272,18 +358,14 @@ impl Trials<'_> {
             }
             kept.extend(set.iter().cloned());
         } else if let [candidate] = set {
-            log(&format!("dropped {}: {}", candidate.label, first_line(&result.detail)));
+            log(&format!("dropped {}: {}", candidate.label, telling(&result.detail)));
             steps.push(Step { candidate: candidate.clone(), kept: false, evidence: result.detail });
         } else {
             let (left, right) = set.split_at(set.len() / 2);
-            self.try_set(left, kept, steps);
-            self.try_set(right, kept, steps);
+            self.try_set_with(left, base, kept, steps);
+            self.try_set_with(right, base, kept, steps);
         }
     }
-}
-
-fn first_line(text: &str) -> &str {
-    text.split(" | ").next().unwrap_or(text)
 }
 
 /// The check with `candidates` as harden's drop-in.
@@ -324,12 +406,22 @@ fn remove_drop_in(service: &str, name: &str) {
 /// unit's main process (strace traces from a grandchild): `LISTEN_PID` is
 /// the main process's, and a program that checks it takes its socket only
 /// then.
-fn traced(check: &ProgramCheck, exec_start: &str) -> Result<trace::Trace, String> {
+fn traced(check: &ProgramCheck, job: &HardenJob) -> Result<trace::Trace, String> {
     let file = format!("{WORK}/trace.txt");
+    let _ = std::fs::remove_file(&file);
+    let mut pre = String::new();
+    if !job.exec_start_pre.is_empty() {
+        pre.push_str("ExecStartPre=\n");
+        for line in &job.exec_start_pre {
+            pre.push_str(&format!("ExecStartPre={}\n", under_strace(line)?));
+        }
+    }
+    // append: each process systemd starts (ExecStartPre=, ExecStop=) opens
+    // the file anew, and truncate: would wipe what came before.
     let drop_in = format!(
-        "[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nExecStart=\nExecStart={}\n\
-         StandardError=truncate:{file}\nSystemCallFilter=\nNoExecPaths=\nExecPaths=\nWatchdogSec=0\nNotifyAccess=all\n",
-        under_strace(exec_start)?
+        "[Unit]\nStartLimitIntervalSec=0\n\n[Service]\n{pre}ExecStart=\nExecStart={}\n\
+         StandardError=append:{file}\nSystemCallFilter=\nNoExecPaths=\nExecPaths=\nWatchdogSec=0\nNotifyAccess=all\n",
+        under_strace(&job.exec_start)?
     );
     write_drop_in(&check.service, TRACE_DROP_IN, &drop_in)?;
     let result = run_with(check, FIRST_LIMIT, FIRST_LIMIT, &mut |_| {});
@@ -353,7 +445,7 @@ fn under_strace(exec_start: &str) -> Result<String, String> {
     if prefix.contains('@') || command.trim().is_empty() {
         return Err(format!("ExecStart={exec_start} cannot run under strace (an @ prefix, or no command)"));
     }
-    Ok(format!("{prefix}/usr/bin/strace -D -f -qq -s 256 -e signal=none {command}"))
+    Ok(format!("{prefix}/usr/bin/strace -D -f -qq -y -s 256 -e signal=none {command}"))
 }
 
 /// The lockdown wrapper's own system calls (it runs before the program,
@@ -377,7 +469,7 @@ mod tests {
     fn strace_goes_in_front_of_the_command_behind_its_prefixes() {
         assert_eq!(
             under_strace("-/usr/sbin/nginx -g 'daemon on; master_process on;'").unwrap(),
-            "-/usr/bin/strace -D -f -qq -s 256 -e signal=none /usr/sbin/nginx -g 'daemon on; master_process on;'"
+            "-/usr/bin/strace -D -f -qq -y -s 256 -e signal=none /usr/sbin/nginx -g 'daemon on; master_process on;'"
         );
         assert!(under_strace("@/bin/a b").unwrap_err().contains("an @ prefix"));
     }

@@ -16,7 +16,7 @@ pub struct Trace {
     pub bound_ports: BTreeSet<u16>,
     /// Absolute paths created, written, removed or renamed.
     pub written: BTreeSet<String>,
-    /// Programs `execve(2)` ran.
+    /// Programs `execve(2)` ran, and files mapped executable (strace -y).
     pub executed: BTreeSet<String>,
 }
 
@@ -80,6 +80,8 @@ pub fn parse(text: &str) -> Trace {
             }
             "bind" => trace.bound_ports.extend(port(args)),
             "execve" | "execveat" => trace.executed.extend(first_path(args)),
+            // strace -y names a mapped file: a library or module mapped executable.
+            "mmap" | "mmap2" if args.contains("PROT_EXEC") => trace.executed.extend(fd_path(args)),
             "open" | "openat" | "openat2" if writes(args) => trace.written.extend(first_path(args)),
             name if WRITING.contains(&name) => trace.written.extend(all_paths(args)),
             _ => {}
@@ -126,6 +128,13 @@ fn first_path(args: &str) -> Option<String> {
     all_paths(args).into_iter().next()
 }
 
+/// The path strace -y prints after a file descriptor: `3</usr/lib/libc.so.6>`.
+fn fd_path(args: &str) -> Option<String> {
+    let at = args.find("</")?;
+    let rest = &args[at + 1..];
+    Some(rest[..rest.find('>')?].to_owned())
+}
+
 /// `sin_port=htons(8000)` or `sin6_port=htons(8000)` in `bind`'s address.
 fn port(args: &str) -> Option<u16> {
     let at = args.find("_port=htons(")?;
@@ -150,6 +159,8 @@ openat(AT_FDCWD, "/var/cache/x", O_RDWR) = -1 ENOENT (No such file or directory)
 811   <... accept4 resumed>{sa_family=AF_INET6, sin6_port=htons(4242)}, [28], SOCK_CLOEXEC) = 4
 812   renameat2(AT_FDCWD, "/srv/a.tmp", AT_FDCWD, "/srv/a", 0) = 0
 127.0.0.1 - - [07/Dec/2026 12:00:00] "GET / HTTP/1.0" 200 -
+[pid   812] mmap(0x7f10, 1396736, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3</usr/lib/x86_64-linux-gnu/libssl.so.3>, 0x26000) = 0x7f10
+mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, 4</usr/share/data.bin>, 0) = 0x7f20
 exit_group(0)                           = ?
 +++ exited with 0 +++
 "#;
@@ -160,13 +171,18 @@ exit_group(0)                           = ?
         let calls: Vec<&str> = trace.syscalls.iter().map(String::as_str).collect();
         assert_eq!(
             calls,
-            ["accept4", "bind", "brk", "execve", "exit_group", "openat", "renameat2", "socket"],
+            ["accept4", "bind", "brk", "execve", "exit_group", "mmap", "openat", "renameat2", "socket"],
             "the program's own log line is not a call"
         );
         assert_eq!(trace.families, BTreeSet::from(["AF_INET6".to_owned()]), "a refused family is not needed");
         assert_eq!(trace.bound_ports, BTreeSet::from([8000]), "accept's peer port is not a bind");
         let written: Vec<&str> = trace.written.iter().map(String::as_str).collect();
         assert_eq!(written, ["/srv/a", "/srv/a.tmp", "/var/lib/web/state.json"], "a resumed call counts");
-        assert_eq!(trace.executed, BTreeSet::from(["/usr/bin/python3".to_owned()]));
+        let executed: Vec<&str> = trace.executed.iter().map(String::as_str).collect();
+        assert_eq!(
+            executed,
+            ["/usr/bin/python3", "/usr/lib/x86_64-linux-gnu/libssl.so.3"],
+            "a library mapped executable runs, a data file mapped readable does not"
+        );
     }
 }
