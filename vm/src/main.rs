@@ -296,7 +296,9 @@ struct BootArgs {
 /// A unit of your own and what it needs, for `audit` and `harden`.
 #[derive(clap::Args)]
 struct UnitArgs {
-    /// The service file.
+    /// The service file; or, without a path and with --package, the unit
+    /// as that Debian package ships it (`nginx.service --package nginx`),
+    /// read from the guest image of each release.
     #[arg(value_name = "UNIT.service")]
     service: PathBuf,
     /// Its socket [default: the .socket the service Requires=, read from

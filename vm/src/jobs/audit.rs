@@ -355,6 +355,26 @@ mod tests {
     }
 
     #[test]
+    fn a_unit_named_without_a_path_comes_from_a_package_named_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web.service");
+        std::fs::write(&file, "[Service]\nExecStart=/usr/bin/web\n").unwrap();
+        let unit = |service: PathBuf| YourUnit { service, ..YourUnit::default() };
+        assert!(!unit(file.clone()).packaged(), "a file is read as it is");
+        assert!(!unit(PathBuf::from("units/none.service")).packaged(), "a path that is missing is an error");
+        assert!(unit(PathBuf::from("nginx.service")).packaged());
+        let opts = RunOptions {
+            releases: vec![Release::Bookworm],
+            cache_dir: None,
+            accel: crate::AccelRequest::Auto,
+            timeout: None,
+            packages: Vec::new(),
+        };
+        let err = unit(PathBuf::from("nginx.service")).load_for(&opts, Release::Bookworm).err().unwrap();
+        assert!(err.to_string().contains("--package"), "{err}");
+    }
+
+    #[test]
     fn a_binary_goes_where_the_unit_runs_it_or_the_error_says_where_to_put_it() {
         let dir = tempfile::tempdir().unwrap();
         let service = dir.path().join("web.service");
