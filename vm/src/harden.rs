@@ -277,14 +277,7 @@ impl HardenOutcome {
                 variant.seconds,
                 if serves { "serves" } else { "DOES NOT SERVE" }
             );
-            for step in variant.steps.iter().filter(|s| !s.kept) {
-                let _ = writeln!(
-                    out,
-                    "  dropped {}: {}",
-                    step.candidate.label,
-                    shorten(&telling(&step.evidence), 200)
-                );
-            }
+            out += &dropped(variant, 200);
         }
         out.push_str(&self.before_after());
         for (audit, variant) in self.audits.iter().skip(1).zip(&h.variants) {
@@ -443,17 +436,21 @@ pub fn examples_block(outcomes: &[HardenOutcome]) -> String {
                 variant.trials,
                 variant.seconds
             );
-            for step in variant.steps.iter().filter(|s| !s.kept) {
-                let _ = writeln!(
-                    out,
-                    "  dropped {}: {}",
-                    step.candidate.label,
-                    shorten(&telling(&step.evidence), 140)
-                );
-            }
+            out += &dropped(variant, 140);
         }
         out += &outcome.before_after();
         out += "```\n";
+    }
+    out
+}
+
+/// One line per candidate `variant` dropped, with its evidence in at most
+/// `width` characters.
+fn dropped(variant: &Variant, width: usize) -> String {
+    let mut out = String::new();
+    for step in variant.steps.iter().filter(|s| !s.kept) {
+        let _ =
+            writeln!(out, "  dropped {}: {}", step.candidate.label, shorten(&telling(&step.evidence), width));
     }
     out
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use sandkasten_vm::audit::Finding;
+use sandkasten_vm::contract::harden::Variant;
 use sandkasten_vm::harden::HardenOutcome;
 
 use crate::util::{one_guest_at_a_time, sandkasten_vm};
@@ -61,17 +62,13 @@ fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() 
     let unit = format!("{ROOT}/units/lab/examples/python-http.service");
     let www = format!("{ROOT}/units/lab/examples/www:/srv/www");
     let (status, stdout, outcome) = harden(&unit, &["--package", "python3", "--files", &www], dir.path());
-    assert_eq!(status, Some(0), "{stdout}");
-    let own = &outcome.harden.variants[0];
-    assert_eq!(own.name, "own-port");
-    assert!(own.hardened.as_ref().is_some_and(|c| c.ok), "{stdout}");
+    let own = own_port_serves(status, &stdout, &outcome);
     let dropped = |label: &str| own.steps.iter().find(|s| !s.kept && s.candidate.label == label);
     let srv = dropped("TemporaryFileSystem=/srv:ro").expect("hiding /srv breaks a server of /srv/www");
     assert!(srv.evidence.contains("404"), "the evidence is the program's own answer: {}", srv.evidence);
     assert!(dropped("PrivateNetwork=").is_some(), "a program that binds its own port needs its network");
 
-    let drop_in =
-        std::fs::read_to_string(dir.path().join("python-http.service.d/50-sandkasten-harden.conf")).unwrap();
+    let drop_in = commented_drop_in(dir.path(), "python-http.service");
     for line in
         ["DynamicUser=yes", "NoExecPaths=/ /tmp /var/tmp", "ExecPaths=", "RestrictAddressFamilies=AF_"]
     {
@@ -81,10 +78,27 @@ fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() 
         drop_in.contains("sandkasten-lockdown /usr/bin/python3"),
         "the wrapper serves Python too:\n{drop_in}"
     );
-    assert_commented(&drop_in);
 
     let (was, left) = serves_and_explains(&outcome, &stdout);
     assert!(left * 4 < was, "{was} escapes as given, {left} hardened:\n{stdout}");
+}
+
+/// harden exited 0 and its first variant, the program on its own port,
+/// serves its check under everything kept.
+fn own_port_serves<'a>(status: Option<i32>, stdout: &str, outcome: &'a HardenOutcome) -> &'a Variant {
+    assert_eq!(status, Some(0), "{stdout}");
+    let own = &outcome.harden.variants[0];
+    assert_eq!(own.name, "own-port");
+    assert!(own.hardened.as_ref().is_some_and(|c| c.ok), "{stdout}");
+    own
+}
+
+/// The drop-in harden wrote for `service` into `dir`, every line commented.
+fn commented_drop_in(dir: &Path, service: &str) -> String {
+    let drop_in =
+        std::fs::read_to_string(dir.join(format!("{service}.d/50-sandkasten-harden.conf"))).unwrap();
+    assert_commented(&drop_in);
+    drop_in
 }
 
 /// The audit of the unit as given beside its own-port variant, in one
@@ -112,17 +126,13 @@ fn harden_keeps_debians_nginx_serving_with_only_the_capabilities_it_needs() {
     let Some(_guest) = one_guest_at_a_time() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (status, stdout, outcome) = harden("nginx.service", &["--package", "nginx"], dir.path());
-    assert_eq!(status, Some(0), "{stdout}");
-    let own = &outcome.harden.variants[0];
-    assert!(own.hardened.as_ref().is_some_and(|c| c.ok), "{stdout}");
+    let own = own_port_serves(status, &stdout, &outcome);
     let port_80 =
         own.steps.iter().find(|s| s.candidate.label == "CapabilityBoundingSet=~CAP_NET_BIND_SERVICE");
     let port_80 = port_80.unwrap_or_else(|| panic!("each capability tried on its own:\n{stdout}"));
     assert!(!port_80.kept && port_80.evidence.contains("bind()"), "{}", port_80.evidence);
-    let drop_in =
-        std::fs::read_to_string(dir.path().join("nginx.service.d/50-sandkasten-harden.conf")).unwrap();
+    let drop_in = commented_drop_in(dir.path(), "nginx.service");
     assert!(drop_in.contains("\nCapabilityBoundingSet=~CAP_CHOWN"), "{drop_in}");
-    assert_commented(&drop_in);
     let (was, left) = serves_and_explains(&outcome, &stdout);
     assert!(left * 2 < was, "{was} escapes as shipped, {left} hardened:\n{stdout}");
 }
@@ -137,13 +147,9 @@ fn harden_keeps_debians_memcached_answering_its_own_check() {
     let dir = tempfile::tempdir().unwrap();
     let (status, stdout, outcome) =
         harden("memcached.service", &["--package", "memcached", "--check", MEMCACHED_CHECK], dir.path());
-    assert_eq!(status, Some(0), "{stdout}");
-    let own = &outcome.harden.variants[0];
-    assert!(own.hardened.as_ref().is_some_and(|c| c.ok), "{stdout}");
-    let drop_in =
-        std::fs::read_to_string(dir.path().join("memcached.service.d/50-sandkasten-harden.conf")).unwrap();
+    own_port_serves(status, &stdout, &outcome);
+    let drop_in = commented_drop_in(dir.path(), "memcached.service");
     assert!(drop_in.contains("/usr/bin/perl"), "the wrapper's interpreter may run:\n{drop_in}");
-    assert_commented(&drop_in);
     let (was, left) = serves_and_explains(&outcome, &stdout);
     assert!(left * 2 < was, "{was} escapes as shipped, {left} hardened:\n{stdout}");
 }

@@ -141,14 +141,20 @@ pub struct AuditRequest {
 /// `sandkasten-vm audit`: true when nothing escaped and the audit is
 /// complete on every release.
 pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> {
+    // A unit a package ships may differ between releases: read and staged
+    // on each. A file is the same on all: staged once for all of them.
+    let groups: Vec<Vec<Release>> = match request.unit.packaged() {
+        true => opts.releases.iter().map(|&r| vec![r]).collect(),
+        false => vec![opts.releases.clone()],
+    };
     let mut reports = Vec::new();
-    // A unit a package ships may differ between releases: read on each.
-    for &release in &opts.releases {
-        let loaded = request.unit.load_for(opts, release)?;
-        let one = RunOptions { releases: vec![release], ..opts.clone() };
+    for releases in groups {
+        let Some(&first) = releases.first() else { continue };
+        let loaded = request.unit.load_for(opts, first)?;
+        let these = RunOptions { releases, ..opts.clone() };
         let unit = [loaded.audited];
         reports.extend(run_audits(
-            &one,
+            &these,
             &unit,
             &loaded.installs,
             &request.unit.sysusers,

@@ -242,7 +242,7 @@ fn variant(
     let mut trials = Trials { check, base, limit, count: 0 };
     let mut kept: Vec<Candidate> = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
-    trials.try_set(candidates, &mut kept, &mut steps);
+    trials.try_set(candidates, &[], &mut kept, &mut steps);
     // Report in the order tried.
     steps.sort_by_key(|s| candidates.iter().position(|c| *c == s.candidate));
     if steps.iter().any(|s| !s.kept && s.candidate.lines == [DropInLine::service(NO_CAPABILITIES)]) {
@@ -291,7 +291,7 @@ fn capabilities_needed(trials: &mut Trials, kept: &mut Vec<Candidate>, steps: &m
         .collect();
     let mut each_kept = Vec::new();
     let mut each_steps = Vec::new();
-    trials.try_set_with(&each, kept, &mut each_kept, &mut each_steps);
+    trials.try_set(&each, kept, &mut each_kept, &mut each_steps);
     let cap = |c: &Candidate| c.label.strip_prefix("CapabilityBoundingSet=~").map(str::to_owned);
     let needed: Vec<String> =
         each_steps.iter().filter(|s| !s.kept).filter_map(|s| cap(&s.candidate)).collect();
@@ -329,18 +329,11 @@ impl Trials<'_> {
         trial(self.check, self.base, candidates, self.limit)
     }
 
-    /// Whether the check passes with `set` added to what is kept: if so all
-    /// of it is kept; if not, a single candidate is dropped with the failure
-    /// as evidence and a larger set is tried in halves.
-    fn try_set(&mut self, set: &[Candidate], kept: &mut Vec<Candidate>, steps: &mut Vec<Step>) {
-        let mut newly = Vec::new();
-        self.try_set_with(set, &[], &mut newly, steps);
-        kept.extend(newly);
-    }
-
-    /// [`Trials::try_set`] on top of `base` (kept before, not repeated in
-    /// `kept`).
-    fn try_set_with(
+    /// Whether the check passes with `set` added to `base` and what is
+    /// kept: if so all of it is kept; if not, a single candidate is dropped
+    /// with the failure as evidence and a larger set is tried in halves.
+    /// `base`: kept before, and not repeated in `kept`.
+    fn try_set(
         &mut self,
         set: &[Candidate],
         base: &[Candidate],
@@ -362,8 +355,8 @@ impl Trials<'_> {
             steps.push(Step { candidate: candidate.clone(), kept: false, evidence: result.detail });
         } else {
             let (left, right) = set.split_at(set.len() / 2);
-            self.try_set_with(left, base, kept, steps);
-            self.try_set_with(right, base, kept, steps);
+            self.try_set(left, base, kept, steps);
+            self.try_set(right, base, kept, steps);
         }
     }
 }
