@@ -596,6 +596,42 @@ mod tests {
 mod example_tests {
     use super::*;
 
+    /// What the lab guides say of the Python examples: on both releases each
+    /// serves under its drop-in and leaves at most the interpreter's route,
+    /// and on Debian 12 (whose systemd cannot enforce `SocketBindAllow=`) a
+    /// new listening socket.
+    #[test]
+    fn the_python_examples_leave_at_most_the_interpreter_and_on_12_a_listener() {
+        let lab = crate::payload::workspace_root().join("units/lab");
+        let outcomes = committed_examples(&lab).unwrap();
+        let python: Vec<_> = outcomes.iter().filter(|o| o.unit.starts_with("python-http")).collect();
+        for release in ["bookworm", "trixie"] {
+            let units: Vec<&str> = python
+                .iter()
+                .filter(|o| o.harden.guest.release == release)
+                .map(|o| o.unit.as_str())
+                .collect();
+            assert_eq!(units.len(), 3, "the three examples measured on {release}: {units:?}");
+        }
+        for outcome in python {
+            let after = &outcome.audits[1];
+            assert!(after.checks.iter().all(|c| c.ok) && !after.checks.is_empty(), "{}", outcome.unit);
+            let allowed: &[&str] = match outcome.harden.guest.release.as_str() {
+                "bookworm" => &["code.interpreter", "net.listen-new"],
+                _ => &["code.interpreter"],
+            };
+            for row in after.rows.iter().filter(|r| r.verdict == Finding::Escaped) {
+                assert!(
+                    allowed.contains(&row.attempt.as_str()),
+                    "{} on {}: {} escapes",
+                    outcome.unit,
+                    outcome.harden.guest.release,
+                    row.attempt
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_worked_examples_in_the_lab_guides_are_the_committed_outcomes() {
         let lab = crate::payload::workspace_root().join("units/lab");
