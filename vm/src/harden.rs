@@ -222,6 +222,11 @@ pub struct HardenOutcome {
 const INTERPRETERS: [&str; 9] = ["python", "perl", "node", "ruby", "php", "bash", "sh", "lua", "java"];
 
 impl HardenOutcome {
+    /// Whether a hardened variant serves the check.
+    pub fn serves(&self) -> bool {
+        self.harden.variants.iter().any(|v| v.hardened.as_ref().is_some_and(|c| c.ok))
+    }
+
     /// Whether the program runs an interpreter (the first file it executed).
     fn interpreter(&self) -> Option<String> {
         self.harden.observed.executable.iter().find_map(|path| {

@@ -102,6 +102,8 @@ enum Cmd {
         /// failing check fails the audit and says so.
         #[arg(long, value_name = "COMMAND")]
         check: Option<String>,
+        #[command(flatten)]
+        host: HostArgs,
     },
     /// Harden a unit of your own, proven: run its real program in the guest
     /// against a check (--check, or an HTTP GET / a TCP connect), trace it
@@ -136,6 +138,8 @@ enum Cmd {
         /// Write the outcome (harden's report and the audits) as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        #[command(flatten)]
+        host: HostArgs,
     },
     /// Audit every lab step (units/lab) on each release and write the
     /// measurement (units/lab/measured/RELEASE.json) and the table in
@@ -291,6 +295,25 @@ struct BootArgs {
     /// Keep this run's console log and port files here [default: <cache>/runs/...].
     #[arg(long)]
     run_dir: Option<PathBuf>,
+}
+
+/// `audit --host`, `harden --host`.
+#[derive(clap::Args)]
+struct HostArgs {
+    /// No VM: on this machine, whose PID 1 must be systemd, as root, with
+    /// the packages sandkasten and sandkasten-probe installed
+    /// (scripts/install --probe; harden needs strace too). UNIT is a file
+    /// (installed as a runtime unit for the run) or the name of a unit
+    /// installed here, read with its drop-ins. The program must be
+    /// installed here. The service is stopped while the run starts its own
+    /// copies, and started again after; everything the run writes
+    /// (runtime units, drop-ins) is removed at the end and on Ctrl-C.
+    #[arg(long, conflicts_with = "release")]
+    host: bool,
+    /// The reference units and their ablation maps [default: the
+    /// workspace's units/].
+    #[arg(long, value_name = "DIR")]
+    units: Option<PathBuf>,
 }
 
 /// A unit of your own and what it needs, for `audit` and `harden`.
@@ -457,17 +480,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let units = units.unwrap_or_else(|| payload::workspace_root().join("units"));
             exit(jobs::enforce(&boot.options(), &units, check, host, json.as_deref()))
         }
-        Cmd::Audit { unit, boot, json, check } => {
+        Cmd::Audit { unit, boot, json, check, host } => {
             let (unit, packages) = unit.split();
             let mut options = boot.options();
             options.packages = packages;
-            exit(jobs::audit(&options, &AuditRequest { unit, json, check }))
+            let HostArgs { host, units } = host;
+            exit(jobs::audit(&options, &AuditRequest { unit, json, check, host, units }))
         }
-        Cmd::Harden { unit, boot, check, out, no_socket, json } => {
+        Cmd::Harden { unit, boot, check, out, no_socket, json, host } => {
             let (unit, packages) = unit.split();
             let mut options = boot.options();
             options.packages = packages;
-            exit(jobs::harden(&options, &HardenRequest { unit, check, out, json, no_socket }))
+            let HostArgs { host, units } = host;
+            exit(jobs::harden(&options, &HardenRequest { unit, check, out, json, no_socket, host, units }))
         }
         Cmd::Lab { redraw: true, .. } => exit(jobs::redraw_lab()),
         Cmd::Lab { boot, check, .. } => {

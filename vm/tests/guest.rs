@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use sandkasten_vm::{AccelRequest, Config, Error, Guest, Release, EXIT_HARNESS_FAILURE};
 
-use crate::util::{one_guest_at_a_time, sandkasten_vm};
+use crate::util::{copy_tree, one_guest_at_a_time, sandkasten_vm};
 
 #[test]
 fn exec_runs_a_command_under_systemd() {
@@ -260,17 +260,7 @@ fn host_mode_in_the_guest_prints_the_vm_reports_table() {
         && cat /tmp/host.json\n";
     payload::stage(dir.path(), &build, script, &[]).expect("payload");
     // The reference units and their maps, which host mode picks its tests from.
-    for sub in ["", "ablation"] {
-        let from = workspace.join("units").join(sub);
-        let to = dir.path().join("units").join(sub);
-        std::fs::create_dir_all(&to).unwrap();
-        for entry in std::fs::read_dir(&from).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
+    copy_tree(&workspace.join("units"), &dir.path().join("units"), &["", "ablation"]);
 
     let mut config = Config::new(Release::Bookworm);
     config.accel = AccelRequest::Tcg;
@@ -299,11 +289,26 @@ fn host_mode_refuses_where_pid_1_is_not_systemd() {
         eprintln!("skipped: this machine's PID 1 is systemd");
         return;
     }
-    let out = sandkasten_vm(&["enforce", "--host"]);
+    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/../units/lab/examples/python-http.service");
+    for (command, args) in
+        [("enforce", vec!["--host"]), ("audit", vec![unit, "--host"]), ("harden", vec![unit, "--host"])]
+    {
+        let mut all = vec![command];
+        all.extend(args);
+        let out = sandkasten_vm(&all);
+        assert_eq!(out.status.code(), Some(i32::from(EXIT_HARNESS_FAILURE)));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("PID 1 is not systemd"), "{stderr}");
+        let instead = format!("sandkasten-vm {command} --release");
+        assert!(stderr.contains(&instead), "it names the alternative: {stderr}");
+    }
+    // What only a guest can do is refused before anything runs.
+    let out = sandkasten_vm(&["audit", unit, "--host", "--package", "python3"]);
     assert_eq!(out.status.code(), Some(i32::from(EXIT_HARNESS_FAILURE)));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("PID 1 is not systemd"), "{stderr}");
-    assert!(stderr.contains("sandkasten-vm enforce --release"), "it names the alternative: {stderr}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--package installs into the guest"));
+    let out = sandkasten_vm(&["harden", unit, "--host", "--release", "trixie"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
 
 /// vm/plan/package-lifecycle with the reference deployment it enables and

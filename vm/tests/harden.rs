@@ -8,7 +8,7 @@ use sandkasten_vm::audit::Finding;
 use sandkasten_vm::contract::harden::Variant;
 use sandkasten_vm::harden::HardenOutcome;
 
-use crate::util::{one_guest_at_a_time, sandkasten_vm};
+use crate::util::{copy_tree, one_guest_at_a_time, sandkasten_vm};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -79,6 +79,29 @@ fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() 
         "the wrapper serves Python too:\n{drop_in}"
     );
 
+    let (was, left) = serves_and_explains(&outcome, &stdout);
+    assert!(left * 4 < was, "{was} escapes as given, {left} hardened:\n{stdout}");
+}
+
+/// The lab's baseline example (the widely shared directives, a writable
+/// /srv hidden by none) on Debian 13, whose systemd enforces
+/// `SocketBindAllow=`: the real server serves under the drop-in, and the
+/// audit beside the unit as given leaves at most a quarter of the escapes,
+/// each explained.
+#[test]
+fn harden_keeps_the_labs_baseline_example_serving_on_trixie() {
+    let Some(_guest) = one_guest_at_a_time() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let unit = format!("{ROOT}/units/lab/examples/python-http-baseline.service");
+    let www = format!("{ROOT}/units/lab/examples/www:/srv/www");
+    let args = ["--package", "python3", "--files", &www, "--release", "trixie"];
+    let (status, stdout, outcome) = harden(&unit, &args, dir.path());
+    assert_eq!(outcome.harden.guest.release, "trixie");
+    own_port_serves(status, &stdout, &outcome);
+    let drop_in = commented_drop_in(dir.path(), "python-http-baseline.service");
+    assert!(drop_in.contains("\nSocketBindAllow=8000\n"), "{drop_in}");
+    let listen = outcome.audits[1].rows.iter().find(|r| r.attempt == "net.listen-new").unwrap();
+    assert_ne!(listen.verdict, Finding::Escaped, "13's systemd holds a new listener to the port:\n{stdout}");
     let (was, left) = serves_and_explains(&outcome, &stdout);
     assert!(left * 4 < was, "{was} escapes as given, {left} hardened:\n{stdout}");
 }
@@ -181,3 +204,102 @@ fn harden_rediscovers_the_reference_sandbox_for_lab_step_0() {
         .join("socket-activated/sandkasten-lab0.service.d/50-sandkasten-harden.conf")
         .is_file());
 }
+
+/// `harden --host` and `audit --host` on a machine whose PID 1 is systemd:
+/// the trixie guest, where the lab's dynamic example is installed and
+/// running as an admin would have it. Interrupted while it tries
+/// candidates, everything it wrote is gone and the service runs again; run
+/// to its end, the real server serves under the drop-in and the audit
+/// beside it explains every escape left, the service runs again. `audit
+/// --host --check` on a unit that hides the site says in capitals that the
+/// program does not serve, and fails.
+#[test]
+fn harden_on_the_host_leaves_the_service_running_and_nothing_behind_even_when_interrupted() {
+    use sandkasten_vm::{payload, AccelRequest, Config, Guest, Release};
+
+    let Some(_guest) = one_guest_at_a_time() else { return };
+    let workspace = payload::workspace_root();
+    let build = payload::build(&workspace).expect("release build");
+    let dir = tempfile::tempdir().unwrap();
+    payload::stage(dir.path(), &build, HOST_SCRIPT, &[]).expect("payload");
+    copy_tree(&workspace.join("units"), &dir.path().join("units"), &["", "ablation"]);
+    copy_tree(&workspace.join("units/lab/examples"), dir.path(), &["", "www"]);
+
+    let mut config = Config::new(Release::Trixie);
+    config.accel = AccelRequest::Tcg;
+    config.payload_dir = Some(dir.path().to_path_buf());
+    config.packages = vec!["python3".into(), "strace".into()];
+    config.timeout = Some(std::time::Duration::from_secs(1500));
+    let run = Guest::boot(&config).expect("guest run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let said = String::from_utf8_lossy(run.result()).into_owned();
+    let section = |name: &str| -> String {
+        let mut lines = said.lines().skip_while(|l| *l != format!("== {name}"));
+        assert!(lines.next().is_some(), "no {name}:\n{said}\n{stderr}");
+        lines.take_while(|l| !l.starts_with("== ")).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(section("interrupted"), "130", "Ctrl-C ends it with 130:\n{stderr}");
+    assert_eq!(section("left after the interrupt"), "", "what it wrote is gone:\n{stderr}");
+    assert_eq!(section("state after the interrupt"), "active", "the service runs again:\n{stderr}");
+
+    assert_eq!(section("harden"), "0", "{stderr}");
+    assert_eq!(section("left after harden"), "", "{stderr}");
+    assert_eq!(section("state after harden"), "active", "{stderr}");
+    let stdout = section("stdout");
+    let mut outcomes: Vec<HardenOutcome> = serde_json::from_str(&section("outcome")).unwrap();
+    let outcome = outcomes.remove(0);
+    assert_eq!(outcome.harden.guest.accel, "host");
+    own_port_serves(Some(0), &stdout, &outcome);
+    let drop_in = section("drop-in");
+    assert!(drop_in.contains("measured on this host (trixie, systemd 257"), "{drop_in}");
+    assert!(drop_in.contains("sandkasten-lockdown /usr/bin/python3"), "{drop_in}");
+    let (was, left) = serves_and_explains(&outcome, &stdout);
+    assert!(left * 4 < was, "{was} escapes as given, {left} hardened:\n{stdout}");
+
+    let audit = section("audit of a unit that hides the site");
+    assert!(audit.starts_with("1\n"), "a program that does not serve fails the audit:\n{audit}");
+    assert!(audit.contains("THE PROGRAM DOES NOT SERVE"), "{audit}");
+    assert!(audit.contains("code 404"), "it fails for the site it cannot see, its journal says:\n{audit}");
+}
+
+/// The guest's side of the host-mode test: each answer under `== NAME`.
+const HOST_SCRIPT: &str = r#"#!/bin/bash
+vm=/usr/libexec/sandkasten/sandkasten-vm
+unit=python-http-dynamic.service
+cd /tmp  # the unit's name alone is the installed unit; in /payload it is a file
+mkdir -p /srv && cp -r /payload/www /srv/www
+cp /payload/$unit /etc/systemd/system/ && systemctl daemon-reload && systemctl start $unit
+ls -R /run/systemd/system /run/sandkasten-harden > /tmp/before 2>&1
+left() { ls -R /run/systemd/system /run/sandkasten-harden 2>&1 | diff /tmp/before - | grep '^[<>]'; }
+
+$vm harden --host $unit --units /payload/units --out /tmp/interrupted >&2 &
+pid=$!
+for _ in $(seq 600); do
+    [ -e /run/systemd/system/$unit.d/50-sandkasten-harden.conf ] || ! kill -0 $pid 2>/dev/null && break
+    sleep 0.5
+done
+kill -INT $pid
+wait $pid
+status=$?
+echo "== interrupted"; echo $status
+echo "== left after the interrupt"; left
+echo "== state after the interrupt"; systemctl is-active $unit
+
+$vm harden --host $unit --units /payload/units --out /tmp/h --json /tmp/h.json > /tmp/h.out
+status=$?
+echo "== harden"; echo $status
+echo "== left after harden"; left
+echo "== state after harden"; systemctl is-active $unit
+echo "== stdout"; cat /tmp/h.out
+echo "== outcome"; cat /tmp/h.json; echo
+echo "== drop-in"; cat /tmp/h/$unit.d/50-sandkasten-harden.conf
+
+# Not on the port the blind copy needs: its check must fail for the site.
+systemctl stop $unit
+sed 's|^\[Service\]$|[Service]\nTemporaryFileSystem=/srv:ro|' /payload/$unit > /tmp/python-http-blind.service
+check='exec 3<>/dev/tcp/127.0.0.1/$PORT && printf "GET / HTTP/1.0\r\n\r\n" >&3 && head -n 1 <&3 | grep " 200 "'
+$vm audit --host /tmp/python-http-blind.service --units /payload/units --check "$check" > /tmp/a.out 2>&1
+status=$?
+echo "== audit of a unit that hides the site"; echo $status; cat /tmp/a.out
+echo "== end"
+"#;

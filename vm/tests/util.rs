@@ -1,3 +1,4 @@
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
@@ -26,4 +27,20 @@ pub fn sandkasten_vm(args: &[&str]) -> Output {
     eprintln!("stdout:\n{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("stderr:\n{}", String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// Copies the files (not the directories) of `from/SUB` to `to/SUB` for
+/// each of `subs` (`""`: `from` itself): what a payload needs of the
+/// workspace.
+pub fn copy_tree(from: &Path, to: &Path, subs: &[&str]) {
+    for sub in subs {
+        let (from, to) = (from.join(sub), to.join(sub));
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
 }

@@ -18,6 +18,13 @@ pub use crate::paths::LOCKDOWN_WRAPPER;
 
 /// The file name of the drop-in harden writes (`UNIT.d/NAME`).
 pub const DROP_IN: &str = "50-sandkasten-harden.conf";
+/// The drop-in of the trace run (after harden's own, so that it wins).
+pub const TRACE_DROP_IN: &str = "90-sandkasten-trace.conf";
+/// Where harden's drop-ins and the socket of its socket-activated variant
+/// go: runtime units, gone at the next boot.
+pub const RUNTIME_UNITS: &str = "/run/systemd/system";
+/// The harness's own files where harden runs: the trace, the wrapper's.
+pub const WORK: &str = "/run/sandkasten-harden";
 
 /// What the guest side hardens, and with what.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,6 +53,10 @@ pub struct HardenJob {
     /// check, `ExecStop=`'s helper): `ExecPaths=` must let each run.
     #[serde(default)]
     pub programs: Vec<String>,
+    /// The job runs on the admin's own machine (`harden --host`), not in
+    /// a guest: the users are the host's (no `systemd-sysusers`).
+    #[serde(default)]
+    pub on_host: bool,
 }
 
 /// The capabilities systemd 252 and later know (`capability.h` of Linux 5.9

@@ -2,8 +2,8 @@
 //! but the contract (`sandkasten-vm-contract`): it never sees how the host
 //! builds plans or reads answers. The `sandkasten-vm` binary runs it in the
 //! guest (`sandkasten-vm guest /payload/job.json`: [`run`] does the job
-//! the host wrote), and host mode (`enforce --host`) runs
-//! [`carry_out`] on the machine itself.
+//! the host wrote), and host mode (`enforce --host`, `audit --host`,
+//! `harden --host`) runs the same command on the machine itself.
 //!
 //! The plan of a matrix or ablation run, run as root in a fresh guest whose
 //! PID 1 is systemd:

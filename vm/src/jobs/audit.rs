@@ -11,6 +11,7 @@ use super::{
 };
 use crate::audit::{self, AuditReport, Audited};
 use crate::guest::print_progress;
+use crate::host_mode::{self, Needs, Session};
 use crate::lab::{self, LabReport};
 use crate::payload::{self, Install};
 use crate::{image, Release};
@@ -91,16 +92,72 @@ impl YourUnit {
             });
         } else {
             // The socket the service Requires=, which audit::load looks for beside it.
-            let text = std::fs::read_to_string(dir.path().join(&name))?;
-            for line in text.lines().filter_map(|l| l.trim().strip_prefix("Requires=")) {
-                for socket in line.split_whitespace().filter(|u| u.ends_with(".socket")) {
-                    extract_unit(&image, socket, dir.path())?;
-                }
+            for socket in required_sockets(&std::fs::read_to_string(dir.path().join(&name))?) {
+                extract_unit(&image, &socket, dir.path())?;
             }
         }
         eprintln!("sandkasten-vm: {name} as Debian {release:?} ships it: {service}, read from the image");
         let audited = audit::load(&dir.path().join(&name), socket.as_deref())?;
         self.with_installs(audited, Some(dir))
+    }
+
+    /// Refuses what only a guest can do (`--binary`, `--files`,
+    /// `--sysusers`, `--package`): on the host the program is installed.
+    pub(super) fn refuse_guest_only(&self, opts: &RunOptions) -> anyhow::Result<()> {
+        let given = [
+            ("--binary", !self.binaries.is_empty()),
+            ("--files", !self.files.is_empty()),
+            ("--sysusers", !self.sysusers.is_empty()),
+            ("--package", !opts.packages.is_empty()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+            anyhow::bail!(
+                "{flag} installs into the guest; with --host the program, its files and its users must \
+                 be installed on this machine already"
+            );
+        }
+        Ok(())
+    }
+
+    /// The unit as this host runs it: a file given (installed as a runtime
+    /// unit for the session when no unit of its name is installed), or an
+    /// installed unit named alone, read with its drop-ins as systemd merges
+    /// them (`systemctl cat`). `audited.files` is what is still to install:
+    /// nothing.
+    pub(super) fn load_on_host(&self, session: &Session) -> anyhow::Result<Loaded> {
+        if self.packaged() {
+            let name = self.service.display().to_string();
+            let dir = tempfile::tempdir()?;
+            let service = installed_unit(&name, dir.path())?;
+            let socket = match &self.socket {
+                Some(given) if given.exists() => Some(given.clone()),
+                Some(given) => Some(installed_unit(&given.display().to_string(), dir.path())?),
+                None => {
+                    for socket in required_sockets(&std::fs::read_to_string(&service)?) {
+                        installed_unit(&socket, dir.path())?;
+                    }
+                    None
+                }
+            };
+            eprintln!("sandkasten-vm: {name} as this host runs it (systemctl cat {name})");
+            let mut audited = audit::load(&service, socket.as_deref())?;
+            audited.files.clear();
+            return Ok(Loaded { audited, installs: Vec::new(), _extracted: Some(dir) });
+        }
+        let mut audited = audit::load(&self.service, self.socket.as_deref())?;
+        for file in std::mem::take(&mut audited.files) {
+            let name = file.file_name().and_then(|n| n.to_str()).context("a unit file has a name")?;
+            let here = std::fs::canonicalize(&file)?;
+            if host_mode::loaded_from(name).is_some_and(|from| Path::new(&from) == here) {
+                continue;
+            }
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            session.install_unit(name, &text).map_err(anyhow::Error::msg)?;
+            eprintln!("sandkasten-vm: installed {} as a runtime unit for this run", file.display());
+        }
+        session.daemon_reload().map_err(anyhow::Error::msg)?;
+        Ok(Loaded { audited, installs: Vec::new(), _extracted: None })
     }
 
     fn with_installs(
@@ -126,6 +183,34 @@ fn extract_unit(image: &image::Image, name: &str, dir: &Path) -> anyhow::Result<
     Ok(None)
 }
 
+/// The sockets a unit's text `Requires=`: read beside it by
+/// [`audit::load`].
+fn required_sockets(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("Requires="))
+        .flat_map(str::split_whitespace)
+        .filter(|u| u.ends_with(".socket"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An installed unit `name` with its drop-ins, as `systemctl cat` prints
+/// it (one text systemd would read the same way), written to `dir`.
+fn installed_unit(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    let out = std::process::Command::new("systemctl")
+        .args(["cat", "--no-pager", name])
+        .output()
+        .context("cannot run systemctl cat")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{name}: no such file here, and no unit of that name is installed on this host ({})",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, &out.stdout)?;
+    Ok(path)
+}
+
 /// What `audit` runs, and with what of the user's.
 #[derive(Debug, Clone, Default)]
 pub struct AuditRequest {
@@ -136,6 +221,11 @@ pub struct AuditRequest {
     /// `--check COMMAND`: run by bash against the real program in the unit
     /// as written (`$PORT`, `$ADDR`: its socket's), before the probe.
     pub check: Option<String>,
+    /// On this machine, not in a guest (`--host`).
+    pub host: bool,
+    /// The reference units and their ablation maps [default: the
+    /// workspace's units/].
+    pub units: Option<PathBuf>,
 }
 
 /// `sandkasten-vm audit`: true when nothing escaped and the audit is
@@ -144,10 +234,19 @@ pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> 
     // A unit a package ships may differ between releases: read and staged
     // on each. A file is the same on all: staged once for all of them.
     let groups: Vec<Vec<Release>> = match request.unit.packaged() {
+        _ if request.host => Vec::new(),
         true => opts.releases.iter().map(|&r| vec![r]).collect(),
         false => vec![opts.releases.clone()],
     };
     let mut reports = Vec::new();
+    if request.host {
+        request.unit.refuse_guest_only(opts)?;
+        let session = Session::begin("audit", &[Needs::Probe]).map_err(anyhow::Error::msg)?;
+        let loaded = request.unit.load_on_host(&session)?;
+        let units_dir = request.units.clone().unwrap_or_else(|| payload::workspace_root().join("units"));
+        let unit = [loaded.audited];
+        reports = audits_on_host(&session, &unit, &units_dir, request.check.as_deref())?;
+    }
     for releases in groups {
         let Some(&first) = releases.first() else { continue };
         let loaded = request.unit.load_for(opts, first)?;
@@ -260,6 +359,52 @@ pub(super) fn run_audits(
         "sandkasten-vm: audit of {} unit(s) on {} release(s) took {:.0} s (build, boot and {} attempts in each unit)",
         units.len(),
         opts.releases.len(),
+        started.elapsed().as_secs_f64(),
+        all_attempts().len()
+    );
+    Ok(reports)
+}
+
+/// [`run_audits`] on this machine: `units` (their files installed as
+/// runtime units first), each audited here. The services the audit starts
+/// copies of, on the same ports, are stopped meanwhile and started again.
+pub(super) fn audits_on_host(
+    session: &Session,
+    units: &[Audited],
+    units_dir: &Path,
+    check: Option<&str>,
+) -> anyhow::Result<Vec<AuditReport>> {
+    let started = std::time::Instant::now();
+    let mut running = Vec::new();
+    for unit in units {
+        for file in &unit.files {
+            let name = file.file_name().and_then(|n| n.to_str()).context("a unit file has a name")?;
+            let text =
+                std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            session.install_unit(name, &text).map_err(anyhow::Error::msg)?;
+        }
+        running.push(unit.reference.name.clone());
+        running.extend(unit.reference.socket.as_ref().map(|(name, _)| name.clone()));
+    }
+    session.stop_for_now(&running).map_err(anyhow::Error::msg)?;
+    let mut staged = audit::stage(units, &all_attempts(), &[]);
+    if let Some(command) = check {
+        staged.plan.program_checks = units.iter().map(|unit| audit::program_check(unit, command)).collect();
+    }
+    let output = session.carry_out(&staged).map_err(anyhow::Error::msg)?;
+    let maps = ablation_maps(units_dir).unwrap_or_default();
+    // The maps of this host's Debian release, if it is one, say what closes an escape.
+    let release = output
+        .lines()
+        .find_map(|line| match serde_json::from_str(line) {
+            Ok(crate::contract::GuestEvent::Guest(info)) => Some(info.release),
+            _ => None,
+        })
+        .unwrap_or_else(|| "host".to_owned());
+    let reports = audit::evaluate(&staged, units, &output, &release, "host", &maps, &[]);
+    eprintln!(
+        "sandkasten-vm: audit of {} unit(s) on this host took {:.0} s ({} attempts in each unit)",
+        units.len(),
         started.elapsed().as_secs_f64(),
         all_attempts().len()
     );

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sandkasten_vm_contract::harden::{
     exec_prefix, render_drop_in, telling, Candidate, DropInLine, HardenJob, HardenReport, Observed, Step,
-    Variant, CAPABILITIES, DROP_IN, LOCKDOWN_WRAPPER,
+    Variant, CAPABILITIES, DROP_IN, LOCKDOWN_WRAPPER, RUNTIME_UNITS, TRACE_DROP_IN, WORK,
 };
 use sandkasten_vm_contract::{Functional, ProgramCheck};
 
@@ -28,18 +28,13 @@ use crate::program_check::run_with;
 use crate::systemd::output;
 use crate::unit_processes;
 
-/// The harness's files in the guest: the trace, the socket of the
-/// socket-activated variant.
-const WORK: &str = "/run/sandkasten-harden";
 /// How long the unit as given may take to serve its check.
 const FIRST_LIMIT: Duration = Duration::from_secs(60);
-/// The drop-in of the trace run (after harden's own, so that it wins).
-const TRACE_DROP_IN: &str = "90-sandkasten-trace.conf";
 
 /// Does `job`, prints its [`HardenReport`] as one JSON line; 0 unless the
 /// report could not be written.
 pub fn run(job: &HardenJob) -> i32 {
-    let report = harden(job);
+    let report = report(job);
     match serde_json::to_string(&report) {
         Ok(line) => {
             println!("{line}");
@@ -56,14 +51,18 @@ fn log(what: &str) {
     eprintln!("harden: {what}");
 }
 
-fn harden(job: &HardenJob) -> HardenReport {
+/// Does `job` on this machine (in the guest, or on the admin's host):
+/// what it found.
+fn report(job: &HardenJob) -> HardenReport {
     let mut report = HardenReport { guest: crate::guest_info(), ..HardenReport::default() };
     if let Err(e) = std::fs::create_dir_all(WORK) {
         report.failures.push(format!("cannot create {WORK}: {e}"));
         return report;
     }
     // Users from --sysusers files (the overlay put them in /usr/lib/sysusers.d).
-    let _ = output(&["systemd-sysusers"]);
+    if !job.on_host {
+        let _ = output(&["systemd-sysusers"]);
+    }
     let service = job.check.service.clone();
 
     log(&format!("{service} as given, against its check"));
@@ -190,7 +189,7 @@ fn socket_activated(
          [Install]\nWantedBy=sockets.target\n",
         service = check.service
     );
-    let path = Path::new("/run/systemd/system").join(&name);
+    let path = Path::new(RUNTIME_UNITS).join(&name);
     std::fs::write(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let check = ProgramCheck { socket: Some(name.clone()), port: Some(port), ..check.clone() };
     let base = DropInLine::with_socket(&name);
@@ -381,14 +380,14 @@ fn trial(
 }
 
 fn write_drop_in(service: &str, name: &str, text: &str) -> Result<(), String> {
-    let dir = Path::new("/run/systemd/system").join(format!("{service}.d"));
+    let dir = Path::new(RUNTIME_UNITS).join(format!("{service}.d"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write the drop-in: {e}"))?;
     output(&["systemctl", "daemon-reload"]).map(drop)
 }
 
 fn remove_drop_in(service: &str, name: &str) {
-    let _ = std::fs::remove_file(Path::new("/run/systemd/system").join(format!("{service}.d")).join(name));
+    let _ = std::fs::remove_file(Path::new(RUNTIME_UNITS).join(format!("{service}.d")).join(name));
     let _ = output(&["systemctl", "daemon-reload"]);
 }
 
