@@ -431,10 +431,23 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("sandkasten-vm: error: {err:#}");
+            eprintln!("sandkasten-vm: error: {}", said_once(&err));
             ExitCode::from(EXIT_HARNESS_FAILURE)
         }
     }
+}
+
+/// The error and its causes, each said once: an error whose message
+/// already names its cause (`cannot read F: No such file`) is not followed
+/// by that cause again.
+fn said_once(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1).map(ToString::to_string) {
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

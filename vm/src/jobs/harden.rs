@@ -103,13 +103,19 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
         if !opts.packages.iter().any(|p| p == "strace") {
             opts.packages.push("strace".into());
         }
-        let build = build()?;
+        let mut built = None;
         for &release in &opts.releases {
             // A unit a package ships is read from each release's image.
             let loaded = request.unit.load_for(&opts, release)?;
             let original = &loaded.audited;
             let (job, check) = job_for(original, request, &reference, &maps)?;
+            // Built once the unit is known to be fine: a typo costs no build.
+            let build = match built.take() {
+                Some(build) => build,
+                None => build()?,
+            };
             let dir = stage_job(&build, &GuestJob::Harden(job))?;
+            built = Some(build);
             let (_, guest_installs) =
                 guest_installs(std::slice::from_ref(original), &loaded.installs, &request.unit.sysusers)?;
             payload::stage_installs(dir.path(), &guest_installs)?;
