@@ -1,7 +1,8 @@
 # Shared helpers for scripts/*: sourced, not run.
 
-# Prints a progress line on stderr.
-say() { printf '==> %s\n' "$*" >&2; }
+# Prints a progress line on stderr, with the time since the script started
+# (a CI log then says where the time went).
+say() { printf '==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 # Prints an error and exits non-zero.
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -72,7 +72,9 @@ fn layout_parsing_follows_indentation() {
 }
 
 /// A guide's skeleton: its headings' levels in order, and its fenced code
-/// blocks (commands and outputs) verbatim, with the generated lab table.
+/// blocks (commands and outputs) verbatim but for the shell comments in
+/// `sh` blocks (each guide speaks its reader's language there), with the
+/// generated lab table.
 fn skeleton(guide: &str) -> (Vec<usize>, Vec<String>) {
     let mut levels = Vec::new();
     let mut blocks = Vec::new();
@@ -87,8 +89,11 @@ fn skeleton(guide: &str) -> (Vec<usize>, Vec<String>) {
                 None => block = Some(format!("{line}\n")),
             }
         } else if let Some(text) = &mut block {
-            text.push_str(line);
-            text.push('\n');
+            let line = if text.starts_with("```sh") { without_comment(line) } else { line };
+            if !line.is_empty() {
+                text.push_str(line);
+                text.push('\n');
+            }
         } else if line.starts_with('#') {
             levels.push(line.chars().take_while(|c| *c == '#').count());
         }
@@ -123,12 +128,37 @@ fn the_german_lab_guide_has_the_same_steps_and_commands_as_the_english() {
     );
 }
 
+/// A shell line without its comment: from a `#` that starts a word outside
+/// quotes to the end, and the blanks before it.
+fn without_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut previous = ' ';
+    for (at, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (None, '#') if previous.is_whitespace() => return line[..at].trim_end(),
+            _ => {}
+        }
+        previous = c;
+    }
+    line
+}
+
+#[test]
+fn a_comment_is_cut_off_only_where_the_shell_would() {
+    assert_eq!(without_comment("scripts/audit x   # one step"), "scripts/audit x");
+    assert_eq!(without_comment("# a whole line"), "");
+    assert_eq!(without_comment("grep -q '^VALUE # k' <&3 # why"), "grep -q '^VALUE # k' <&3");
+    assert_eq!(without_comment("echo a#b"), "echo a#b");
+}
+
 #[test]
 fn a_guide_skeleton_sees_headings_blocks_and_the_table_only() {
-    let guide = "# T\ntext\n## A\n```sh\n# not a heading\nrun x\n```\n<!-- lab table: x -->\n| a |\n<!-- end of lab table -->\n### B\n";
+    let guide = "# T\ntext\n## A\n```sh\n# not a heading\nrun x  # says why\n```\n```\n# output\n```\n<!-- lab table: x -->\n| a |\n<!-- end of lab table -->\n### B\n";
     let (levels, blocks) = skeleton(guide);
     assert_eq!(levels, [1, 2, 3]);
-    assert_eq!(blocks, ["```sh\n# not a heading\nrun x\n```", ": x -->\n| a |\n"]);
+    assert_eq!(blocks, ["```sh\nrun x\n```", "```\n# output\n```", ": x -->\n| a |\n"]);
 }
 
 /// The Markdown files git knows, as paths from the workspace root.
