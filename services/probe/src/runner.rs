@@ -6,8 +6,8 @@
 //! it never starts a thread). Each attempt is then the attacker's code, run
 //! in a child the runner forks, under everything the runner installed. The
 //! child is not re-executed: an exec cost 100-200 ms per attempt under the
-//! test VM's emulation (TCG), which with 81 attempts in every unit
-//! dominated the matrix's time. (`run-one`, which makes one attempt in a
+//! test VM's emulation (TCG), which with the whole catalogue in every
+//! unit dominated the matrix's time. (`run-one`, which makes one attempt in a
 //! process of its own, remains for debugging by hand.)
 //!
 //! Per attempt: a close-on-exec pipe, then `fork`. The child is

@@ -144,7 +144,43 @@ fn list_prints_the_whole_catalogue() {
         .collect();
     let want: Vec<String> = ATTEMPTS.iter().map(|a| a.id.to_owned()).collect();
     assert_eq!(ids, want);
-    assert_eq!(ids.len(), 81, "the catalogue has 81 routes");
+}
+
+/// Where the documents state the catalogue's size, `{n}` for the number of
+/// attempts and `{g}` for the goals: a route added or removed fails here,
+/// naming every sentence to update (the number is typed in prose, so a
+/// test keeps each place true).
+const SIZE_IN_THE_DOCS: [(&str, &str); 15] = [
+    ("README.md", "it tries {n} routes to {g} goals"),
+    ("README.md", "{n} attempts x 6 units"),
+    ("units/README.md", "tries {n} routes to {g} goals"),
+    ("units/lab/README.md", "the escape probe ({n} attempts at {g} goals)"),
+    ("units/lab/README.md", "There are {n}; each has a name"),
+    ("units/lab/README.md", "and more ({g} in all)"),
+    ("units/lab/README.md", "of the {n}\nattempts escape; the other"),
+    ("units/lab/README.md", "0 of {n} attempts escape."),
+    ("units/lab/README.md", "and the {n} attempts in the unit and in the control took"),
+    ("units/lab/README.de.md", "({n} Versuche, {g} Ziele)"),
+    ("units/lab/README.de.md", "Es gibt {n}, jeder mit einem Namen"),
+    ("units/lab/README.de.md", "Keiner der {n} Versuche gelingt."),
+    ("units/lab/README.de.md", "die {n} Versuche in der Unit und im Kontrolllauf"),
+    ("units/lab/README.de.md", "weitere\n  ({g} insgesamt)"),
+    ("units/lab/README.de.md", "76 der {n}\nVersuche gelingen"),
+];
+
+#[test]
+fn the_documents_state_the_catalogues_size() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let goals = sandkasten_probe::catalogue::Goal::ALL.len();
+    let mut stale = Vec::new();
+    for (file, phrase) in SIZE_IN_THE_DOCS {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let phrase = phrase.replace("{n}", &ATTEMPTS.len().to_string()).replace("{g}", &goals.to_string());
+        if !text.contains(&phrase) {
+            stale.push(format!("{file}: {phrase:?}"));
+        }
+    }
+    assert!(stale.is_empty(), "say the catalogue's size in these places:\n{}", stale.join("\n"));
 }
 
 #[test]
