@@ -901,18 +901,18 @@ def chart(results, path, title):
 
 
 def update_readme(md):
-    path = os.path.join(ROOT, "README.md")
+    path = os.path.join(RESULTS, "README.md")
     with open(path) as f:
         text = f.read()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     if start not in text or end not in text:
-        log("README.md has no bench markers: not updated")
+        log("scripts/bench-results/README.md has no bench markers: not updated")
         return
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     with open(path, "w") as f:
         f.write(head + start + "\n" + md.strip() + "\n" + end + tail)
-    log("README.md: Benchmarks section updated")
+    log("scripts/bench-results/README.md: the tables updated")
 
 
 ALL_PARTS = ("http", "gopher", "echo", "cold", "lockdown", "sandbox")
@@ -926,7 +926,7 @@ def main():
     p.add_argument("--only", default=",".join(ALL_PARTS),
                    help="comma-separated parts to run (sandbox: the sandbox's own cost, in a qemu guest)")
     p.add_argument("--sws", help="static-web-server binary")
-    p.add_argument("--readme", action="store_true", help="write the table into README.md's Benchmarks section")
+    p.add_argument("--readme", action="store_true", help="write the tables into scripts/bench-results/README.md")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (content, logs)")
     args = p.parse_args()
     if args.reps < 1 or args.duration <= 0:
@@ -1022,7 +1022,7 @@ def main():
         if args.quick or partial:
             log("--readme ignored: only a full run of every part goes into the README")
         else:
-            rel = os.path.relpath(png_path, ROOT) if png_path else None
+            rel = os.path.relpath(png_path, RESULTS) if png_path else None
             block = header + "\n\n" + md + "\n" + (f"![benchmark chart]({rel})\n" if rel else "")
             update_readme(block)
 

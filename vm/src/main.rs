@@ -189,7 +189,7 @@ enum Cmd {
     /// directive removed, or the unit as shipped against the unit without
     /// it. Each directive is enforced, silently ignored, refused at start or
     /// enforced differently. Writes units/enforcement/RELEASE.json and the
-    /// table in README.md and units/README.md. Exits 1 when (--check) the
+    /// table in units/README.md. Exits 1 when (--check) the
     /// measurement differs from the committed report.
     Enforce {
         #[command(flatten)]

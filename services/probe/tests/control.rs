@@ -152,7 +152,7 @@ fn list_prints_the_whole_catalogue() {
 /// test keeps each place true).
 const SIZE_IN_THE_DOCS: [(&str, &str); 15] = [
     ("README.md", "it tries {n} routes to {g} goals"),
-    ("README.md", "{n} attempts x 6 units"),
+    ("vm/README.md", "{n} attempts x 6 units"),
     ("units/README.md", "tries {n} routes to {g} goals"),
     ("units/lab/README.md", "the escape probe ({n} attempts at {g} goals)"),
     ("units/lab/README.md", "There are {n}; each has a name"),

@@ -65,23 +65,19 @@ pub fn enforce(
     Ok(ok)
 }
 
-/// The table of every committed release, spliced into README.md and
-/// units/README.md.
+/// The table of every committed release, spliced into units/README.md.
 fn write_enforcement_tables(units: &Path) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     for release in Release::ALL {
         reports.extend(committed_enforcement(units, release)?);
     }
     let table = enforcement::markdown(&reports);
-    let workspace = units.parent().unwrap_or(units);
-    for file in [workspace.join("README.md"), units.join("README.md")] {
-        let text =
-            std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        let spliced = enforcement::splice(&text, &table).with_context(|| {
-            format!("{} has no enforcement table markers ({})", file.display(), enforcement::TABLE_BEGIN)
-        })?;
-        std::fs::write(&file, spliced).with_context(|| format!("cannot write {}", file.display()))?;
-        eprintln!("sandkasten-vm: wrote the enforcement table in {}", file.display());
-    }
+    let file = units.join("README.md");
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let spliced = enforcement::splice(&text, &table).with_context(|| {
+        format!("{} has no enforcement table markers ({})", file.display(), enforcement::TABLE_BEGIN)
+    })?;
+    std::fs::write(&file, spliced).with_context(|| format!("cannot write {}", file.display()))?;
+    eprintln!("sandkasten-vm: wrote the enforcement table in {}", file.display());
     Ok(())
 }
