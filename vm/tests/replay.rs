@@ -160,3 +160,43 @@ fn recorded_answers_render_as_they_did() {
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
+
+/// ARCHITECTURE.md's schema of the matrix report names every field a real
+/// report has (the recorded bookworm run): a field added to the report
+/// without a word in the schema fails here.
+#[test]
+fn the_matrix_schema_names_every_field_of_a_real_report() {
+    let doc = std::fs::read_to_string(payload::workspace_root().join("ARCHITECTURE.md")).unwrap();
+    let schema = doc
+        .split("## The matrix report's schema")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("ARCHITECTURE.md has the matrix report's schema");
+    // Each table row: the field, then what its meaning names in backticks.
+    let rows: Vec<(String, String)> = schema
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let field = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((field.to_owned(), cells.get(3)?.to_string()))
+        })
+        .collect();
+    let text = std::fs::read_to_string(replay_dir().join("matrix-bookworm/report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let object = report.as_object().unwrap();
+    let documented: std::collections::BTreeSet<&str> = rows.iter().map(|(f, _)| f.as_str()).collect();
+    let real: std::collections::BTreeSet<&str> = object.keys().map(String::as_str).collect();
+    assert_eq!(documented, real, "the schema's fields are the report's");
+    for (field, meaning) in &rows {
+        let inner = match &object[field] {
+            serde_json::Value::Array(items) => items.first().and_then(|i| i.as_object()),
+            value => value.as_object(),
+        };
+        for key in inner.into_iter().flat_map(|o| o.keys()) {
+            assert!(
+                meaning.contains(&format!("`{key}`")),
+                "ARCHITECTURE.md: `{field}` does not name `{key}`"
+            );
+        }
+    }
+}
