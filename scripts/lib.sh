@@ -1,8 +1,14 @@
 # Shared helpers for scripts/*: sourced, not run.
 
-# Prints a progress line on stderr, with the time since the script started
-# (a CI log then says where the time went).
-say() { printf '==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
+# Prints a progress line on stderr, with the time since the outermost script
+# started (scripts/test's steps and the scripts it runs share one clock, so a
+# CI log says where the time went).
+: "${SANDKASTEN_T0:=$(date +%s)}"
+export SANDKASTEN_T0
+say() {
+    local t=$(($(date +%s) - SANDKASTEN_T0))
+    printf '==> [%dm%02ds] %s\n' $((t / 60)) $((t % 60)) "$*" >&2
+}
 
 # Prints an error and exits non-zero.
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
