@@ -303,7 +303,7 @@ impl AuditReport {
         out.push_str(&self.by_goal());
         let _ = writeln!(
             out,
-            "{} of {} attempts escaped; {} blocked, {} stopped another way than the catalogue expects (a kill by SIGSYS, another errno: not an escape either), {} not possible on this machine",
+            "{} of {} attempts escaped; {} blocked, {} stopped another way than the catalogue expects (a kill by SIGSYS, another errno: not an escape either), {} n/a (the root control could not make them either, or the unit gives them nothing to work on: no socket handed over, say)",
             self.count(&[Finding::Escaped]),
             self.rows.len(),
             self.count(&[Finding::Blocked, Finding::Killed]),
