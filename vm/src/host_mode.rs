@@ -1,7 +1,6 @@
 //! Host mode: a job carried out on the machine we run on, not in a guest
-//! (`enforce --host`, `audit --host`, `harden --host`). It runs the guest
-//! side's library ([`crate::inside`]) in-process; the guest side never
-//! imports it.
+//! (`enforce --host`, `audit --host`, `harden --host`), by the same guest
+//! side as in the VM ([`crate::inside`], which never imports this).
 //!
 //! An admin who copies a unit onto a host (a laptop, a container under
 //! Incus, LXC or Proxmox, where nesting changes what systemd can do) asks
@@ -133,6 +132,18 @@ impl Session {
             c.units.push(name.to_owned());
         });
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Installs the unit file at `path` as a runtime unit of its own name
+    /// ([`Session::install_unit`]).
+    pub fn install_file(&self, path: &Path) -> Result<(), String> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("{}: no unit name", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        self.install_unit(name, &text)
     }
 
     /// Makes systemd read the units again.
@@ -315,25 +326,24 @@ fn daemon_reload() -> Result<(), String> {
 impl Changes {
     /// Undoes the changes: best effort, every step tried.
     fn undo(self) {
-        let changes = self;
-        if !changes.units.is_empty() {
+        if !self.units.is_empty() {
             let mut args = vec!["stop"];
-            args.extend(changes.units.iter().map(String::as_str));
+            args.extend(self.units.iter().map(String::as_str));
             let _ = command("systemctl", &args, QUERY_TIMEOUT);
             args[0] = "reset-failed";
             let _ = command("systemctl", &args, QUERY_TIMEOUT);
         }
-        for path in &changes.files {
+        for path in &self.files {
             let _ = std::fs::remove_file(path);
         }
-        for dir in &changes.dirs {
+        for dir in &self.dirs {
             let _ = std::fs::remove_dir_all(dir);
         }
         let _ = daemon_reload();
-        for link in &changes.links {
+        for link in &self.links {
             let _ = command("ip", &["link", "del", link], QUERY_TIMEOUT);
         }
-        for unit in &changes.restart {
+        for unit in &self.restart {
             match command("systemctl", &["start", unit], QUERY_TIMEOUT) {
                 Ok(out) if out.status.success() => eprintln!("sandkasten-vm: started {unit} again"),
                 Ok(out) => eprintln!("sandkasten-vm: {}", failure(&format!("systemctl start {unit}"), &out)),

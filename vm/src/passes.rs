@@ -47,6 +47,12 @@ impl Reference {
         short_name(&self.name)
     }
 
+    /// The service's name and its socket's, when it has one: what starts
+    /// it on its port.
+    pub fn unit_names(&self) -> Vec<String> {
+        std::iter::once(self.name.clone()).chain(self.socket.as_ref().map(|(name, _)| name.clone())).collect()
+    }
+
     /// Whether instances are started per connection (`Accept=yes`).
     pub fn template(&self) -> bool {
         self.name.ends_with("@.service")

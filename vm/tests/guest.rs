@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use sandkasten_vm::{AccelRequest, Config, Error, Guest, Release, EXIT_HARNESS_FAILURE};
 
-use crate::util::{copy_tree, one_guest_at_a_time, sandkasten_vm};
+use crate::util::{host_mode_payload, one_guest_at_a_time, sandkasten_vm};
 
 #[test]
 fn exec_runs_a_command_under_systemd() {
@@ -253,14 +253,11 @@ fn host_mode_in_the_guest_prints_the_vm_reports_table() {
 
     let Some(_guest) = one_guest_at_a_time() else { return };
     let workspace = payload::workspace_root();
-    let build = payload::build(&workspace).expect("release build");
-    let dir = tempfile::tempdir().unwrap();
-    let script = "#!/bin/sh\n\
+    let dir = host_mode_payload(
+        "#!/bin/sh\n\
         /usr/libexec/sandkasten/sandkasten-vm enforce --host --units /payload/units --json /tmp/host.json >&2 \
-        && cat /tmp/host.json\n";
-    payload::stage(dir.path(), &build, script, &[]).expect("payload");
-    // The reference units and their maps, which host mode picks its tests from.
-    copy_tree(&workspace.join("units"), &dir.path().join("units"), &["", "ablation"]);
+        && cat /tmp/host.json\n",
+    );
 
     let mut config = Config::new(Release::Bookworm);
     config.accel = AccelRequest::Tcg;

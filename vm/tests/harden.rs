@@ -8,7 +8,7 @@ use sandkasten_vm::audit::Finding;
 use sandkasten_vm::contract::harden::Variant;
 use sandkasten_vm::harden::HardenOutcome;
 
-use crate::util::{copy_tree, one_guest_at_a_time, sandkasten_vm};
+use crate::util::{copy_tree, host_mode_payload, one_guest_at_a_time, sandkasten_vm};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -29,6 +29,16 @@ fn harden(unit: &str, args: &[&str], dir: &Path) -> (Option<i32>, String, Harden
         std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no outcome ({e}): {stdout}\n{stderr}"));
     let mut outcomes: Vec<HardenOutcome> = serde_json::from_str(&text).unwrap();
     (out.status.code(), stdout, outcomes.remove(0))
+}
+
+/// `harden` on one of the lab's Python examples (`units/lab/examples/`),
+/// with Python in the guest and the lab's site at /srv/www.
+fn harden_lab_example(service: &str, args: &[&str], dir: &Path) -> (Option<i32>, String, HardenOutcome) {
+    let unit = format!("{ROOT}/units/lab/examples/{service}");
+    let www = format!("{ROOT}/units/lab/examples/www:/srv/www");
+    let mut all = vec!["--package", "python3", "--files", &www];
+    all.extend_from_slice(args);
+    harden(&unit, &all, dir)
 }
 
 fn escaped(outcome: &HardenOutcome, audit: usize) -> usize {
@@ -59,9 +69,7 @@ fn assert_commented(drop_in: &str) {
 fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() {
     let Some(_guest) = one_guest_at_a_time() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let unit = format!("{ROOT}/units/lab/examples/python-http.service");
-    let www = format!("{ROOT}/units/lab/examples/www:/srv/www");
-    let (status, stdout, outcome) = harden(&unit, &["--package", "python3", "--files", &www], dir.path());
+    let (status, stdout, outcome) = harden_lab_example("python-http.service", &[], dir.path());
     let own = own_port_serves(status, &stdout, &outcome);
     let dropped = |label: &str| own.steps.iter().find(|s| !s.kept && s.candidate.label == label);
     let srv = dropped("TemporaryFileSystem=/srv:ro").expect("hiding /srv breaks a server of /srv/www");
@@ -92,10 +100,8 @@ fn harden_keeps_the_labs_python_server_serving_and_explains_every_escape_left() 
 fn harden_keeps_the_labs_baseline_example_serving_on_trixie() {
     let Some(_guest) = one_guest_at_a_time() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let unit = format!("{ROOT}/units/lab/examples/python-http-baseline.service");
-    let www = format!("{ROOT}/units/lab/examples/www:/srv/www");
-    let args = ["--package", "python3", "--files", &www, "--release", "trixie"];
-    let (status, stdout, outcome) = harden(&unit, &args, dir.path());
+    let (status, stdout, outcome) =
+        harden_lab_example("python-http-baseline.service", &["--release", "trixie"], dir.path());
     assert_eq!(outcome.harden.guest.release, "trixie");
     own_port_serves(status, &stdout, &outcome);
     let drop_in = commented_drop_in(dir.path(), "python-http-baseline.service");
@@ -218,12 +224,8 @@ fn harden_on_the_host_leaves_the_service_running_and_nothing_behind_even_when_in
     use sandkasten_vm::{payload, AccelRequest, Config, Guest, Release};
 
     let Some(_guest) = one_guest_at_a_time() else { return };
-    let workspace = payload::workspace_root();
-    let build = payload::build(&workspace).expect("release build");
-    let dir = tempfile::tempdir().unwrap();
-    payload::stage(dir.path(), &build, HOST_SCRIPT, &[]).expect("payload");
-    copy_tree(&workspace.join("units"), &dir.path().join("units"), &["", "ablation"]);
-    copy_tree(&workspace.join("units/lab/examples"), dir.path(), &["", "www"]);
+    let dir = host_mode_payload(HOST_SCRIPT);
+    copy_tree(&payload::workspace_root().join("units/lab/examples"), dir.path(), &["", "www"]);
 
     let mut config = Config::new(Release::Trixie);
     config.accel = AccelRequest::Tcg;

@@ -44,3 +44,16 @@ pub fn copy_tree(from: &Path, to: &Path, subs: &[&str]) {
         }
     }
 }
+
+/// A payload for host mode in a guest: the release build's packages,
+/// `script` as its run script, and the workspace's reference units with
+/// their ablation maps in `/payload/units` (what `--units` reads there).
+pub fn host_mode_payload(script: &str) -> tempfile::TempDir {
+    use sandkasten_vm::payload;
+    let workspace = payload::workspace_root();
+    let build = payload::build(&workspace).expect("release build");
+    let dir = tempfile::tempdir().unwrap();
+    payload::stage(dir.path(), &build, script, &[]).expect("payload");
+    copy_tree(&workspace.join("units"), &dir.path().join("units"), &["", "ablation"]);
+    dir
+}

@@ -151,9 +151,7 @@ impl YourUnit {
             if host_mode::loaded_from(name).is_some_and(|from| Path::new(&from) == here) {
                 continue;
             }
-            let text =
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            session.install_unit(name, &text).map_err(anyhow::Error::msg)?;
+            session.install_file(&file).map_err(anyhow::Error::msg)?;
             eprintln!("sandkasten-vm: installed {} as a runtime unit for this run", file.display());
         }
         session.daemon_reload().map_err(anyhow::Error::msg)?;
@@ -231,35 +229,10 @@ pub struct AuditRequest {
 /// `sandkasten-vm audit`: true when nothing escaped and the audit is
 /// complete on every release.
 pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> {
-    // A unit a package ships may differ between releases: read and staged
-    // on each. A file is the same on all: staged once for all of them.
-    let groups: Vec<Vec<Release>> = match request.unit.packaged() {
-        _ if request.host => Vec::new(),
-        true => opts.releases.iter().map(|&r| vec![r]).collect(),
-        false => vec![opts.releases.clone()],
+    let reports = match request.host {
+        true => audit_here(opts, request)?,
+        false => audit_in_guests(opts, request)?,
     };
-    let mut reports = Vec::new();
-    if request.host {
-        request.unit.refuse_guest_only(opts)?;
-        let session = Session::begin("audit", &[Needs::Probe]).map_err(anyhow::Error::msg)?;
-        let loaded = request.unit.load_on_host(&session)?;
-        let units_dir = request.units.clone().unwrap_or_else(|| payload::workspace_root().join("units"));
-        let unit = [loaded.audited];
-        reports = audits_on_host(&session, &unit, &units_dir, request.check.as_deref())?;
-    }
-    for releases in groups {
-        let Some(&first) = releases.first() else { continue };
-        let loaded = request.unit.load_for(opts, first)?;
-        let these = RunOptions { releases, ..opts.clone() };
-        let unit = [loaded.audited];
-        reports.extend(run_audits(
-            &these,
-            &unit,
-            &loaded.installs,
-            &request.unit.sysusers,
-            request.check.as_deref(),
-        )?);
-    }
     for report in &reports {
         println!("{}", report.text());
     }
@@ -277,6 +250,40 @@ pub fn audit(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<bool> 
         );
     }
     Ok(escaped == 0 && complete)
+}
+
+/// `audit --host`: the unit audited on this machine.
+fn audit_here(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<Vec<AuditReport>> {
+    request.unit.refuse_guest_only(opts)?;
+    let session = Session::begin("audit", &[Needs::Probe]).map_err(anyhow::Error::msg)?;
+    let loaded = request.unit.load_on_host(&session)?;
+    let units_dir = request.units.clone().unwrap_or_else(|| payload::workspace_root().join("units"));
+    audits_on_host(&session, &[loaded.audited], &units_dir, request.check.as_deref())
+}
+
+/// `audit`: the unit audited in a guest of each release.
+fn audit_in_guests(opts: &RunOptions, request: &AuditRequest) -> anyhow::Result<Vec<AuditReport>> {
+    // A unit a package ships may differ between releases: read and staged
+    // on each. A file is the same on all: staged once for all of them.
+    let groups: Vec<Vec<Release>> = match request.unit.packaged() {
+        true => opts.releases.iter().map(|&r| vec![r]).collect(),
+        false => vec![opts.releases.clone()],
+    };
+    let mut reports = Vec::new();
+    for releases in groups {
+        let Some(&first) = releases.first() else { continue };
+        let loaded = request.unit.load_for(opts, first)?;
+        let these = RunOptions { releases, ..opts.clone() };
+        let unit = [loaded.audited];
+        reports.extend(run_audits(
+            &these,
+            &unit,
+            &loaded.installs,
+            &request.unit.sysusers,
+            request.check.as_deref(),
+        )?);
+    }
+    Ok(reports)
 }
 
 /// `sandkasten-vm lab`: every lab step audited on each release; writes
@@ -378,13 +385,9 @@ pub(super) fn audits_on_host(
     let mut running = Vec::new();
     for unit in units {
         for file in &unit.files {
-            let name = file.file_name().and_then(|n| n.to_str()).context("a unit file has a name")?;
-            let text =
-                std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-            session.install_unit(name, &text).map_err(anyhow::Error::msg)?;
+            session.install_file(file).map_err(anyhow::Error::msg)?;
         }
-        running.push(unit.reference.name.clone());
-        running.extend(unit.reference.socket.as_ref().map(|(name, _)| name.clone()));
+        running.extend(unit.reference.unit_names());
     }
     session.stop_for_now(&running).map_err(anyhow::Error::msg)?;
     let mut staged = audit::stage(units, &all_attempts(), &[]);

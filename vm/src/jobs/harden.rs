@@ -83,9 +83,7 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
         let service = &original.reference.name;
         let socket = format!("{}.socket", service.trim_end_matches(".service"));
         session.harden_writes(service, &socket);
-        let mut running = vec![service.clone()];
-        running.extend(original.reference.socket.as_ref().map(|(name, _)| name.clone()));
-        session.stop_for_now(&running).map_err(anyhow::Error::msg)?;
+        session.stop_for_now(&original.reference.unit_names()).map_err(anyhow::Error::msg)?;
         eprintln!("sandkasten-vm: harden [1/2] on this host: {service} as given, traced, then each candidate against the check");
         let (stdout, status) = session.run_job(&GuestJob::Harden(job)).map_err(anyhow::Error::msg)?;
         let mut report: HardenReport = guest_report(&stdout, status, |r: &mut HardenReport| &mut r.failures)?;
