@@ -46,8 +46,8 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// qemu exited with an error before the guest reported a result (twice,
-    /// since a crash is retried once).
+    /// qemu exited with an error before the guest reported a result, on
+    /// the last of [`crate::guest::BOOTS`] boots.
     #[error(
         "qemu failed ({status}) before the guest reported a result\n\
          qemu stderr:\n{stderr}\nlast console lines ({console_log}):\n{console_tail}",
@@ -80,6 +80,24 @@ pub enum Error {
         /// Its last 40 lines.
         console_tail: String,
     },
+    /// The guest never reached its script's `start` line, on the last of
+    /// [`crate::guest::BOOTS`] boots; qemu was killed.
+    #[error(
+        "the guest did not boot within {:.0} s under {accel} (its script never started); qemu killed\n\
+         last console lines ({console_log}):\n{console_tail}",
+        after.as_secs_f64(),
+        console_log = console_log.display()
+    )]
+    BootHung {
+        /// The boot deadline that passed.
+        after: Duration,
+        /// The accelerator in use (the deadline scales with it).
+        accel: crate::Accel,
+        /// The per-run console log.
+        console_log: PathBuf,
+        /// Its last 40 lines.
+        console_tail: String,
+    },
     /// The guest powered off (or panicked) without a complete result.
     #[error(
         "guest stopped without a complete result (no end line on sandkasten.control)\n\
@@ -95,6 +113,32 @@ pub enum Error {
     /// The guest wrote something unexpected on the control port.
     #[error("malformed line on the sandkasten.control port: {0:?}")]
     Protocol(String),
+}
+
+impl Error {
+    /// One line for a failure of the machine that a second boot may not
+    /// repeat (a qemu crash, a hung boot), with the console log it left.
+    pub(crate) fn machine_failure(&self) -> String {
+        match self {
+            Error::QemuFailed { status, stderr, console_log, .. } => {
+                let said = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                format!("qemu crashed ({status}: {said}; console: {})", console_log.display())
+            }
+            Error::BootHung { after, console_tail, console_log, .. } => {
+                let lockup = if console_tail.contains("soft lockup") {
+                    ", the kernel reports a soft lockup"
+                } else {
+                    ""
+                };
+                format!(
+                    "the guest's boot hung (its script had not started after {:.0} s{lockup}; console: {})",
+                    after.as_secs_f64(),
+                    console_log.display()
+                )
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Attaches a path-bearing context to io errors.

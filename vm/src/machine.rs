@@ -48,6 +48,17 @@ impl Accel {
             Accel::Tcg => Duration::from_secs(300),
         }
     }
+
+    /// The default boot deadline: qemu start → the guest script's `start`
+    /// line. A lean guest gets there in 5 to 10 s under TCG (the slowest
+    /// of 30 boots in a CI run: 9.4 s), a stock initrd's in about 30 s; a
+    /// boot that takes this long has hung.
+    pub fn default_boot_deadline(self) -> Duration {
+        match self {
+            Accel::Kvm => Duration::from_secs(30),
+            Accel::Tcg => Duration::from_secs(60),
+        }
+    }
 }
 
 impl fmt::Display for Accel {

@@ -23,7 +23,7 @@ pub enum Event {
     },
     /// The accelerator was chosen.
     Accel(Decision),
-    /// qemu was started (attempt 1, or 2 after a crash).
+    /// qemu was started (attempt 1, or more after a crash or a hung boot).
     QemuStarted {
         /// 1 or 2.
         attempt: u32,
@@ -44,9 +44,10 @@ pub enum Event {
         /// Since qemu started.
         after: Duration,
     },
-    /// qemu crashed before a result and is started once more.
+    /// The machine failed before a result (qemu crashed, or the boot hung)
+    /// and the guest is booted again.
     Retry {
-        /// qemu's exit status and stderr tail.
+        /// What failed, in one line, with the console log it left.
         reason: String,
     },
 }
@@ -59,7 +60,7 @@ pub fn print_progress(event: &Event) {
             eprintln!("sandkasten-vm: [{:>6}] {stage}: {detail}", secs(*elapsed))
         }
         Event::Accel(d) => eprintln!("sandkasten-vm: {}", d.note),
-        Event::Retry { reason } => eprintln!("sandkasten-vm: qemu crashed ({reason}); retrying once"),
+        Event::Retry { reason } => eprintln!("sandkasten-vm: {reason}; booting again"),
         _ => {}
     }
 }

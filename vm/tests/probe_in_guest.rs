@@ -58,6 +58,25 @@ fn build_probe_tests(workspace: &Path) -> ProbeTests {
     }
 }
 
+/// Every Markdown document under `dir` of the workspace, as paths relative
+/// to it (build output and hidden directories left out).
+fn markdown_files(workspace: &Path, dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(workspace.join(dir)).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let relative = dir.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            if !name.to_string_lossy().starts_with('.') && name != "target" {
+                found.extend(markdown_files(workspace, &relative));
+            }
+        } else if relative.extension().is_some_and(|e| e == "md") {
+            found.push(relative);
+        }
+    }
+    found
+}
+
 /// The guest side: the kernel first, then the tests with their output.
 /// The harness runner is a unit with systemd's default `TasksMax=` (15% of
 /// the guest's threads-max, about 1100 tasks): lifted for its own cgroup,
@@ -85,8 +104,11 @@ fn the_probes_host_tests_pass_inside_the_bookworm_guest() {
     };
     copy(&built.tests, "probe-tests");
     copy(&built.probe, "sandkasten-probe");
-    for file in ["services/probe/README.md", "units/sandkasten-egress.nft"] {
-        copy(&workspace.join(file), &format!("repo/{file}"));
+    // The tests read the egress ruleset and check what the documents say.
+    let mut files = markdown_files(&workspace, Path::new(""));
+    files.push("units/sandkasten-egress.nft".into());
+    for file in files {
+        copy(&workspace.join(&file), &format!("repo/{}", file.display()));
     }
     let run = dir.path().join("run");
     std::fs::write(&run, RUN).unwrap();

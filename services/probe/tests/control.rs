@@ -170,11 +170,10 @@ const SIZE_IN_THE_DOCS: [(&str, &str); 15] = [
 
 #[test]
 fn the_documents_state_the_catalogues_size() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let goals = sandkasten_probe::catalogue::Goal::ALL.len();
     let mut stale = Vec::new();
     for (file, phrase) in SIZE_IN_THE_DOCS {
-        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let text = std::fs::read_to_string(util::repo_file(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let phrase = phrase.replace("{n}", &ATTEMPTS.len().to_string()).replace("{g}", &goals.to_string());
         if !text.contains(&phrase) {
             stale.push(format!("{file}: {phrase:?}"));

@@ -25,6 +25,10 @@ pub struct Config {
     pub command: Option<Vec<OsString>>,
     /// The whole run's deadline; `None`: 60 s under KVM, 300 s under TCG.
     pub timeout: Option<Duration>,
+    /// qemu start → the guest script's `start` line. A boot that misses it
+    /// has hung and is booted again; `None`: 30 s under KVM, 60 s under
+    /// TCG ([`crate::Accel::default_boot_deadline`]).
+    pub boot_deadline: Option<Duration>,
     /// `None`: `host` under KVM, `qemu64,+rdrand` under TCG.
     pub cpu: Option<CpuModel>,
     /// The initrd to boot with.
@@ -56,6 +60,7 @@ impl Config {
             payload_dir: None,
             command: None,
             timeout: None,
+            boot_deadline: None,
             cpu: None,
             initrd: InitrdKind::Tiny,
             extra_cmdline: Vec::new(),
