@@ -92,7 +92,8 @@ enum Cmd {
         unit: UnitArgs,
         #[command(flatten)]
         boot: MatrixArgs,
-        /// Write the reports (one per release) as JSON here.
+        /// Write the reports (an array, one per release; ARCHITECTURE.md's
+        /// schema) here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
         /// Check that the real program still serves in the unit as written,
@@ -135,7 +136,8 @@ enum Cmd {
         /// Do not try the program socket-activated in a private network.
         #[arg(long)]
         no_socket: bool,
-        /// Write the outcome (harden's report and the audits) as JSON here.
+        /// Write the outcome (harden's report and the audits; an array, one
+        /// per release; ARCHITECTURE.md's schema) here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
         #[command(flatten)]
@@ -209,7 +211,8 @@ enum Cmd {
         /// workspace's units/].
         #[arg(long, value_name = "DIR")]
         units: Option<PathBuf>,
-        /// Also write the report (an array, one per release) here.
+        /// Also write the report (an array, one per release;
+        /// ARCHITECTURE.md's schema) here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },

@@ -17,6 +17,7 @@
 //! - `lab`: `answer.txt` of the lab steps' audits on `release`, against the
 //!   committed maps and enforcement report.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use sandkasten_vm::{ablation, audit, enforcement, lab, matrix, passes, payload};
@@ -161,42 +162,66 @@ fn recorded_answers_render_as_they_did() {
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
-/// ARCHITECTURE.md's schema of the matrix report names every field a real
-/// report has (the recorded bookworm run): a field added to the report
-/// without a word in the schema fails here.
+/// A report ARCHITECTURE.md gives a schema for, and a real one: its
+/// section's heading, the file (from the workspace) and the path to one
+/// report in it (array indices and object keys).
+const SCHEMAS: [(&str, &str, &[&str]); 6] = [
+    ("The matrix report's schema", "vm/tests/replay/matrix-bookworm/report.json", &[]),
+    ("The ablation map's schema", "units/ablation/http-bookworm.json", &[]),
+    ("The enforcement report's schema", "units/enforcement/bookworm.json", &[]),
+    ("The lab report's schema", "units/lab/measured/bookworm.json", &[]),
+    (
+        "The audit report's schema",
+        "units/lab/measured/harden-python-http-bookworm.json",
+        &["0", "audits", "0"],
+    ),
+    ("The harden report's schema", "units/lab/measured/harden-python-http-bookworm.json", &["0"]),
+];
+
+/// ARCHITECTURE.md's schema of each report names every field a real
+/// report has (recorded runs and committed measurements), and each field
+/// inside them: a field added to a report without a word in its schema
+/// fails here.
 #[test]
-fn the_matrix_schema_names_every_field_of_a_real_report() {
-    let doc = std::fs::read_to_string(payload::workspace_root().join("ARCHITECTURE.md")).unwrap();
-    let schema = doc
-        .split("## The matrix report's schema")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("ARCHITECTURE.md has the matrix report's schema");
-    // Each table row: the field, then what its meaning names in backticks.
-    let rows: Vec<(String, String)> = schema
-        .lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let field = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
-            Some((field.to_owned(), cells.get(3)?.to_string()))
-        })
-        .collect();
-    let text = std::fs::read_to_string(replay_dir().join("matrix-bookworm/report.json")).unwrap();
-    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let object = report.as_object().unwrap();
-    let documented: std::collections::BTreeSet<&str> = rows.iter().map(|(f, _)| f.as_str()).collect();
-    let real: std::collections::BTreeSet<&str> = object.keys().map(String::as_str).collect();
-    assert_eq!(documented, real, "the schema's fields are the report's");
-    for (field, meaning) in &rows {
-        let inner = match &object[field] {
-            serde_json::Value::Array(items) => items.first().and_then(|i| i.as_object()),
-            value => value.as_object(),
-        };
-        for key in inner.into_iter().flat_map(|o| o.keys()) {
-            assert!(
-                meaning.contains(&format!("`{key}`")),
-                "ARCHITECTURE.md: `{field}` does not name `{key}`"
-            );
+fn each_reports_schema_names_every_field_of_a_real_report() {
+    let workspace = payload::workspace_root();
+    let doc = std::fs::read_to_string(workspace.join("ARCHITECTURE.md")).unwrap();
+    for (heading, file, path) in SCHEMAS {
+        let schema = doc
+            .split(&format!("## {heading}"))
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or_else(|| panic!("ARCHITECTURE.md has no section '{heading}'"));
+        // Each table row: the field, then what its meaning names in backticks.
+        let rows: Vec<(String, String)> = schema
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let field = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((field.to_owned(), cells.get(3)?.to_string()))
+            })
+            .collect();
+        let text = std::fs::read_to_string(workspace.join(file)).unwrap();
+        let mut report: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for step in path {
+            report = match step.parse::<usize>() {
+                Ok(i) => report[i].take(),
+                Err(_) => report[*step].take(),
+            };
+        }
+        let object = report.as_object().unwrap_or_else(|| panic!("{file} {path:?} is no report"));
+        let documented: BTreeSet<&str> = rows.iter().map(|(f, _)| f.as_str()).collect();
+        let real: BTreeSet<&str> = object.keys().map(String::as_str).collect();
+        assert_eq!(documented, real, "{heading}: the schema's fields are those of {file}");
+        for (field, meaning) in &rows {
+            // An object's keys, or those of every object in an array.
+            let inner: Vec<&serde_json::Map<String, serde_json::Value>> = match &object[field] {
+                serde_json::Value::Array(items) => items.iter().filter_map(|i| i.as_object()).collect(),
+                value => value.as_object().into_iter().collect(),
+            };
+            for key in inner.iter().flat_map(|o| o.keys()) {
+                assert!(meaning.contains(&format!("`{key}`")), "{heading}: `{field}` does not name `{key}`");
+            }
         }
     }
 }
