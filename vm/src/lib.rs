@@ -34,6 +34,8 @@
 //!   (`enforce --host`).
 //! - [`matrix`]: the guest's answer turned into ARCHITECTURE.md's schema, a table,
 //!   JUnit, and a verdict, failing closed on every gap.
+//! - [`shard`]: a matrix split across machines (`--shard I/N`) and its
+//!   reports joined again (`sandkasten-vm merge`).
 //! - [`ablation`]: the measured map of which directive holds which attempt.
 //! - [`audit`]: the catalogue in a unit of one's own, with what closes each
 //!   escape.
@@ -73,6 +75,7 @@ mod qemu;
 pub mod release;
 pub mod release_diff;
 pub mod reliability;
+pub mod shard;
 pub mod variant;
 
 pub use accel::{Accel, AccelRequest};

@@ -14,6 +14,7 @@ use sandkasten_vm::jobs::{
     self, AuditRequest, BenchSettings, ExecRequest, HardenRequest, RunOptions, YourUnit,
 };
 use sandkasten_vm::payload;
+use sandkasten_vm::shard::Shard;
 use sandkasten_vm::{
     AccelRequest, Config, CpuModel, Guest, Image, InitrdKind, Recipe, Release, Releases, EXIT_HARNESS_FAILURE,
 };
@@ -48,6 +49,11 @@ enum Cmd {
         /// The whole run's deadline in seconds [default: 60 under KVM, 300 under TCG].
         #[arg(long, env = "SANDKASTEN_VM_TIMEOUT")]
         timeout: Option<f64>,
+        /// Seconds from qemu's start to the guest side's start; a boot that
+        /// misses it has hung and is booted again, three boots at most
+        /// [default: 30 under KVM, 60 under TCG].
+        #[arg(long, env = "SANDKASTEN_VM_BOOT_DEADLINE")]
+        boot_deadline: Option<f64>,
         /// Print host-side timings as one JSON line on stderr at the end.
         #[arg(long)]
         timings: bool,
@@ -72,12 +78,25 @@ enum Cmd {
     Matrix {
         #[command(flatten)]
         boot: MatrixArgs,
-        /// Write the report (ARCHITECTURE.md's schema; an array for --release all) here.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Write a JUnit XML report here.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
+        /// Run only part I of N of the catalogue (every N-th attempt, in
+        /// every unit and the control), for N machines; `merge` joins the
+        /// parts' --json reports.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
+        #[command(flatten)]
+        outputs: OutputArgs,
+    },
+    /// Join the --json reports of a matrix run in parts (--shard I/N, one
+    /// part per machine) into one report per release: the table, the
+    /// release differences, JSON and JUnit as one run gives them. Exits 0
+    /// when everything held, 1 when not, 69 when a part is missing, given
+    /// twice, of another split, or ran on another guest.
+    Merge {
+        /// The parts' --json reports (each an object or an array).
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+        #[command(flatten)]
+        outputs: OutputArgs,
     },
     /// Audit a unit of your own: install it (with its socket, your program
     /// and your files) in the guest, run the whole escape catalogue inside
@@ -405,6 +424,29 @@ struct MatrixArgs {
     /// The whole run's deadline per release in seconds [default: 180 under KVM, 900 under TCG].
     #[arg(long, env = "SANDKASTEN_VM_TIMEOUT")]
     timeout: Option<f64>,
+    /// Seconds from qemu's start to the guest side's start; a boot that
+    /// misses it has hung and is booted again, three boots at most
+    /// [default: 30 under KVM, 60 under TCG].
+    #[arg(long, env = "SANDKASTEN_VM_BOOT_DEADLINE")]
+    boot_deadline: Option<f64>,
+}
+
+/// Where a matrix's reports go besides the terminal.
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Write the report (ARCHITECTURE.md's schema; an array for more than
+    /// one release) here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    fn outputs(&self) -> jobs::Outputs<'_> {
+        jobs::Outputs { json: self.json.as_deref(), junit: self.junit.as_deref() }
+    }
 }
 
 impl ImageArgs {
@@ -481,9 +523,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let status = guest.shell(&config)?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_HARNESS_FAILURE) })
         }
-        Cmd::Matrix { boot, json, junit } => {
-            exit(jobs::matrix(&boot.options(), json.as_deref(), junit.as_deref()))
-        }
+        Cmd::Matrix { boot, shard, outputs } => exit(jobs::matrix(&boot.options(), shard, outputs.outputs())),
+        Cmd::Merge { reports, outputs } => exit(jobs::merge(&reports, outputs.outputs())),
         Cmd::Ablate { boot, units, out, check, redraw } => {
             let out = out.unwrap_or_else(|| payload::workspace_root().join("units/ablation"));
             exit(if redraw {
@@ -523,9 +564,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             exit(jobs::bench(&boot.options(), settings.settings(), json.as_deref()))
         }
         Cmd::Guest { job } => Ok(ExitCode::from(sandkasten_vm::inside::run(&job) as u8)),
-        Cmd::Exec { boot, timeout, timings, unit, yours, command } => {
+        Cmd::Exec { boot, timeout, boot_deadline, timings, unit, yours, command } => {
             let mut config = boot.config();
             config.timeout = timeout.map(Duration::from_secs_f64);
+            config.boot_deadline = boot_deadline.map(Duration::from_secs_f64);
             config.packages = yours.packages;
             let request = ExecRequest {
                 unit,
@@ -548,6 +590,7 @@ impl MatrixArgs {
             cache_dir: self.cache_dir.clone(),
             accel: self.accel,
             timeout: self.timeout.map(Duration::from_secs_f64),
+            boot_deadline: self.boot_deadline.map(Duration::from_secs_f64),
             packages: Vec::new(),
         }
     }

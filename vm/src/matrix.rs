@@ -38,6 +38,10 @@ pub struct Report {
     pub summary: Summary,
     /// Why the run failed; empty when it passed.
     pub failures: Vec<String>,
+    /// The part of a split run this is (`--shard I/N`), written `"I/N"`;
+    /// absent for a whole run ([`crate::shard::merge`] joins the parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::passes::Shard>,
     /// The table's columns: every unit the plan ran, in its order, whether
     /// it reported or not (not written: a report read back from JSON takes
     /// its columns from its rows).
@@ -163,15 +167,21 @@ pub fn from_answer(plan: &Plan, roles: &BTreeMap<String, Role>, answer: &Answer,
             _ => {}
         }
     }
-    let units: BTreeSet<&str> = results.iter().map(|r| r.unit.as_str()).collect();
-    let summary = Summary {
-        attempts: results.iter().map(|r| r.attempt.as_str()).collect::<BTreeSet<_>>().len(),
-        units: units.len(),
-        blocked: results.iter().filter(|r| held(r.verdict)).count(),
-        escaped: results.iter().filter(|r| r.verdict == VerdictKind::Escaped).count(),
-        errors: results.iter().filter(|r| r.verdict == VerdictKind::Error).count(),
-    };
-    Report { guest, results, functional, summary, failures, columns }
+    let summary = Summary::of(&results);
+    Report { guest, results, functional, summary, failures, shard: None, columns }
+}
+
+impl Summary {
+    /// The counts over `results`.
+    pub fn of(results: &[AttemptResult]) -> Summary {
+        Summary {
+            attempts: results.iter().map(|r| r.attempt.as_str()).collect::<BTreeSet<_>>().len(),
+            units: results.iter().map(|r| r.unit.as_str()).collect::<BTreeSet<_>>().len(),
+            blocked: results.iter().filter(|r| held(r.verdict)).count(),
+            escaped: results.iter().filter(|r| r.verdict == VerdictKind::Escaped).count(),
+            errors: results.iter().filter(|r| r.verdict == VerdictKind::Error).count(),
+        }
+    }
 }
 
 /// The reason a route closed to everyone by the kernel carries.

@@ -2,7 +2,11 @@
 //! the units each runs in (generated from the reference units in `units/`).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 use crate::contract::{paths, Pass, Plan};
 use crate::error::{Error, IoContext};
@@ -271,4 +275,84 @@ pub fn ablation(
         );
     }
     staged
+}
+
+/// Part `index` of `count` (1-based), written `I/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Shard {
+    /// Which part, from 1.
+    pub index: u32,
+    /// How many parts.
+    pub count: u32,
+}
+
+impl Shard {
+    /// The items of this part: every `count`-th, from the `index`-th on.
+    pub fn take<T: Clone>(&self, items: &[T]) -> Vec<T> {
+        items.iter().skip(self.index as usize - 1).step_by(self.count as usize).cloned().collect()
+    }
+
+    /// Whether this part runs what is done once per run (functional checks).
+    pub fn is_first(&self) -> bool {
+        self.index == 1
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let usage = || format!("'{text}' is not a shard: write I/N, e.g. 1/2 (part I of N, 1 <= I <= N)");
+        let (index, count) = text.split_once('/').ok_or_else(usage)?;
+        let (index, count): (u32, u32) =
+            (index.trim().parse().map_err(|_| usage())?, count.trim().parse().map_err(|_| usage())?);
+        if index == 0 || index > count {
+            return Err(usage());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl TryFrom<String> for Shard {
+    type Error = String;
+    fn try_from(text: String) -> Result<Shard, String> {
+        text.parse()
+    }
+}
+
+impl From<Shard> for String {
+    fn from(shard: Shard) -> String {
+        shard.to_string()
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_is_written_i_of_n() {
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        assert_eq!(Shard { index: 1, count: 2 }.to_string(), "1/2");
+        for bad in ["0/2", "3/2", "2", "a/b", "1/0", ""] {
+            let err = bad.parse::<Shard>().unwrap_err();
+            assert!(err.contains("write I/N"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_parts_take_every_item_once() {
+        let items: Vec<u32> = (0..11).collect();
+        let mut all: Vec<u32> = (1..=3).flat_map(|index| Shard { index, count: 3 }.take(&items)).collect();
+        all.sort();
+        assert_eq!(all, items);
+        assert_eq!(Shard { index: 2, count: 3 }.take(&items), vec![1, 4, 7, 10]);
+    }
 }

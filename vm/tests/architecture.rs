@@ -96,6 +96,7 @@ const LAYERS: [&[&str]; 5] = [
     &["variant", "passes", "payload"],
     &[
         "matrix",
+        "shard",
         "ablation",
         "enforcement",
         "release_diff",

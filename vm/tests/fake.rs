@@ -5,11 +5,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use sandkasten_vm::guest::BOOTS;
 use sandkasten_vm::image::Recipe;
 use sandkasten_vm::{Release, EXIT_HARNESS_FAILURE};
 
-/// Plays qemu: counts its starts, crashes as `FAKE_MODE` says, else writes a
-/// result to the ports (control is port0, results port1, stderr port2).
+/// Plays qemu: counts its starts, crashes or hangs before the guest side
+/// starts as `FAKE_MODE` says, else writes a result to the ports (control is port0, results port1, stderr port2).
 const FAKE_QEMU: &str = r#"#!/bin/bash
 n=$(( $(cat "$FAKE_STATE/starts" 2>/dev/null || echo 0) + 1 ))
 echo "$n" >"$FAKE_STATE/starts"
@@ -20,6 +21,8 @@ fi
 if [[ $FAKE_MODE == powers-off ]]; then
     exit 0
 fi
+hangs=false
+[[ $FAKE_MODE == hangs || ( $FAKE_MODE == hangs-once && $n == 1 ) ]] && hangs=true
 for arg in "$@"; do
     case $arg in
     file,id=port0,path=*) control=${arg#*path=} ;;
@@ -29,6 +32,10 @@ for arg in "$@"; do
     esac
 done
 echo "fake console line" >>"$console"
+if $hangs; then
+    echo "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [systemd:1]" >>"$console"
+    exec sleep 30
+fi
 echo "start 1.5" >>"$control"
 printf '{"fake":%d}' "$n" >>"$results"
 echo "to stderr" >>"$errors"
@@ -48,7 +55,7 @@ fn fake_cache(root: &Path) {
     std::fs::write(dir.join("manifest.json"), manifest).unwrap();
 }
 
-fn run_fake(mode: &str) -> (Output, u32) {
+fn run_fake(mode: &str, args: &[&str]) -> (Output, u32) {
     let tmp = tempfile::tempdir().unwrap();
     fake_cache(&tmp.path().join("cache"));
     let qemu = tmp.path().join("qemu");
@@ -57,6 +64,7 @@ fn run_fake(mode: &str) -> (Output, u32) {
     let out = Command::new(env!("CARGO_BIN_EXE_sandkasten-vm"))
         .args(["exec", "--accel", "tcg", "--timeout", "20", "--cache-dir"])
         .arg(tmp.path().join("cache"))
+        .args(args)
         .args(["--", "true"])
         .env("SANDKASTEN_VM_QEMU", &qemu)
         .env("FAKE_STATE", tmp.path())
@@ -71,7 +79,7 @@ fn run_fake(mode: &str) -> (Output, u32) {
 
 #[test]
 fn result_and_status_come_from_the_ports() {
-    let (out, starts) = run_fake("ok");
+    let (out, starts) = run_fake("ok", &[]);
     assert_eq!(starts, 1);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(out.stdout, br#"{"fake":1}"#);
@@ -79,27 +87,54 @@ fn result_and_status_come_from_the_ports() {
 }
 
 #[test]
-fn a_crash_is_retried_once() {
-    let (out, starts) = run_fake("crash-once");
+fn a_crash_is_booted_again() {
+    let (out, starts) = run_fake("crash-once", &[]);
     assert_eq!(starts, 2);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(out.stdout, br#"{"fake":2}"#);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("retrying once"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("qemu crashed (exit status: 1: boom: attempt 1; console: "), "{stderr}");
+    assert!(stderr.contains("; booting again"), "{stderr}");
 }
 
 #[test]
-fn a_second_crash_fails_with_qemu_stderr() {
-    let (out, starts) = run_fake("crash");
-    assert_eq!(starts, 2);
+fn a_crash_on_every_boot_fails_with_qemu_stderr() {
+    let (out, starts) = run_fake("crash", &[]);
+    assert_eq!(starts, BOOTS);
     assert_eq!(out.status.code(), Some(i32::from(EXIT_HARNESS_FAILURE)));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("qemu failed (exit status: 1)"), "{stderr}");
-    assert!(stderr.contains("boom: attempt 2"), "{stderr}");
+    assert!(stderr.contains(&format!("boom: attempt {BOOTS}")), "{stderr}");
+}
+
+/// A boot that never reaches the guest side (a guest kernel stuck in soft
+/// lockups, seen in CI) is killed at the boot deadline and booted again.
+#[test]
+fn a_hung_boot_is_booted_again_at_the_boot_deadline() {
+    let (out, starts) = run_fake("hangs-once", &["--boot-deadline", "1"]);
+    assert_eq!(starts, 2);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(out.stdout, br#"{"fake":2}"#);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the guest's boot hung (its script had not started after 1 s, the kernel reports a soft lockup; console: "), "{stderr}");
+}
+
+#[test]
+fn a_boot_that_always_hangs_fails_long_before_the_runs_deadline() {
+    let started = std::time::Instant::now();
+    let (out, starts) = run_fake("hangs", &["--boot-deadline", "1"]);
+    assert_eq!(starts, BOOTS);
+    assert_eq!(out.status.code(), Some(i32::from(EXIT_HARNESS_FAILURE)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the guest did not boot within 1 s under tcg"), "{stderr}");
+    assert!(stderr.contains("soft lockup"), "the console tail is in the error: {stderr}");
+    // Three boot deadlines, not the run's 20 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
 }
 
 #[test]
 fn a_guest_that_stops_without_a_result_is_not_retried() {
-    let (out, starts) = run_fake("powers-off");
+    let (out, starts) = run_fake("powers-off", &[]);
     assert_eq!(starts, 1);
     assert_eq!(out.status.code(), Some(i32::from(EXIT_HARNESS_FAILURE)));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a complete result"));

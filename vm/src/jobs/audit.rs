@@ -522,6 +522,7 @@ mod tests {
             cache_dir: None,
             accel: crate::AccelRequest::Auto,
             timeout: None,
+            boot_deadline: None,
             packages: Vec::new(),
         };
         let err = unit(PathBuf::from("nginx.service")).load_for(&opts, Release::Bookworm).err().unwrap();

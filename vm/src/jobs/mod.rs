@@ -2,7 +2,7 @@
 //! binary only parses flags and turns a job's answer into an exit status.
 //!
 //! - [`matrix`]: the escape matrix, one boot per release, and the release
-//!   diff;
+//!   diff; [`merge`]: the parts of a sharded matrix joined;
 //! - [`ablate`]: the ablation maps;
 //! - [`audit`] and [`lab`]: the catalogue in a unit of one's own, and in
 //!   every lab step;
@@ -35,7 +35,7 @@ pub use bench::{bench, BenchSettings};
 pub use enforce::enforce;
 pub use exec::{exec, ExecRequest};
 pub use harden::{default_check, harden, HardenRequest};
-pub use matrix::matrix;
+pub use matrix::{matrix, merge, Outputs};
 pub use reliability::reliability;
 
 use crate::guest::print_progress;
@@ -54,6 +54,8 @@ pub struct RunOptions {
     /// The whole run's deadline per release [default: three times the
     /// accelerator's default].
     pub timeout: Option<Duration>,
+    /// qemu start → the guest side's start [default: the accelerator's].
+    pub boot_deadline: Option<Duration>,
     /// Debian packages the guest needs beyond the recipe's (`--package`).
     pub packages: Vec<String>,
 }
@@ -225,6 +227,7 @@ fn run_plan(opts: &RunOptions, release: Release, dir: &Path, what: &str) -> anyh
     config.cache_dir = Some(opts.cache_dir.clone().unwrap_or_else(crate::default_cache_dir));
     config.payload_dir = Some(dir.to_owned());
     config.packages = opts.packages.clone();
+    config.boot_deadline = opts.boot_deadline;
     // Passes run side by side, and each may fill its MemoryMax=.
     config.memory_mib = 2048;
     let guest = Guest::prepare(&config, &mut print_progress)?;
