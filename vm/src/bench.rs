@@ -188,6 +188,7 @@ mod tests {
             systemd: "252.39".into(),
             kernel: "6.1.0".into(),
             accel: "tcg".into(),
+            image: None,
             rounds: 3,
             duration_s: 2.0,
             concurrency: 16,

@@ -18,11 +18,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::contract::ImageInfo;
 use crate::error::{Error, IoContext};
 use crate::process::{require_tool, run_captured, run_streaming};
 use crate::progress::Event;
@@ -299,7 +300,17 @@ pub struct Manifest {
     pub build_seconds: f64,
     /// Every installed package as `name=version`.
     pub packages: Vec<String>,
+    /// When the build ended, UTC, RFC 3339 (absent in images built before
+    /// it was recorded: their manifest's modification time says it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built: Option<String>,
 }
+
+/// The packages a sandbox goes through, by name prefix: the kernel, systemd
+/// (and its libraries), and what it sandboxes with (seccomp, capabilities,
+/// the C library). A report names their versions ([`ImageInfo`]).
+const SANDBOX_PACKAGES: [&str; 6] =
+    ["linux-image-", "systemd", "libsystemd", "libseccomp", "libcap2", "libc6"];
 
 /// A built image in the cache.
 #[derive(Debug, Clone)]
@@ -362,6 +373,69 @@ impl Image {
         let manifest = serde_json::from_str(&text)
             .map_err(|e| Error::Image { dir: dir.clone(), detail: format!("bad manifest.json: {e}") })?;
         Ok(Some(Image { dir, manifest }))
+    }
+
+    /// When the image was built: its manifest's record, else the
+    /// manifest's modification time.
+    pub fn built(&self) -> SystemTime {
+        self.manifest
+            .built
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+            .or_else(|| std::fs::metadata(self.dir.join("manifest.json")).and_then(|m| m.modified()).ok())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    /// How long ago it was built.
+    pub fn age(&self) -> Duration {
+        SystemTime::now().duration_since(self.built()).unwrap_or_default()
+    }
+
+    /// Whether it was built more than `max` ago.
+    pub fn is_older_than(&self, max: Duration) -> bool {
+        self.age() > max
+    }
+
+    /// What a report says of the image: build time, recipe, and the
+    /// versions of the packages a sandbox goes through.
+    pub fn info(&self) -> ImageInfo {
+        ImageInfo {
+            built: humantime::format_rfc3339_seconds(self.built()).to_string(),
+            recipe: self.manifest.recipe_hash.clone(),
+            packages: self
+                .manifest
+                .packages
+                .iter()
+                .filter(|p| SANDBOX_PACKAGES.iter().any(|prefix| p.starts_with(prefix)))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// [`Image::ensure`], but an image built more than `max_age` ago is
+    /// built again (sid moves daily: a report should measure today's).
+    pub fn ensure_fresh(
+        recipe: &Recipe,
+        cache_dir: &Path,
+        max_age: Option<Duration>,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Image, Error> {
+        match (Image::cached(recipe, cache_dir)?, max_age) {
+            (Some(image), Some(max)) if image.is_older_than(max) => {
+                on_event(&Event::Progress {
+                    stage: "image".into(),
+                    elapsed: Duration::ZERO,
+                    detail: format!(
+                        "{} was built {} ago, more than the {} allowed: building it again",
+                        image.dir.display(),
+                        days(image.age()),
+                        days(max)
+                    ),
+                });
+                Image::build(recipe, cache_dir, on_event)
+            }
+            _ => Image::ensure(recipe, cache_dir, on_event),
+        }
     }
 
     /// The cached image of `recipe`, built first when there is none.
@@ -493,6 +567,7 @@ fn build_locked(recipe: &Recipe, cache_dir: &Path, on_event: &mut dyn FnMut(&Eve
         mirror,
         build_seconds: started.elapsed().as_secs_f64(),
         packages,
+        built: Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string()),
     };
     let json = serde_json::to_string_pretty(&manifest).expect("a manifest always serialises");
     std::fs::write(out.join("manifest.json"), json).ctx(|| "failed to write manifest.json".into())?;
@@ -587,4 +662,9 @@ fn installed_packages(status: &str) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// `9.2 days`, for a message about an image's age.
+fn days(duration: Duration) -> String {
+    format!("{:.1} days", duration.as_secs_f64() / 86_400.0)
 }

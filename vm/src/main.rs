@@ -36,6 +36,10 @@ enum Cmd {
         /// Build even when an image with this recipe is cached.
         #[arg(long)]
         rebuild: bool,
+        /// Build again when the cached image is older than DAYS [default:
+        /// 7 for sid, which moves daily; no limit for bookworm and trixie].
+        #[arg(long, value_name = "DAYS", conflicts_with = "rebuild")]
+        max_age: Option<f64>,
         /// A Debian package beyond the recipe's own (repeatable): the image
         /// `audit --package` and `exec --package` boot.
         #[arg(long = "package", value_name = "NAME")]
@@ -497,15 +501,24 @@ fn said_once(err: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Image { image, rebuild, packages } => {
+        Cmd::Image { image, rebuild, max_age, packages } => {
             let cache = image.cache_dir();
             let recipe = Recipe::with_packages(image.release(), &packages)?;
+            if let Some(days) = max_age.filter(|d| !(d.is_finite() && *d >= 0.0)) {
+                anyhow::bail!("--max-age {days}: give a number of days, 0 or more");
+            }
+            let max_age = match max_age {
+                Some(days) => Some(Duration::from_secs_f64(days * 86_400.0)),
+                None => image.release().max_image_age(),
+            };
             let built = if rebuild {
                 Image::build(&recipe, &cache, &mut print_progress)
             } else {
-                Image::ensure(&recipe, &cache, &mut print_progress)
+                Image::ensure_fresh(&recipe, &cache, max_age, &mut print_progress)
             }
             .context("failed to build the guest image")?;
+            let info = built.info();
+            eprintln!("sandkasten-vm: image built {}: {}", info.built, info.packages.join(" "));
             println!("{}", built.dir.display());
             Ok(ExitCode::SUCCESS)
         }

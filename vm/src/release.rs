@@ -21,8 +21,9 @@ pub enum Release {
     Bookworm,
     /// Debian 13: systemd 257, with the BPF framework.
     Trixie,
-    /// Debian unstable: the newest systemd and kernel Debian ships. It moves,
-    /// so its image is rebuilt when the recipe changes, not when sid does.
+    /// Debian unstable: the newest systemd and kernel Debian ships. It moves:
+    /// `sandkasten-vm image` builds it again once it is older than
+    /// [`Release::max_image_age`], and every report names the image's build.
     Sid,
 }
 
@@ -34,6 +35,13 @@ impl Release {
     /// through point releases.
     pub fn moves(self) -> bool {
         self == Release::Sid
+    }
+
+    /// How old `sandkasten-vm image` lets a cached image get before it
+    /// builds it again: a week for a release that moves, none for one that
+    /// changes only through point releases (`--rebuild` or `--max-age`).
+    pub fn max_image_age(self) -> Option<std::time::Duration> {
+        self.moves().then(|| std::time::Duration::from_secs(7 * 86_400))
     }
 
     /// The Debian code name, as mmdebstrap and the mirror know it.

@@ -119,6 +119,7 @@ mod tests {
         let report = ReliabilityReport {
             release: "bookworm".into(),
             systemd: "252".into(),
+            image: None,
             scenarios: vec![scenario(3, 2, "active")],
             errors: vec![],
         };

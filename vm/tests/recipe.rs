@@ -124,3 +124,58 @@ fn mirror_from_one_line_format() {
     assert_eq!(parse_mirror(sources).as_deref(), Some("http://deb.debian.org/debian"));
     assert_eq!(parse_mirror("deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"), None);
 }
+
+/// A cached image of sid whose manifest says when it was built, or (an
+/// image from before that was recorded) says nothing.
+fn cached_sid(built: Option<&str>) -> (tempfile::TempDir, sandkasten_vm::Image) {
+    let cache = tempfile::tempdir().unwrap();
+    let recipe = Recipe::new(Release::Sid);
+    let dir = cache.path().join("images").join(recipe.key());
+    std::fs::create_dir_all(&dir).unwrap();
+    let built = built.map(|b| format!(r#","built":"{b}""#)).unwrap_or_default();
+    let manifest = format!(
+        r#"{{"release":"sid","recipe_hash":"{}","kernel":"7.2","systemd":"262","mirror":"http://m",
+        "build_seconds":1.0,"packages":["bash=5.2","libc6=2.43-7","libseccomp2=2.6.1-1","linux-image-cloud-amd64=7.2.13-1",
+        "systemd=262.1-1","systemd-sysv=262.1-1","zlib1g=1:1.3"]{built}}}"#,
+        recipe.hash()
+    );
+    std::fs::write(dir.join("manifest.json"), manifest).unwrap();
+    let image = sandkasten_vm::Image::cached(&recipe, cache.path()).unwrap().expect("cached");
+    (cache, image)
+}
+
+/// A report names the build it measured: when, which recipe, and the
+/// versions of what a sandbox goes through (not every package).
+#[test]
+fn a_report_names_the_images_build_and_the_sandboxes_packages() {
+    let (_cache, image) = cached_sid(Some("2026-01-02T03:04:05Z"));
+    let info = image.info();
+    assert_eq!(info.built, "2026-01-02T03:04:05Z");
+    assert_eq!(info.recipe, Recipe::new(Release::Sid).hash());
+    assert_eq!(
+        info.packages,
+        [
+            "libc6=2.43-7",
+            "libseccomp2=2.6.1-1",
+            "linux-image-cloud-amd64=7.2.13-1",
+            "systemd=262.1-1",
+            "systemd-sysv=262.1-1"
+        ]
+    );
+}
+
+/// sid moves daily: `image` builds it again after a week, the stable
+/// releases only when asked; an image without a recorded build time is as
+/// old as its manifest file.
+#[test]
+fn an_image_older_than_its_releases_limit_is_stale() {
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    assert_eq!(Release::Sid.max_image_age(), Some(week));
+    assert_eq!(Release::Bookworm.max_image_age(), None);
+    assert_eq!(Release::Trixie.max_image_age(), None);
+    let (_old, old) = cached_sid(Some("2026-01-02T03:04:05Z"));
+    assert!(old.is_older_than(week));
+    let (_new, unrecorded) = cached_sid(None);
+    assert!(!unrecorded.is_older_than(week), "its manifest was written just now");
+    assert!(unrecorded.age() < std::time::Duration::from_secs(60));
+}

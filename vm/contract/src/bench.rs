@@ -18,6 +18,9 @@ pub struct BenchReport {
     /// The accelerator it ran under (filled in by the host).
     #[serde(default)]
     pub accel: String,
+    /// The image booted (filled in by the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::ImageInfo>,
     /// Rounds of each scenario, contenders alternated within each.
     pub rounds: usize,
     /// Seconds of each load.

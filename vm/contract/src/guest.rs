@@ -18,6 +18,23 @@ pub struct GuestInfo {
     pub accel: String,
     /// systemd's compile-time features (`systemctl --version`, line 2).
     pub features: String,
+    /// The image the guest booted, filled in by the host; absent on a
+    /// host of one's own (`--host`) and in recorded answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageInfo>,
+}
+
+/// Which build of a release a report measured: a release's packages move
+/// (sid's daily), so its codename and systemd's version line do not say.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ImageInfo {
+    /// When the image was built, UTC, RFC 3339.
+    pub built: String,
+    /// Its recipe hash (the tail of its cache directory's name).
+    pub recipe: String,
+    /// The packages a sandbox goes through, `name=version`: the kernel,
+    /// systemd and the libraries it sandboxes with.
+    pub packages: Vec<String>,
 }
 
 /// One functional check.

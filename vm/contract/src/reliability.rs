@@ -36,6 +36,9 @@ pub struct ReliabilityReport {
     pub release: String,
     /// Its systemd version ("252.39-1~deb12u1").
     pub systemd: String,
+    /// The image booted (filled in by the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::ImageInfo>,
     /// Every scenario, in the order run.
     pub scenarios: Vec<Scenario>,
     /// What kept the guest side from running a scenario at all.

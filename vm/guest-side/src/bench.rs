@@ -86,6 +86,7 @@ pub fn run(rounds: usize, duration: f64) -> i32 {
         systemd: info.systemd,
         kernel: info.kernel,
         accel: String::new(),
+        image: None,
         rounds,
         duration_s: duration,
         concurrency: CONCURRENCY,

@@ -165,7 +165,7 @@ pub(crate) fn guest_info() -> GuestInfo {
         .to_owned();
     let features = lines.next().unwrap_or("").to_owned();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
-    GuestInfo { release, systemd, kernel, features, accel: String::new() }
+    GuestInfo { release, systemd, kernel, features, accel: String::new(), image: None }
 }
 
 /// Starts the canary outside every sandbox (a transient unit) on a dummy

@@ -59,6 +59,7 @@ pub fn run() -> i32 {
         release: String::new(),
         // The matrix's own reading of the guest, not a second parser.
         systemd: super::guest_info().systemd,
+        image: None,
         scenarios: Vec::new(),
         errors: Vec::new(),
     };

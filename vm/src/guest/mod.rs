@@ -77,6 +77,9 @@ pub struct Run {
     pub timings: Timings,
     /// 1, or up to [`BOOTS`] when qemu crashed or the boot hung.
     pub attempts: u32,
+    /// The image it booted, for the report ([`crate::contract::GuestInfo`]'s
+    /// `image`).
+    pub image: crate::contract::ImageInfo,
 }
 
 impl Run {
@@ -295,6 +298,7 @@ impl Guest {
                         guest_uptime_at_start: uptime,
                     },
                     attempts: attempt,
+                    image: self.image.info(),
                 });
             }
             if let Some(status) = exited {

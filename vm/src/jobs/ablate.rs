@@ -43,10 +43,10 @@ pub fn ablate(opts: &RunOptions, units: &[String], out: &Path, check: bool) -> a
                 let run =
                     run_plan(opts, release, dir.path(), &format!("ablation of {} ({what})", reference.name))?;
                 let output = String::from_utf8_lossy(run.result());
-                anyhow::Ok((ablation::read_round(&staged.plan, &staged.roles, &output), run.accel))
+                anyhow::Ok((ablation::read_round(&staged.plan, &staged.roles, &output), run))
             };
             let singles: Vec<Vec<String>> = labels.iter().map(|l| vec![l.clone()]).collect();
-            let (mut round, accel) = measure(&singles, true, "round 1")?;
+            let (mut round, first) = measure(&singles, true, "round 1")?;
             round.merge(
                 measure(&ablation::Round::isolation_sets(&labels), false, "round 2: each layer on its own")?
                     .0,
@@ -56,8 +56,9 @@ pub fn ablate(opts: &RunOptions, units: &[String], out: &Path, check: bool) -> a
                 round.merge(measure(&sets, false, &format!("round 3: {} sets of layers", sets.len()))?.0);
             }
             let mut map = round.map(&reference.name, &labels, &attempts);
-            map.guest.accel = accel.to_string();
+            map.guest.accel = first.accel.to_string();
             map.guest.release = release.to_string();
+            map.guest.image = Some(first.image);
             println!("{}", map.table());
             let stem = out.join(format!("{}-{}", reference.short(), map.guest.release));
             ok &= check_or_write(

@@ -360,6 +360,9 @@ pub(super) fn run_audits(
                 report.failures.push(format!("the guest side exited with status {}", run.status));
             }
         }
+        for report in &mut of_release {
+            report.guest.image = Some(run.image.clone());
+        }
         reports.extend(of_release);
     }
     eprintln!(

@@ -42,6 +42,7 @@ pub fn bench(opts: &RunOptions, settings: BenchSettings, json: Option<&Path>) ->
             .map_err(|e| anyhow::anyhow!("{release}: {e}"))?;
         report.release = release.to_string();
         report.accel = run.accel.to_string();
+        report.image = Some(run.image.clone());
         report.rows = report.rows();
         passed &= print_outcome(&report.table(), &report.failures());
         reports.push(report);

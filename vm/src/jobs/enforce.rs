@@ -39,6 +39,7 @@ pub fn enforce(
             let mut report = enforcement::evaluate(&staged.plan, &staged.roles, &tests, &labels, &output);
             report.guest.release = release.to_string();
             report.guest.accel = run.accel.to_string();
+            report.guest.image = Some(run.image.clone());
             println!("{}", report.table());
             reports.push(report);
         }

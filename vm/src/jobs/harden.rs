@@ -123,6 +123,7 @@ pub fn harden(opts: &RunOptions, request: &HardenRequest) -> anyhow::Result<bool
             let mut report: HardenReport =
                 guest_report(run.result(), run.status, |r: &mut HardenReport| &mut r.failures)?;
             report.guest.accel = run.accel.to_string();
+            report.guest.image = Some(run.image.clone());
             let mut outcome =
                 HardenOutcome { unit: original.reference.name.clone(), harden: report, audits: Vec::new() };
             let release_out =

@@ -39,6 +39,7 @@ pub fn matrix(opts: &RunOptions, shard: Option<Shard>, outputs: Outputs) -> anyh
         let mut report = matrix::evaluate(&staged.plan, &staged.roles, &output, &run.accel.to_string());
         // The release booted, not the guest's os-release codename (sid's says forky).
         report.guest.release = release.to_string();
+        report.guest.image = Some(run.image.clone());
         report.shard = shard;
         if run.status != 0 {
             report.failures.push(format!("the guest side exited with status {}", run.status));

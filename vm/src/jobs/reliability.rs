@@ -20,6 +20,7 @@ pub fn reliability(opts: &RunOptions, json: Option<&Path>) -> anyhow::Result<boo
         let mut report = guest_report::<ReliabilityReport>(run.result(), run.status, |r| &mut r.errors)
             .map_err(|e| anyhow::anyhow!("{release}: {e}"))?;
         report.release = release.to_string();
+        report.image = Some(run.image.clone());
         passed &= print_outcome(&report.table(), &report.failures());
         reports.push(report);
     }
