@@ -127,7 +127,16 @@ fn merge_release(release: &str, mut parts: Vec<Report>, catalogue: &[String]) ->
         return Err(MergeError::Missing { release, missing, have });
     }
     let first = parts[0].guest.clone();
-    let described = |g: &crate::contract::GuestInfo| format!("systemd {}, kernel {}", g.systemd, g.kernel);
+    // The same systemd and kernel, and, where the image is named, the same
+    // builds of what a sandbox goes through (two machines may build sid on
+    // different days).
+    let described = |g: &crate::contract::GuestInfo| {
+        let mut text = format!("systemd {}, kernel {}", g.systemd, g.kernel);
+        if let Some(image) = &g.image {
+            text += &format!(" ({})", image.packages.join(" "));
+        }
+        text
+    };
     for part in &parts[1..] {
         if described(&part.guest) != described(&first) {
             return Err(MergeError::OtherGuest {
@@ -248,6 +257,18 @@ mod tests {
         let mut other = p(2, 2);
         other.guest.kernel = "6.12.0".into();
         assert!(refused(vec![p(1, 2), other]).contains("shard 2/2 ran on systemd 252, kernel 6.12.0"));
+        let image = |systemd: &str| crate::contract::ImageInfo {
+            packages: vec![format!("systemd={systemd}")],
+            ..Default::default()
+        };
+        let (mut first, mut second) = (p(1, 2), p(2, 2));
+        first.guest.image = Some(image("262.1-1"));
+        second.guest.image = Some(image("262.2-1"));
+        assert!(refused(vec![first.clone(), second.clone()])
+            .contains("(systemd=262.2-1); shard 1 on systemd 252"));
+        second.guest.image =
+            Some(crate::contract::ImageInfo { built: "another day".into(), ..image("262.1-1") });
+        assert!(merge(vec![first, second], &catalogue).is_ok(), "the same packages, built on another day");
         // The same attempt from two parts: a part of another catalogue.
         let mut overlapping = p(2, 2);
         overlapping.results.push(p(1, 2).results[0].clone());
