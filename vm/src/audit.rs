@@ -202,6 +202,12 @@ pub struct Fix {
     /// Directives each of which holds it on its own with every other
     /// directive removed: any one of them closes it.
     pub any_of: Vec<String>,
+    /// The whole line in that unit behind a label that names it by its
+    /// first word (`TemporaryFileSystem=/var:ro` is the line `/var:ro
+    /// /srv:ro ... /dev/shm:ro`): the map removed the whole line, and
+    /// advice must be what the reader writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
 }
 
 /// The audit of one unit on one release.
@@ -365,7 +371,15 @@ impl Fix {
         if !self.any_of.is_empty() {
             parts.push(format!("any one of {}", self.any_of.join(", ")));
         }
-        let mut advice = format!("{} (measured in {})", parts.join("; or "), self.unit);
+        let mut advice = match self.lines.as_slice() {
+            [] => format!("{} (measured in {})", parts.join("; or "), self.unit),
+            lines => format!(
+                "{} (measured in {}, where that is the line {})",
+                parts.join("; or "),
+                self.unit,
+                lines.join(", and the line ")
+            ),
+        };
         if self.alone.iter().chain(&self.any_of).any(|d| d == LOCKDOWN) {
             advice += &format!("; {LOCKDOWN} works in sandkasten's servers only, any other program gets it as ExecStart={LOCKDOWN_WRAPPER} PROGRAM ARGS...");
         }
@@ -387,18 +401,29 @@ pub(crate) fn shorten(text: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
+/// What the repository knows of the reference units, which an audit
+/// compares a unit with: their ablation maps and enforcement reports (any
+/// release; each report takes its own release's), and the units
+/// themselves, whose lines an escape's fix spells out.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed<'a> {
+    /// `units/ablation/*.json`.
+    pub maps: &'a [AblationMap],
+    /// `units/enforcement/*.json`.
+    pub enforcement: &'a [EnforcementReport],
+    /// The reference units the maps measured.
+    pub references: &'a [Reference],
+}
+
 /// The reports of every audited unit from the guest's output for `staged`.
-/// `maps` and `enforcement` are the committed measurements (any release;
-/// each report takes its own release's).
 pub fn evaluate(
     staged: &passes::Staged,
     units: &[Audited],
     output: &str,
-    release: &str,
-    accel: &str,
-    maps: &[AblationMap],
-    enforcement: &[EnforcementReport],
+    (release, accel): (&str, &str),
+    committed: Committed,
 ) -> Vec<AuditReport> {
+    let Committed { maps, enforcement, references } = committed;
     let plan: &Plan = &staged.plan;
     let answered = answer(plan, output);
     let report = matrix::from_answer(plan, &staged.roles, &answered, accel);
@@ -452,7 +477,8 @@ pub fn evaluate(
                 } else {
                     Finding::from(r.verdict)
                 };
-                let fix = (verdict == Finding::Escaped).then(|| fix_for(&maps, &r.attempt)).flatten();
+                let fix =
+                    (verdict == Finding::Escaped).then(|| fix_for(&maps, references, &r.attempt)).flatten();
                 Row {
                     attempt: r.attempt.clone(),
                     goal: r.goal.clone(),
@@ -519,22 +545,44 @@ fn start_failure_hint(failures: &[String]) -> Option<&'static str> {
 }
 
 /// What closes `attempt`: the first map (in the reference units' order)
-/// in which it is held, alone or by layers.
-fn fix_for(maps: &[&AblationMap], attempt: &str) -> Option<Fix> {
+/// in which it is held, alone or by layers, with the whole lines behind
+/// its labels from `references`.
+fn fix_for(maps: &[&AblationMap], references: &[Reference], attempt: &str) -> Option<Fix> {
     let mut ordered: Vec<&&AblationMap> = maps.iter().collect();
     ordered.sort_by_key(|m| passes::REFERENCE_UNITS.iter().position(|u| *u == m.unit).unwrap_or(usize::MAX));
-    ordered.iter().find_map(|map| {
+    let mut fix = ordered.iter().find_map(|map| {
         let row = map.attempts.iter().find(|a| a.attempt == attempt)?;
-        match row.status.as_str() {
-            "held" => Some(Fix { unit: map.unit.clone(), alone: row.alone.clone(), any_of: Vec::new() }),
-            "layers" => Some(Fix {
-                unit: map.unit.clone(),
-                alone: Vec::new(),
-                any_of: row.together.clone().unwrap_or_default(),
-            }),
-            _ => None,
-        }
-    })
+        let (alone, any_of) = match row.status.as_str() {
+            "held" => (row.alone.clone(), Vec::new()),
+            "layers" => (Vec::new(), row.together.clone().unwrap_or_default()),
+            _ => return None,
+        };
+        Some(Fix { unit: map.unit.clone(), alone, any_of, lines: Vec::new() })
+    })?;
+    if let Some(reference) = references.iter().find(|r| r.name == fix.unit) {
+        let labels: Vec<String> = fix.alone.iter().chain(&fix.any_of).cloned().collect();
+        fix.lines = whole_lines(reference, &labels);
+    }
+    Some(fix)
+}
+
+/// The lines of `reference` that `labels` name by their first word (a key
+/// with several lines: `TemporaryFileSystem=/var:ro`), written out whole.
+fn whole_lines(reference: &Reference, labels: &[String]) -> Vec<String> {
+    let entries: Vec<(usize, &str, &str)> = reference.service.entries("Service").collect();
+    reference
+        .directives_labelled(labels)
+        .iter()
+        .flat_map(|directive| directive.lines.iter().map(move |line| (directive, line)))
+        .filter_map(|(directive, (file, index))| {
+            let (_, key, value) =
+                entries.iter().find(|(i, _, _)| i == index && *file == crate::variant::In::Service)?;
+            let first = value.split_whitespace().next()?;
+            let abbreviated =
+                directive.label == format!("{key}={first}") && value.split_whitespace().nth(1).is_some();
+            abbreviated.then(|| format!("{key}={value}"))
+        })
+        .collect()
 }
 
 /// The unit's directives among those measured as silently ignored, by key
@@ -559,6 +607,9 @@ fn not_enforced(reference: &Reference, ignored: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// No maps, reports or reference units.
+    const NOTHING_COMMITTED: Committed = Committed { maps: &[], enforcement: &[], references: &[] };
+
     fn unit(text: &str) -> UnitFile {
         UnitFile::parse(text).unwrap()
     }
@@ -572,11 +623,17 @@ mod tests {
             unit: "u.service".into(),
             alone: vec![],
             any_of: vec!["ProtectSystem=".into(), LOCKDOWN.into()],
+            lines: vec![],
         };
         assert!(fix.advice().ends_with(
             "any other program gets it as ExecStart=/usr/libexec/sandkasten/sandkasten-lockdown PROGRAM ARGS..."
         ));
-        let fix = Fix { unit: "u.service".into(), alone: vec!["PrivateNetwork=".into()], any_of: vec![] };
+        let fix = Fix {
+            unit: "u.service".into(),
+            alone: vec!["PrivateNetwork=".into()],
+            any_of: vec![],
+            lines: vec![],
+        };
         assert_eq!(fix.advice(), "PrivateNetwork= (measured in u.service)");
     }
 
@@ -610,13 +667,49 @@ mod tests {
         };
         let echo = map("sandkasten-echo.service", "held", &["PrivateNetwork="], None);
         let http = map("sandkasten-http.service", "layers", &[], Some(&["A=", "B="]));
-        let fix = fix_for(&[&echo, &http], "a.b").unwrap();
+        let fix = fix_for(&[&echo, &http], &[], "a.b").unwrap();
         assert_eq!(fix.unit, "sandkasten-http.service", "http's map comes first");
         assert_eq!(fix.any_of, ["A=", "B="]);
         assert_eq!(fix.advice(), "any one of A=, B= (measured in sandkasten-http.service)");
         let na = map("sandkasten-http.service", "not-applicable", &[], None);
-        assert_eq!(fix_for(&[&na, &echo], "a.b").unwrap().alone, ["PrivateNetwork="]);
-        assert_eq!(fix_for(&[&na], "a.b"), None);
+        assert_eq!(fix_for(&[&na, &echo], &[], "a.b").unwrap().alone, ["PrivateNetwork="]);
+        assert_eq!(fix_for(&[&na], &[], "a.b"), None);
+    }
+
+    /// A label that names one line of several by its first word is advice
+    /// only with the whole line: the map removed `/var:ro` and `/dev/shm:ro`
+    /// together, and `/var:ro` alone would leave /dev/shm shared.
+    #[test]
+    fn a_fix_spells_out_a_line_its_label_names_by_the_first_word() {
+        use crate::ablation::AttemptHolders;
+        let reference = Reference {
+            name: "u.service".into(),
+            service: unit("[Service]\nExecStart=/x\nTemporaryFileSystem=/run:ro\nTemporaryFileSystem=/var:ro /dev/shm:ro\nPrivateNetwork=yes\nSystemCallFilter=read write\n"),
+            socket: None,
+        };
+        let held_by = |alone: &[&str]| AblationMap {
+            unit: "u.service".into(),
+            attempts: vec![AttemptHolders {
+                attempt: "fs.shm-shared".into(),
+                status: "held".into(),
+                alone: alone.iter().map(|s| (*s).to_owned()).collect(),
+                ..AttemptHolders::default()
+            }],
+            ..AblationMap::default()
+        };
+        let map = held_by(&["TemporaryFileSystem=/var:ro"]);
+        let fix = fix_for(&[&map], std::slice::from_ref(&reference), "fs.shm-shared").unwrap();
+        assert_eq!(fix.lines, ["TemporaryFileSystem=/var:ro /dev/shm:ro"]);
+        assert_eq!(
+            fix.advice(),
+            "TemporaryFileSystem=/var:ro (measured in u.service, where that is the line TemporaryFileSystem=/var:ro /dev/shm:ro)"
+        );
+        // A label that is its whole line, or names no line by a word of it, stays as it is.
+        for label in ["TemporaryFileSystem=/run:ro", "PrivateNetwork=", "SystemCallFilter= (allow-list)"] {
+            let map = held_by(&[label]);
+            let fix = fix_for(&[&map], std::slice::from_ref(&reference), "fs.shm-shared").unwrap();
+            assert!(fix.lines.is_empty(), "{label}: {:?}", fix.lines);
+        }
     }
 
     #[test]
@@ -695,17 +788,19 @@ mod tests {
             ]);
             lines.join("\n")
         };
-        let broken = &evaluate(&staged, &units, &lines(Some(false)), "bookworm", "tcg", &[], &[])[0];
+        let broken =
+            &evaluate(&staged, &units, &lines(Some(false)), ("bookworm", "tcg"), NOTHING_COMMITTED)[0];
         assert!(
             broken.failures.iter().any(|f| f.starts_with("the program does not serve")),
             "{:?}",
             broken.failures
         );
         assert!(broken.text().contains("THE PROGRAM DOES NOT SERVE IN THIS SANDBOX"), "{}", broken.text());
-        let serving = &evaluate(&staged, &units, &lines(Some(true)), "bookworm", "tcg", &[], &[])[0];
+        let serving =
+            &evaluate(&staged, &units, &lines(Some(true)), ("bookworm", "tcg"), NOTHING_COMMITTED)[0];
         assert!(serving.failures.is_empty(), "{:?}", serving.failures);
         assert!(serving.text().contains("the program serves in this sandbox"));
-        let silent = &evaluate(&staged, &units, &lines(None), "bookworm", "tcg", &[], &[])[0];
+        let silent = &evaluate(&staged, &units, &lines(None), ("bookworm", "tcg"), NOTHING_COMMITTED)[0];
         assert!(
             silent.failures.contains(&"the program's check never answered".to_owned()),
             "{:?}",
@@ -766,7 +861,8 @@ mod tests {
             }],
             ..AblationMap::default()
         };
-        let reports = evaluate(&staged, &units, &output, "bookworm", "tcg", &[map], &[]);
+        let committed = Committed { maps: &[map], ..NOTHING_COMMITTED };
+        let reports = evaluate(&staged, &units, &output, ("bookworm", "tcg"), committed);
         let r = &reports[0];
         assert!(r.failures.is_empty(), "{:?}", r.failures);
         assert_eq!(r.exposure, Some(9.6));
@@ -781,7 +877,8 @@ mod tests {
         assert!(r.rows[1].fix.is_none(), "no map holds b.fs: no cause is made up");
         assert!(r.text().contains("no reference unit holds it (measured)"));
         // A unit that never reported is incomplete, not clean.
-        let gap = evaluate(&staged, &units, &pass("control", &all, &[]), "bookworm", "tcg", &[], &[]);
+        let gap =
+            evaluate(&staged, &units, &pass("control", &all, &[]), ("bookworm", "tcg"), NOTHING_COMMITTED);
         assert!(gap[0].failures.iter().any(|f| f.contains("never reported")), "{:?}", gap[0].failures);
         assert!(gap[0].failures.iter().any(|f| f.contains("no exposure score")), "{:?}", gap[0].failures);
         assert!(gap[0].text().contains("THE AUDIT IS INCOMPLETE"));

@@ -702,6 +702,7 @@ mod why_tests {
             unit: "sandkasten-http.service".into(),
             alone: alone.iter().map(|s| (*s).to_owned()).collect(),
             any_of: any.iter().map(|s| (*s).to_owned()).collect(),
+            lines: Vec::new(),
         };
         let dropped = outcome.why_left(
             &variant,

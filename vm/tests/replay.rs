@@ -103,15 +103,15 @@ fn render(dir: &Path) -> Vec<(&'static str, String)> {
             let committed = units().join("enforcement").join(format!("{release}.json"));
             let enforcement: enforcement::EnforcementReport =
                 serde_json::from_str(&std::fs::read_to_string(committed).unwrap()).unwrap();
-            let audits = audit::evaluate(
-                &staged,
-                &steps,
-                &read(dir, "answer.txt"),
-                &release,
-                "tcg",
-                &ablation_maps(),
-                &[enforcement],
-            );
+            let maps = ablation_maps();
+            let references: Vec<passes::Reference> = passes::REFERENCE_UNITS
+                .iter()
+                .map(|name| passes::load_reference(&units(), name).unwrap())
+                .collect();
+            let committed =
+                audit::Committed { maps: &maps, enforcement: &[enforcement], references: &references };
+            let audits =
+                audit::evaluate(&staged, &steps, &read(dir, "answer.txt"), (&release, "tcg"), committed);
             let texts: String = audits.iter().map(|a| a.text() + "\n").collect();
             let measured = lab::LabReport::from_audits(&audits.iter().collect::<Vec<_>>());
             vec![("audits.txt", texts), ("lab.txt", measured.text()), ("lab.json", json(&measured))]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{
-    ablation_maps, all_attempts, build, check_or_write, committed_enforcement, run_plan, stage, write_json,
-    RunOptions,
+    ablation_maps, all_attempts, build, check_or_write, committed_enforcement, references_in, run_plan,
+    stage, write_json, RunOptions,
 };
 use crate::audit::{self, AuditReport, Audited};
 use crate::guest::print_progress;
@@ -341,19 +341,19 @@ pub(super) fn run_audits(
     payload::stage_installs(dir.path(), &installs)?;
     let units_dir = payload::workspace_root().join("units");
     let maps = ablation_maps(&units_dir).unwrap_or_default();
+    let references = references_in(&units_dir).unwrap_or_default();
     let mut reports = Vec::new();
     for &release in &opts.releases {
         let enforcement: Vec<_> = committed_enforcement(&units_dir, release)?.into_iter().collect();
         let run = run_plan(opts, release, dir.path(), "audit")?;
         let output = String::from_utf8_lossy(run.result());
+        let committed = audit::Committed { maps: &maps, enforcement: &enforcement, references: &references };
         let mut of_release = audit::evaluate(
             &staged,
             units,
             &output,
-            &release.to_string(),
-            &run.accel.to_string(),
-            &maps,
-            &enforcement,
+            (&release.to_string(), &run.accel.to_string()),
+            committed,
         );
         if run.status != 0 {
             for report in &mut of_release {
@@ -407,7 +407,9 @@ pub(super) fn audits_on_host(
             _ => None,
         })
         .unwrap_or_else(|| "host".to_owned());
-    let reports = audit::evaluate(&staged, units, &output, &release, "host", &maps, &[]);
+    let references = references_in(units_dir).unwrap_or_default();
+    let committed = audit::Committed { maps: &maps, enforcement: &[], references: &references };
+    let reports = audit::evaluate(&staged, units, &output, (&release, "host"), committed);
     eprintln!(
         "sandkasten-vm: audit of {} unit(s) on this host took {:.0} s ({} attempts in each unit)",
         units.len(),
