@@ -409,6 +409,7 @@ impl Image {
                 .filter(|p| SANDBOX_PACKAGES.iter().any(|prefix| p.starts_with(prefix)))
                 .cloned()
                 .collect(),
+            systemd_build: None,
         }
     }
 

@@ -29,6 +29,8 @@
 //!   answers with, typed once for both sides (its own crate).
 //! - [`passes`] and [`variant`]: which probe passes a matrix or an ablation
 //!   runs, and the units they run in, generated from the reference units.
+//! - [`systemd_build`]: a systemd under test (`--systemd DIR`), installed
+//!   over the release's own.
 //! - [`inside`]: the guest side (`sandkasten-vm guest JOB`; its own crate).
 //! - [`host_mode`]: the guest side's plan carried out on this machine
 //!   (`enforce --host`).
@@ -76,6 +78,7 @@ pub mod release;
 pub mod release_diff;
 pub mod reliability;
 pub mod shard;
+pub mod systemd_build;
 pub mod variant;
 
 pub use accel::{Accel, AccelRequest};

@@ -15,6 +15,7 @@ use sandkasten_vm::jobs::{
 };
 use sandkasten_vm::payload;
 use sandkasten_vm::shard::Shard;
+use sandkasten_vm::systemd_build::SystemdDebs;
 use sandkasten_vm::{
     AccelRequest, Config, CpuModel, Guest, Image, InitrdKind, Recipe, Release, Releases, EXIT_HARNESS_FAILURE,
 };
@@ -228,7 +229,7 @@ enum Cmd {
         /// The test units are runtime units, removed at the end; the
         /// attempts are built to change nothing (invalid arguments, current
         /// values, markers removed).
-        #[arg(long, conflicts_with = "check")]
+        #[arg(long, conflicts_with_all = ["check", "systemd"])]
         host: bool,
         /// The reference units and their ablation maps [default: the
         /// workspace's units/].
@@ -334,7 +335,7 @@ struct HostArgs {
     /// installed here. The service is stopped while the run starts its own
     /// copies, and started again after; everything the run writes
     /// (runtime units, drop-ins) is removed at the end and on Ctrl-C.
-    #[arg(long, conflicts_with = "release")]
+    #[arg(long, conflicts_with_all = ["release", "systemd"])]
     host: bool,
     /// The reference units and their ablation maps [default: the
     /// workspace's units/].
@@ -433,6 +434,14 @@ struct MatrixArgs {
     /// [default: 30 under KVM, 60 under TCG].
     #[arg(long, env = "SANDKASTEN_VM_BOOT_DEADLINE")]
     boot_deadline: Option<f64>,
+    /// A systemd under test: every Debian package in DIR (a local build,
+    /// a backport) is installed in the guest over the release's own before
+    /// systemd starts; the reports name the build. DIR needs every package
+    /// of the systemd source the image has (bookworm: systemd,
+    /// systemd-sysv, libsystemd0, libsystemd-shared, libudev1, udev) and
+    /// what the new version adds.
+    #[arg(long, value_name = "DIR")]
+    systemd: Option<PathBuf>,
 }
 
 /// Where a matrix's reports go besides the terminal.
@@ -536,45 +545,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let status = guest.shell(&config)?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_HARNESS_FAILURE) })
         }
-        Cmd::Matrix { boot, shard, outputs } => exit(jobs::matrix(&boot.options(), shard, outputs.outputs())),
+        Cmd::Matrix { boot, shard, outputs } => {
+            exit(jobs::matrix(&boot.options()?, shard, outputs.outputs()))
+        }
         Cmd::Merge { reports, outputs } => exit(jobs::merge(&reports, outputs.outputs())),
+        Cmd::Ablate { boot, out: None, check: false, redraw: false, .. } if boot.systemd.is_some() => {
+            the_committed_measurement_is_the_releases("ablate", "--check or --out DIR")
+        }
+        Cmd::Lab { boot, check: false, redraw: false } if boot.systemd.is_some() => {
+            the_committed_measurement_is_the_releases("lab", "--check")
+        }
         Cmd::Ablate { boot, units, out, check, redraw } => {
             let out = out.unwrap_or_else(|| payload::workspace_root().join("units/ablation"));
             exit(if redraw {
                 jobs::redraw_maps(&out)
             } else {
-                jobs::ablate(&boot.options(), &units, &out, check)
+                jobs::ablate(&boot.options()?, &units, &out, check)
             })
         }
         Cmd::Enforce { boot, check, host, units, json } => {
             let units = units.unwrap_or_else(|| payload::workspace_root().join("units"));
-            exit(jobs::enforce(&boot.options(), &units, check, host, json.as_deref()))
+            exit(jobs::enforce(&boot.options()?, &units, check, host, json.as_deref()))
         }
         Cmd::Audit { unit, boot, json, check, host } => {
             let (unit, packages) = unit.split();
-            let mut options = boot.options();
+            let mut options = boot.options()?;
             options.packages = packages;
             let HostArgs { host, units } = host;
             exit(jobs::audit(&options, &AuditRequest { unit, json, check, host, units }))
         }
         Cmd::Harden { unit, boot, check, out, no_socket, json, host } => {
             let (unit, packages) = unit.split();
-            let mut options = boot.options();
+            let mut options = boot.options()?;
             options.packages = packages;
             let HostArgs { host, units } = host;
             exit(jobs::harden(&options, &HardenRequest { unit, check, out, json, no_socket, host, units }))
         }
         Cmd::Lab { redraw: true, .. } => exit(jobs::redraw_lab()),
         Cmd::Lab { boot, check, .. } => {
-            let mut options = boot.options();
+            let mut options = boot.options()?;
             if boot.release.is_none() {
                 options.releases = sandkasten_vm::lab::RELEASES.to_vec();
             }
             exit(jobs::lab(&options, check))
         }
-        Cmd::Reliability { boot, json } => exit(jobs::reliability(&boot.options(), json.as_deref())),
+        Cmd::Reliability { boot, json } => exit(jobs::reliability(&boot.options()?, json.as_deref())),
         Cmd::Bench { boot, json, settings } => {
-            exit(jobs::bench(&boot.options(), settings.settings(), json.as_deref()))
+            exit(jobs::bench(&boot.options()?, settings.settings(), json.as_deref()))
         }
         Cmd::Guest { job } => Ok(ExitCode::from(sandkasten_vm::inside::run(&job) as u8)),
         Cmd::Exec { boot, timeout, boot_deadline, timings, unit, yours, command } => {
@@ -597,16 +614,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 impl MatrixArgs {
-    fn options(&self) -> RunOptions {
-        RunOptions {
+    /// The options of a run; a `--systemd` directory is read here, before
+    /// anything is built.
+    fn options(&self) -> anyhow::Result<RunOptions> {
+        Ok(RunOptions {
             releases: self.release.as_ref().map_or(vec![Release::Bookworm], Releases::list),
             cache_dir: self.cache_dir.clone(),
             accel: self.accel,
             timeout: self.timeout.map(Duration::from_secs_f64),
             boot_deadline: self.boot_deadline.map(Duration::from_secs_f64),
             packages: Vec::new(),
-        }
+            systemd: self.systemd.as_deref().map(SystemdDebs::read).transpose()?,
+        })
     }
+}
+
+/// A usage error (exit 2): `--systemd` with a job that would write its
+/// measurement over the committed one, which is the release's own systemd's.
+fn the_committed_measurement_is_the_releases(job: &str, instead: &str) -> ! {
+    use clap::CommandFactory;
+    Cli::command()
+        .error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "{job} --systemd would write a systemd under test's measurement over the release's own \
+                 (units/); give {instead}"
+            ),
+        )
+        .exit()
 }
 
 /// A job's answer as an exit status: 0 when it passed, 1 when not.

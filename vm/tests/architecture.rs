@@ -93,7 +93,7 @@ fn reachable(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet
 const LAYERS: [&[&str]; 5] = [
     &["error", "process", "release", "machine"],
     &["initrd", "image", "qemu", "accel", "progress", "guest"],
-    &["variant", "passes", "payload"],
+    &["variant", "passes", "payload", "systemd_build"],
     &[
         "matrix",
         "shard",

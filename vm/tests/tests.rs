@@ -12,6 +12,8 @@ mod guest;
 mod harden;
 // The probe's host tests again inside the bookworm guest (kernel 6.1).
 mod probe_in_guest;
+// A systemd under test (--systemd DIR): bookworm-backports' over bookworm's (TCG, minutes).
+mod systemd_build;
 // `sandkasten-vm bench` in a real guest (TCG, about a minute).
 mod bench;
 // The catalogue against the measured ablation maps (units/ablation/): no guest.

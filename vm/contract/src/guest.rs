@@ -33,8 +33,25 @@ pub struct ImageInfo {
     /// Its recipe hash (the tail of its cache directory's name).
     pub recipe: String,
     /// The packages a sandbox goes through, `name=version`: the kernel,
-    /// systemd and the libraries it sandboxes with.
+    /// systemd and the libraries it sandboxes with, as the image has them.
     pub packages: Vec<String>,
+    /// The systemd build installed over the image's own before systemd
+    /// started (`--systemd DIR`); absent when the image's own ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_build: Option<SystemdBuild>,
+}
+
+/// A systemd under test: Debian packages of a build (a local one, a
+/// backport) that replace the release's own in the guest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SystemdBuild {
+    /// The directory they came from, as given.
+    pub from: String,
+    /// Its packages, `name=version`.
+    pub packages: Vec<String>,
+    /// SHA-256 over the package files in name order (16 hex digits): two
+    /// builds of one version differ here.
+    pub sha256: String,
 }
 
 /// One functional check.

@@ -26,7 +26,7 @@ pub mod paths;
 pub mod reference;
 pub mod reliability;
 
-pub use guest::{Functional, GuestInfo, ImageInfo};
+pub use guest::{Functional, GuestInfo, ImageInfo, SystemdBuild};
 pub use job::GuestJob;
 pub use paths::OUTPUT_DIR;
 

@@ -529,6 +529,7 @@ mod tests {
             timeout: None,
             boot_deadline: None,
             packages: Vec::new(),
+            systemd: None,
         };
         let err = unit(PathBuf::from("nginx.service")).load_for(&opts, Release::Bookworm).err().unwrap();
         assert!(err.to_string().contains("--package"), "{err}");

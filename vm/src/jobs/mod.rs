@@ -39,6 +39,7 @@ pub use matrix::{matrix, merge, Outputs};
 pub use reliability::reliability;
 
 use crate::guest::print_progress;
+use crate::systemd_build::SystemdDebs;
 use crate::{ablation, enforcement, passes, payload};
 use crate::{AccelRequest, Config, Event, Guest, Release};
 
@@ -58,6 +59,8 @@ pub struct RunOptions {
     pub boot_deadline: Option<Duration>,
     /// Debian packages the guest needs beyond the recipe's (`--package`).
     pub packages: Vec<String>,
+    /// A systemd under test, installed over the release's own (`--systemd`).
+    pub systemd: Option<SystemdDebs>,
 }
 
 /// Builds the servers, the probe and this harness (its guest side), and the
@@ -214,6 +217,10 @@ fn committed_enforcement(
     read_json(&path, "an enforcement report").map(Some)
 }
 
+/// What the guest's initrd says when dpkg refused the payload's packages
+/// (`vm/guest/initrd/init`).
+const DPKG_FAILED: &str = "initrd: dpkg --install failed";
+
 /// Every attempt of the probe's catalogue.
 fn all_attempts() -> Vec<String> {
     sandkasten_probe::catalogue::ATTEMPTS.iter().map(|a| a.id.to_owned()).collect()
@@ -231,6 +238,16 @@ fn run_plan(opts: &RunOptions, release: Release, dir: &Path, what: &str) -> anyh
     // Passes run side by side, and each may fill its MemoryMax=.
     config.memory_mib = 2048;
     let guest = Guest::prepare(&config, &mut print_progress)?;
+    if let Some(debs) = &opts.systemd {
+        debs.stage(dir)?;
+        config.boot_deadline = opts.boot_deadline.or(Some(crate::systemd_build::BOOT_DEADLINE));
+        eprintln!(
+            "sandkasten-vm: systemd {} from {} (sha256 {}) goes in over the image's own",
+            debs.version(),
+            debs.build.from,
+            debs.build.sha256
+        );
+    }
     config.timeout = Some(match opts.timeout {
         Some(timeout) => timeout,
         None => guest.accel().default_timeout() * 3,
@@ -243,11 +260,13 @@ fn run_plan(opts: &RunOptions, release: Release, dir: &Path, what: &str) -> anyh
         Event::Stdout(_) => {}
         other => print_progress(other),
     };
-    let run = match guest.run(&config, &mut progress) {
+    let mut run = match guest.run(&config, &mut progress) {
         // Root passes make the guest kernel patch its own text (static
         // keys); under TCG that has crashed it. Said loudly, tried once more.
+        // (Not when the initrd's dpkg refused the packages: that is the
+        // same on every boot.)
         Err(crate::Error::NoResult { console_log, console_tail })
-            if console_tail.contains("Kernel panic") =>
+            if console_tail.contains("Kernel panic") && !console_tail.contains(DPKG_FAILED) =>
         {
             eprintln!(
                 "sandkasten-vm: the guest kernel panicked ({}); booting once more",
@@ -255,8 +274,19 @@ fn run_plan(opts: &RunOptions, release: Release, dir: &Path, what: &str) -> anyh
             );
             guest.run(&config, &mut progress)?
         }
+        Err(crate::Error::NoResult { console_tail, .. }) if console_tail.contains(DPKG_FAILED) => {
+            anyhow::bail!(
+                "the guest could not install the payload's packages{}:\n{console_tail}",
+                if opts.systemd.is_some() {
+                    " (--systemd's among them: does its directory hold every package of the systemd source the image has, in one version?)"
+                } else {
+                    ""
+                }
+            )
+        }
         other => other?,
     };
+    run.image.systemd_build = opts.systemd.as_ref().map(|debs| debs.build.clone());
     eprintln!(
         "sandkasten-vm: {release:?}: guest ready {:.1} s after qemu start, plan ran {:.1} s; console log {}",
         run.timings.to_script_start.as_secs_f64(),
