@@ -41,12 +41,16 @@ need_rust() {
 
 # need_vm_packages: what sandkasten-vm needs on the host: qemu (with qboot
 # from qemu-system-data), mmdebstrap for the guest image, mkfs.ext4 for the
-# per-run disks, zstd/xz to unpack the guest kernel's modules, and cargo-deb
+# per-run disks, zstd/xz to unpack the guest kernel's modules, Debian's
+# archive keyring, and cargo-deb
 # for the packages every guest installs.
 need_vm_packages() {
     need_packages qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs \
         zstd:zstd xz:xz-utils
     [ -f /usr/share/qemu/qboot.rom ] || need_packages __qboot__:qemu-system-data
+    # Debian's archive key: the image build and the --systemd guest test
+    # fetch from Debian's archive (an Ubuntu host lacks it).
+    [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need_packages __keyring__:debian-archive-keyring
     need_cargo_deb
 }
 

@@ -574,9 +574,9 @@ fn whole_lines(reference: &Reference, labels: &[String]) -> Vec<String> {
         .directives_labelled(labels)
         .iter()
         .flat_map(|directive| directive.lines.iter().map(move |line| (directive, line)))
-        .filter_map(|(directive, (file, index))| {
-            let (_, key, value) =
-                entries.iter().find(|(i, _, _)| i == index && *file == crate::variant::In::Service)?;
+        .filter(|(_, (file, _))| *file == crate::variant::In::Service)
+        .filter_map(|(directive, (_, index))| {
+            let (_, key, value) = entries.iter().find(|(i, _, _)| i == index)?;
             let first = value.split_whitespace().next()?;
             let abbreviated =
                 directive.label == format!("{key}={first}") && value.split_whitespace().nth(1).is_some();
